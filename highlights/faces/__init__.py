@@ -1,0 +1,1 @@
+"""Stage 3: faces in each sampled frame, child or adult, and how much each smiles."""
