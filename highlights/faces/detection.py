@@ -1,0 +1,105 @@
+"""Face detection with facenet-pytorch's MTCNN, batched, at a reduced detection resolution.
+
+Detection cost is dominated by MTCNN's image pyramid, so frames are shrunk to at most
+``DetectionOptions.max_side`` pixels on their longer side before detection and the boxes are
+mapped back to the original frame. The defaults come from ``bench/detection.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from highlights.faces import _torchvision_shim
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    max_side: int = 480
+    """Frames are downscaled so the longer side is at most this many pixels (0: never)."""
+    min_face_size: int = 20
+    """Smallest face MTCNN looks for, in pixels of the downscaled frame."""
+    min_probability: float = 0.90
+    """Faces MTCNN is less sure of are dropped."""
+    batch_size: int = 16
+    """Same-size frames detected per MTCNN call."""
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    """MTCNN's P-, R- and O-net thresholds (its defaults)."""
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Faces found in one image: ``boxes`` ``(N, 4)`` x1, y1, x2, y2 in the image's own pixels,
+    ``probs`` ``(N,)`` MTCNN's face probability; largest face first."""
+
+    boxes: np.ndarray
+    probs: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+
+class FaceDetector:
+    """MTCNN on CPU, loaded once (its weights ship inside the facenet-pytorch wheel).
+
+    >>> detector = FaceDetector()
+    >>> [faces] = detector.detect([rgb_image])  # doctest: +SKIP
+    >>> faces.boxes, faces.probs  # doctest: +SKIP
+    """
+
+    def __init__(self, options: DetectionOptions | None = None) -> None:
+        self.options = options or DetectionOptions()
+        _torchvision_shim.install()
+        from facenet_pytorch import MTCNN
+
+        self._mtcnn = MTCNN(
+            keep_all=True,
+            select_largest=True,
+            min_face_size=self.options.min_face_size,
+            thresholds=list(self.options.thresholds),
+            post_process=False,
+            device=torch.device("cpu"),
+        )
+
+    def _shrink(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        height, width = image.shape[:2]
+        longest = max(height, width)
+        max_side = self.options.max_side
+        if not max_side or longest <= max_side:
+            return image, 1.0
+        scale = max_side / longest
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Faces in each RGB uint8 image (any sizes; same-size images are batched together)."""
+        results: list[Detections | None] = [None] * len(images)
+        shrunk = [self._shrink(np.ascontiguousarray(image[:, :, :3])) for image in images]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, (small, _) in enumerate(shrunk):
+            by_shape.setdefault(small.shape, []).append(index)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), self.options.batch_size):
+                chunk = indices[start : start + self.options.batch_size]
+                batch = np.stack([shrunk[i][0] for i in chunk])
+                with torch.inference_mode():
+                    boxes, probs = self._mtcnn.detect(batch)
+                for i, image_boxes, image_probs in zip(chunk, boxes, probs):
+                    results[i] = self._to_detections(image_boxes, image_probs, shrunk[i][1])
+        return [r if r is not None else Detections.empty() for r in results]
+
+    def _to_detections(self, boxes, probs, scale: float) -> Detections:
+        if boxes is None or len(boxes) == 0:
+            return Detections.empty()
+        boxes = np.asarray(boxes, dtype=np.float32) / scale
+        probs = np.asarray(probs, dtype=np.float32)
+        keep = probs >= self.options.min_probability
+        return Detections(boxes[keep], probs[keep])
