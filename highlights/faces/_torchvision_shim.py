@@ -20,26 +20,29 @@ import torch
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """Greedy non-maximum suppression, same contract as ``torchvision.ops.nms``.
 
-    Boxes are ``(x1, y1, x2, y2)``; returns the indices kept, highest score first.
+    Boxes are ``(x1, y1, x2, y2)``; a box is dropped when its IoU with a kept, higher-scoring box
+    exceeds ``iou_threshold``. Returns the indices kept, highest score first. The loop runs in
+    NumPy: MTCNN calls this a dozen times per frame on a few hundred boxes, where per-op torch
+    overhead made a torch loop about 5x slower (about 20% of a full-HD detection).
     """
     if boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
-    x1, y1, x2, y2 = boxes.unbind(1)
+    coords = boxes.detach().cpu().numpy()
+    x1, y1, x2, y2 = coords.T
     areas = (x2 - x1) * (y2 - y1)
-    order = scores.argsort(descending=True)
+    order = np.argsort(-scores.detach().cpu().numpy(), kind="stable")
     keep = []
-    while order.numel() > 0:
+    while order.size > 0:
         i = order[0]
         keep.append(i)
-        if order.numel() == 1:
-            break
         rest = order[1:]
-        w = (torch.minimum(x2[i], x2[rest]) - torch.maximum(x1[i], x1[rest])).clamp(min=0)
-        h = (torch.minimum(y2[i], y2[rest]) - torch.maximum(y1[i], y1[rest])).clamp(min=0)
+        w = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0)
+        h = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0)
         inter = w * h
-        iou = inter / (areas[i] + areas[rest] - inter)
-        order = rest[iou <= iou_threshold]
-    return torch.stack(keep).to(torch.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = inter / (areas[i] + areas[rest] - inter)
+        order = rest[~(iou > iou_threshold)]  # NaN (two empty boxes) keeps, as torchvision does
+    return torch.as_tensor(np.asarray(keep, dtype=np.int64), device=boxes.device)
 
 
 def batched_nms(
@@ -54,14 +57,15 @@ def batched_nms(
 
 
 def to_tensor(pic) -> torch.Tensor:
-    """HWC image (PIL or ndarray) to a CHW float tensor, as ``torchvision.transforms.functional``."""
+    """HWC image (PIL or ndarray) to a CHW tensor, as ``torchvision.transforms.functional``:
+    uint8 becomes float in [0, 1], other dtypes keep theirs."""
     array = np.asarray(pic)
     if array.ndim == 2:
         array = array[:, :, None]
     tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
     if tensor.dtype == torch.uint8:
-        return tensor.float().div(255)
-    return tensor.float() if not tensor.is_floating_point() else tensor
+        return tensor.to(torch.get_default_dtype()).div(255)
+    return tensor
 
 
 def _real_torchvision_works() -> bool:

@@ -47,6 +47,29 @@ class Detections:
         return len(self.probs)
 
 
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """HxWx3 contiguous uint8 from an RGB, RGBA or gray uint8 image."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"face detection needs uint8 images, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim != 3 or image.shape[2] < 3:
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def _facenet_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("facenet-pytorch")
+    except PackageNotFoundError:  # pragma: no cover - vendored or source checkout
+        return "unknown"
+
+
 class FaceDetector:
     """MTCNN on CPU, loaded once (its weights ship inside the facenet-pytorch wheel).
 
@@ -79,10 +102,15 @@ class FaceDetector:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
+    @property
+    def version(self) -> str:
+        """Identifies what produced the boxes: library version, detection size, minimum face."""
+        return f"mtcnn-facenet-pytorch-{_facenet_version()}-{self.options.max_side}-{self.options.min_face_size}"
+
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """Faces in each RGB uint8 image (any sizes; same-size images are batched together)."""
+        """Faces in each RGB (or gray) uint8 image; any sizes, same-size images are batched together."""
         results: list[Detections | None] = [None] * len(images)
-        shrunk = [self._shrink(np.ascontiguousarray(image[:, :, :3])) for image in images]
+        shrunk = [self._shrink(_as_rgb(image)) for image in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, (small, _) in enumerate(shrunk):
             by_shape.setdefault(small.shape, []).append(index)

@@ -7,6 +7,8 @@ that a training crop is framed exactly like a crop cut from a lesson frame.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -58,12 +60,42 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 _clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILES)
 
 
+def resize_face(face: np.ndarray, size: int = MODEL_INPUT_SIZE) -> np.ndarray:
+    """Resize a square crop to ``size`` x ``size``: area averaging when shrinking, linear when growing."""
+    interpolation = cv2.INTER_AREA if face.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(face, (size, size), interpolation=interpolation)
+
+
 def normalise_face(face: np.ndarray, size: int = MODEL_INPUT_SIZE) -> np.ndarray:
-    """Square face crop (RGB or gray) -> grayscale, CLAHE, ``size`` x ``size`` uint8."""
+    """Square face crop (RGB or gray) -> grayscale, CLAHE, ``size`` x ``size`` uint8.
+
+    CLAHE runs at the crop's own resolution, before the resize (the order training used).
+    """
     gray = to_gray(face)
     equalised = _clahe.apply(np.ascontiguousarray(gray))
-    interpolation = cv2.INTER_AREA if equalised.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(equalised, (size, size), interpolation=interpolation)
+    return resize_face(equalised, size)
+
+
+def in_frame_region(
+    frame_shape: tuple[int, ...], box: Box, size: int = MODEL_INPUT_SIZE, scale: float = 1.0
+) -> tuple[int, int, int, int]:
+    """Rows and columns ``(top, bottom, left, right)`` of a ``size`` x ``size`` square crop that
+    come wholly from inside the frame (not from the black padding), end-exclusive.
+
+    A pixel that resizing blends from frame and padding is left out, so statistics over the
+    region (brightness, sharpness) see neither the black nor the artificial edge it makes.
+    """
+    left, top, right, bottom = square_box(box, scale)
+    height, width = frame_shape[:2]
+    factor = size / (right - left)
+
+    def span(start: int, end: int, limit: int) -> tuple[int, int]:
+        first = math.ceil((max(start, 0) - start) * factor)
+        last = math.floor((min(end, limit) - start) * factor)
+        return min(max(first, 0), size), max(min(last, size), 0)
+
+    rows, cols = span(top, bottom, height), span(left, right, width)
+    return rows[0], max(rows), cols[0], max(cols)
 
 
 def face_model_input(image: np.ndarray, box: Box) -> np.ndarray:

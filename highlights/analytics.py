@@ -1,0 +1,243 @@
+"""Per-lesson analytics: smiles, child and adult presence over the lesson, and disconnects.
+
+Pure functions over the scores table (``scores.csv``, one row per face, ``face = -1`` for a
+sampled frame without faces) and the lesson's timeline. The lesson is cut into buckets of
+``bucket_s`` seconds (a minute by default); for each bucket:
+
+==================  ===========================================================================
+column              meaning
+==================  ===========================================================================
+bucket              0, 1, 2, ... (bucket ``i`` covers ``[i * bucket_s, (i + 1) * bucket_s)``)
+start_s, end_s      the bucket's bounds in seconds since lesson start
+frames              sampled frames in the bucket
+child_frames        frames with at least one face judged a child
+adult_frames        frames with at least one face judged an adult
+adult_only_frames   frames with an adult and no child
+smile_frames        frames where a child face smiles (smile_prob >= the smile threshold)
+child_share         child_frames / frames (empty when no frames)
+adult_share         adult_frames / frames
+smile_share         smile_frames / child_frames (empty when no child was seen)
+mean_child_smile    mean smile probability over child faces
+student_online_s    seconds of the bucket the student was connected (from the timeline)
+teacher_online_s    seconds of the bucket the teacher was connected
+==================  ===========================================================================
+
+:func:`summarise` adds lesson-wide numbers (shares, the smiliest bucket, disconnects).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from highlights.io import atomic_path, write_json_atomic
+
+SERIES_COLUMNS = [
+    "bucket",
+    "start_s",
+    "end_s",
+    "frames",
+    "child_frames",
+    "adult_frames",
+    "adult_only_frames",
+    "smile_frames",
+    "child_share",
+    "adult_share",
+    "smile_share",
+    "mean_child_smile",
+    "student_online_s",
+    "teacher_online_s",
+]
+
+
+@dataclass(frozen=True)
+class LessonAnalytics:
+    lesson_id: str
+    bucket_s: float
+    smile_threshold: float
+    summary: dict[str, Any]
+    series: pd.DataFrame
+
+    def to_dict(self) -> dict[str, Any]:
+        records = self.series.astype(object).where(self.series.notna(), None).to_dict("records")
+        return {
+            "lesson_id": self.lesson_id,
+            "bucket_s": self.bucket_s,
+            "smile_threshold": self.smile_threshold,
+            "summary": self.summary,
+            "series": records,
+        }
+
+
+def _posix(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)
+
+
+def _overlap_s(intervals: Iterable[Any], start: float, end: float) -> float:
+    """Seconds of ``[start, end)`` covered by intervals with ``.start`` / ``.end`` (POSIX s)."""
+    total = 0.0
+    for interval in intervals:
+        lo, hi = max(_posix(interval.start), start), min(_posix(interval.end), end)
+        if hi > lo:
+            total += hi - lo
+    return total
+
+
+def frame_table(scores: pd.DataFrame, smile_threshold: float) -> pd.DataFrame:
+    """One row per sampled frame: ``frame, t, child, adult, smile, child_smile``.
+
+    ``child`` / ``adult``: some face in the frame is judged a child / an adult; ``smile``: some
+    child face smiles; ``child_smile``: the highest smile probability among child faces (NaN if none).
+    """
+    if scores.empty:
+        return pd.DataFrame(columns=["frame", "t", "child", "adult", "smile", "child_smile"])
+    faces = scores[scores["face"] >= 0]
+    is_child = faces["is_child"].astype(str).str.lower().isin(["true", "1", "1.0"])
+    child_faces = faces[is_child.to_numpy()]
+    adult_faces = faces[~is_child.to_numpy()]
+    frames = scores.groupby("frame", sort=True)["t"].first().to_frame()
+    frames["child"] = frames.index.isin(child_faces["frame"])
+    frames["adult"] = frames.index.isin(adult_faces["frame"])
+    child_smile = child_faces.groupby("frame")["smile_prob"].max()
+    frames["child_smile"] = child_smile.reindex(frames.index)
+    frames["smile"] = frames["child_smile"].fillna(0.0) >= smile_threshold
+    frames["smile"] &= frames["child"]
+    return frames.reset_index()[["frame", "t", "child", "adult", "smile", "child_smile"]]
+
+
+def _share(numerator: float, denominator: float) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def lesson_series(
+    scores: pd.DataFrame,
+    duration_s: float,
+    *,
+    bucket_s: float = 60.0,
+    smile_threshold: float = 0.5,
+    lesson_start: float | None = None,
+    student_online: Sequence[Any] = (),
+    teacher_online: Sequence[Any] = (),
+) -> pd.DataFrame:
+    """The per-bucket series (columns :data:`SERIES_COLUMNS`).
+
+    ``lesson_start`` (POSIX s) and the online intervals are needed only for the
+    ``*_online_s`` columns; without a start they are left empty.
+    """
+    if bucket_s <= 0:
+        raise ValueError("bucket_s must be positive")
+    frames = frame_table(scores, smile_threshold)
+    n_buckets = max(1, math.ceil(max(duration_s, 0.0) / bucket_s))
+    frames = frames.assign(bucket=np.minimum((frames["t"].astype(float) // bucket_s), n_buckets - 1))
+    rows = []
+    for bucket in range(n_buckets):
+        start_s, end_s = bucket * bucket_s, min((bucket + 1) * bucket_s, max(duration_s, bucket_s))
+        in_bucket = frames[frames["bucket"] == bucket]
+        n = len(in_bucket)
+        child = int(in_bucket["child"].sum())
+        adult = int(in_bucket["adult"].sum())
+        adult_only = int((in_bucket["adult"] & ~in_bucket["child"]).sum())
+        smile = int(in_bucket["smile"].sum())
+        child_smiles = in_bucket["child_smile"].dropna()
+        if lesson_start is not None:
+            student_s = round(_overlap_s(student_online, lesson_start + start_s, lesson_start + end_s), 3)
+            teacher_s = round(_overlap_s(teacher_online, lesson_start + start_s, lesson_start + end_s), 3)
+        else:
+            student_s = teacher_s = None
+        rows.append(
+            {
+                "bucket": bucket,
+                "start_s": float(start_s),
+                "end_s": float(end_s),
+                "frames": n,
+                "child_frames": child,
+                "adult_frames": adult,
+                "adult_only_frames": adult_only,
+                "smile_frames": smile,
+                "child_share": _share(child, n),
+                "adult_share": _share(adult, n),
+                "smile_share": _share(smile, child),
+                "mean_child_smile": round(float(child_smiles.mean()), 4) if len(child_smiles) else None,
+                "student_online_s": student_s,
+                "teacher_online_s": teacher_s,
+            }
+        )
+    return pd.DataFrame(rows, columns=SERIES_COLUMNS)
+
+
+def summarise(series: pd.DataFrame, timeline: Any | None = None) -> dict[str, Any]:
+    """Lesson-wide numbers from a series (and disconnects from the timeline, when given)."""
+    frames = int(series["frames"].sum())
+    child = int(series["child_frames"].sum())
+    adult = int(series["adult_frames"].sum())
+    adult_only = int(series["adult_only_frames"].sum())
+    smile = int(series["smile_frames"].sum())
+    best = series[series["smile_frames"] > 0].sort_values(
+        ["smile_frames", "bucket"], ascending=[False, True]
+    )
+    summary: dict[str, Any] = {
+        "frames": frames,
+        "child_presence": _share(child, frames),
+        "adult_presence": _share(adult, frames),
+        "adult_only_share": _share(adult_only, frames),
+        "smile_share": _share(smile, child),
+        "smile_frames": smile,
+        "smiliest_bucket": int(best.iloc[0]["bucket"]) if len(best) else None,
+        "buckets_with_adult": int((series["adult_frames"] > 0).sum()),
+    }
+    if timeline is not None:
+        summary.update(
+            {
+                "duration_s": float(timeline.duration_s or 0.0),
+                "student_disconnects": _count(timeline.student.disconnects),
+                "teacher_disconnects": _count(timeline.teacher.disconnects),
+                "student_offline_s": round(float(timeline.student.offline_s), 3),
+                "teacher_offline_s": round(float(timeline.teacher.offline_s), 3),
+            }
+        )
+    return summary
+
+
+def _count(disconnects: Any) -> int:
+    return int(disconnects) if isinstance(disconnects, (int, np.integer)) else len(disconnects)
+
+
+def lesson_analytics(
+    lesson_id: str,
+    scores: pd.DataFrame,
+    timeline: Any,
+    *,
+    bucket_s: float = 60.0,
+    smile_threshold: float = 0.5,
+) -> LessonAnalytics:
+    """Analytics of one lesson from its scores and its timeline (``LessonTimeline``)."""
+    series = lesson_series(
+        scores,
+        float(timeline.duration_s or 0.0),
+        bucket_s=bucket_s,
+        smile_threshold=smile_threshold,
+        lesson_start=_posix(timeline.start) if timeline.start is not None else None,
+        student_online=timeline.student.online,
+        teacher_online=timeline.teacher.online,
+    )
+    return LessonAnalytics(lesson_id, bucket_s, smile_threshold, summarise(series, timeline), series)
+
+
+def write_analytics(analytics: LessonAnalytics, folder: Path) -> tuple[Path, Path]:
+    """Write ``analytics.json`` (summary + series) and ``analytics.csv`` (series) atomically."""
+    folder = Path(folder)
+    csv_path = folder / "analytics.csv"
+    with atomic_path(csv_path) as tmp:
+        analytics.series.to_csv(tmp, index=False)
+    json_path = folder / "analytics.json"
+    write_json_atomic(json_path, analytics.to_dict())
+    return json_path, csv_path

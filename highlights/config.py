@@ -1,0 +1,251 @@
+"""Settings of a run: the stages' own option dataclasses, composed, plus where results go.
+
+Each stage defines its options beside its code (``DetectionOptions`` in
+``highlights/faces/detection.py``, ``SelectionOptions`` in ``selection.py``, ``GifOptions`` in
+``gif.py``, ``EmailOptions`` in ``email.py``); :class:`Settings` only gathers them. Values come,
+later ones winning, from the defaults, a TOML file (``--config``), environment variables and
+the command line::
+
+    # highlights.toml
+    out_dir = "/data/highlights"
+    db_url = "postgresql+psycopg://highlights@db/highlights"
+    timezone = "Europe/London"      # for manifest times written without an offset
+    fps = 1.0                       # frames sampled per second of lesson
+    gap_tolerance_s = 2.0           # shorter gaps in a recording are not disconnects
+
+    [detection]
+    max_side = 480
+    [selection]
+    # ... any field of SelectionOptions
+    [gif]
+    # ... any field of GifOptions
+    [email]
+    public_base_url = "https://cdn.example.com/highlights"
+
+Environment variables: ``HIGHLIGHTS_<FIELD>`` for a top-level field (``HIGHLIGHTS_DB_URL``,
+``HIGHLIGHTS_OUT_DIR``, ``HIGHLIGHTS_TIMEZONE``) and ``HIGHLIGHTS_<SECTION>__<FIELD>`` for a
+stage's field (``HIGHLIGHTS_GIF__MAX_BYTES``); ``HIGHLIGHTS_PUBLIC_BASE_URL`` is short for
+``HIGHLIGHTS_EMAIL__PUBLIC_BASE_URL``. ``HIGHLIGHTS_CONFIG`` names a TOML file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from highlights.email import EmailOptions
+from highlights.faces.detection import DetectionOptions
+from highlights.gif import GifOptions
+from highlights.selection import SelectionOptions
+
+ENV_PREFIX = "HIGHLIGHTS_"
+ENV_ALIASES = {"HIGHLIGHTS_PUBLIC_BASE_URL": ("email", "public_base_url")}
+SECTIONS = ("detection", "selection", "gif", "email")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names where it came from."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs besides the manifest.
+
+    >>> settings = Settings(out_dir=Path("out"))
+    >>> settings.database_url
+    'sqlite:///out/highlights.sqlite'
+    """
+
+    out_dir: Path = Path("out")
+    """Results go to ``out_dir/<lesson_id>/``."""
+    db_url: str | None = None
+    """SQLAlchemy URL of the results database (default: ``sqlite:///<out_dir>/highlights.sqlite``)."""
+    timezone: str | None = None
+    """IANA zone for manifest times without an offset (default: such times are an error)."""
+    force: bool = False
+    """Redo lessons already done with the same inputs, code and models."""
+    fps: float = 1.0
+    """Frames sampled per second of lesson."""
+    gap_tolerance_s: float = 2.0
+    """Gaps between a person's recordings up to this long are not counted as disconnects."""
+    score_batch_size: int = 16
+    """Frames scored per detector call."""
+    analytics_bucket_s: float = 60.0
+    """Width of the analytics buckets (a minute)."""
+    detection: DetectionOptions = field(default_factory=DetectionOptions)
+    selection: SelectionOptions = field(default_factory=SelectionOptions)
+    gif: GifOptions = field(default_factory=GifOptions)
+    email: EmailOptions = field(default_factory=EmailOptions)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{Path(self.out_dir) / 'highlights.sqlite'}"
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with top-level fields (``out_dir=...``) or ``section__field=...`` changed;
+        ``None`` values are ignored, so CLI options left unset keep the configured value."""
+        settings = self
+        for key, value in values.items():
+            if value is None:
+                continue
+            settings = _set(settings, key.split("__"), value, f"option {key}")
+        return settings
+
+    def stage_settings(self) -> dict[str, Any]:
+        """The settings that shape a lesson's outputs, per stage, as plain JSON values.
+
+        Part of each stage's fingerprint: changing one redoes that stage and the ones after it.
+        """
+        return {
+            "timeline": {"gap_tolerance_s": self.gap_tolerance_s, "timezone": self.timezone},
+            "scores": {"fps": self.fps, "detection": _plain(self.detection)},
+            "selection": _plain(self.selection),
+            "gif": _plain(self.gif),
+            "email": _plain(self.email),
+            "analytics": {"bucket_s": self.analytics_bucket_s},
+        }
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - fall back to the annotations as written
+        return {f.name: f.type for f in fields(cls)}
+
+
+def _coerce(value: Any, annotation: Any, current: Any, where: str) -> Any:
+    """Convert a TOML or environment value to the field's type."""
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            return None
+        annotation = args[0] if args else Any
+        origin = typing.get_origin(annotation)
+    target = origin or annotation
+    try:
+        if target is bool or isinstance(current, bool):
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(f"not a boolean: {value!r}")
+            return bool(value)
+        if target is int:
+            return int(value)
+        if target is float:
+            return float(value)
+        if target is Path:
+            return Path(value)
+        if target in (tuple, list):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            item_types = typing.get_args(annotation)
+            items = list(value)
+            if item_types and item_types[-1] is not Ellipsis and len(item_types) == len(items):
+                items = [_coerce(v, t, None, where) for v, t in zip(items, item_types)]
+            elif item_types:
+                items = [_coerce(v, item_types[0], None, where) for v in items]
+            return tuple(items) if target is tuple else items
+        if target is str:
+            return str(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from error
+    return value
+
+
+def _set(obj: Any, path: list[str], value: Any, where: str) -> Any:
+    """``obj`` with the (nested) field at ``path`` set to ``value`` converted to its type."""
+    name = path[0]
+    known = {f.name for f in fields(obj)}
+    if name not in known:
+        raise ConfigError(f"{where}: unknown setting {name!r} (known: {', '.join(sorted(known))})")
+    current = getattr(obj, name)
+    if len(path) > 1:
+        if not is_dataclass(current):
+            raise ConfigError(f"{where}: {name!r} has no fields")
+        return replace(obj, **{name: _set(current, path[1:], value, where)})
+    if is_dataclass(current) and isinstance(value, Mapping):
+        for key, item in value.items():
+            current = _set(current, [key], item, f"{where}.{key}")
+        return replace(obj, **{name: current})
+    converted = _coerce(value, _field_types(type(obj)).get(name, Any), current, f"{where}")
+    try:
+        return replace(obj, **{name: converted})
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from error
+
+
+def settings_from_toml(path: Path | str, base: Settings | None = None) -> Settings:
+    """Settings from a TOML file, over ``base`` (default: the defaults)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path}: {error}") from error
+    settings = base or Settings()
+    for key, value in data.items():
+        settings = _set(settings, [key], value, f"{path}: {key}")
+    return settings
+
+
+def settings_from_env(env: Mapping[str, str], base: Settings | None = None) -> Settings:
+    """Settings from ``HIGHLIGHTS_*`` environment variables, over ``base``."""
+    settings = base or Settings()
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name == "HIGHLIGHTS_CONFIG":
+            continue
+        if name in ENV_ALIASES:
+            path = list(ENV_ALIASES[name])
+        else:
+            path = name[len(ENV_PREFIX) :].lower().split("__")
+            if path[0] not in {f.name for f in fields(Settings)}:
+                continue  # other HIGHLIGHTS_* variables (test switches, data paths) are not settings
+        settings = _set(settings, path, env[name], f"environment variable {name}")
+    return settings
+
+
+def load_settings(
+    config: Path | str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Defaults, then the TOML file (``config`` or ``$HIGHLIGHTS_CONFIG``), then the
+    environment, then ``overrides`` (top-level names or ``section__field``; None ignored)."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    config = config or env.get("HIGHLIGHTS_CONFIG")
+    if config:
+        settings = settings_from_toml(config, settings)
+    settings = settings_from_env(env, settings)
+    return settings.with_overrides(**overrides)
+
+
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "load_settings",
+    "settings_from_env",
+    "settings_from_toml",
+]

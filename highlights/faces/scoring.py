@@ -1,0 +1,268 @@
+"""Score sampled frames: every face found, child or adult, how much it smiles, how usable the crop is.
+
+The stage's artifact is a table with :data:`SCORE_COLUMNS`, one row per face, plus one row with
+``face = -1`` for each sampled frame where no face was found, so the table covers every sampled
+frame (presence over the lesson is computed from it).
+
+>>> scorer = FaceScorer()                                   # doctest: +SKIP
+>>> table = score_frames(sample_frames(recordings), scorer)  # doctest: +SKIP
+>>> table[table.is_child].sort_values("smile_prob").tail(3)  # doctest: +SKIP
+
+Columns:
+
+- ``frame``: ``SampledFrame.index``; ``t``: seconds since lesson start; ``at``: ISO-8601 string;
+  ``source``: recording file name; ``offset_s``: seconds into that file.
+- ``face``: 0, 1, ... within the frame, largest first; -1 for a frame with no face, whose face
+  columns are NaN (``is_child`` False, ``crop_hash`` empty).
+- ``x1, y1, x2, y2``: MTCNN's box in the frame's own pixels (floats; may reach past the edges).
+- ``det_prob``: MTCNN's face probability. ``child_prob`` / ``smile_prob``: the age and smile
+  models' probabilities in [0, 1]; ``is_child``: ``child_prob >= age model's threshold``.
+- ``sharpness``, ``brightness``: variance of the Laplacian and mean gray level (0-255) of the
+  64x64 gray square crop *before* CLAHE (the model-input crop without its contrast equalisation,
+  which would hide both blur and darkness), computed over the part of the crop that lies inside
+  the frame (black padding at frame edges would add a false edge and darken the mean). NaN when
+  less than 3x3 pixels of the crop are inside the frame.
+- ``crop_hash``: 64-bit perceptual hash (``imagehash.phash``) of that same 64x64 gray crop, as 16
+  hex digits; a Hamming distance of a few bits means a near-duplicate face.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import imagehash
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from highlights.faces.detection import DetectionOptions, FaceDetector
+from highlights.faces.models import FaceModel, load_face_model
+from highlights.faces.preprocess import (
+    Box,
+    crop_square,
+    in_frame_region,
+    normalise_face,
+    resize_face,
+    to_gray,
+    to_tensor_batch,
+)
+
+if TYPE_CHECKING:
+    from highlights.frames import SampledFrame
+
+__all__ = [
+    "SCORE_COLUMNS",
+    "SCORE_DTYPES",
+    "FaceScore",
+    "FaceScorer",
+    "crop_quality",
+    "empty_scores",
+    "score_frames",
+]
+
+SCORE_COLUMNS = [
+    "frame", "t", "at", "source", "offset_s", "face", "x1", "y1", "x2", "y2",
+    "det_prob", "child_prob", "smile_prob", "is_child", "sharpness", "brightness", "crop_hash",
+]  # fmt: skip
+SCORE_DTYPES = {
+    "frame": "int64", "t": "float64", "at": "str", "source": "str", "offset_s": "float64",
+    "face": "int64", "x1": "float64", "y1": "float64", "x2": "float64", "y2": "float64",
+    "det_prob": "float64", "child_prob": "float64", "smile_prob": "float64", "is_child": "bool",
+    "sharpness": "float64", "brightness": "float64", "crop_hash": "str",
+}  # fmt: skip
+MODEL_BATCH = 256
+"""Faces per forward pass of the per-face models (bounds memory on frames crowded with faces)."""
+
+
+@dataclass(frozen=True)
+class FaceScore:
+    """One face in one image: where, how sure, child or adult, smiling, and crop quality."""
+
+    face: int
+    box: Box
+    det_prob: float
+    child_prob: float
+    smile_prob: float
+    is_child: bool
+    sharpness: float
+    brightness: float
+    crop_hash: str
+
+
+def crop_quality(frame_shape: tuple[int, ...], box: Box, gray64: np.ndarray) -> tuple[float, float]:
+    """``(sharpness, brightness)`` of a 64x64 gray crop before CLAHE, over its in-frame part.
+
+    Sharpness is the variance of the Laplacian, brightness the mean gray level 0-255; both NaN
+    when less than 3x3 pixels of the crop come from inside the frame.
+    """
+    top, bottom, left, right = in_frame_region(frame_shape, box, gray64.shape[0])
+    if bottom - top < 3 or right - left < 3:
+        return math.nan, math.nan
+    region = np.ascontiguousarray(gray64[top:bottom, left:right])
+    sharpness = float(cv2.Laplacian(region, cv2.CV_64F).var())
+    return sharpness, float(region.mean())
+
+
+def _crop_hash(gray64: np.ndarray) -> str:
+    return str(imagehash.phash(Image.fromarray(gray64)))
+
+
+class FaceScorer:
+    """Detector plus the smile and child/adult models; turns images into :class:`FaceScore` lists.
+
+    ``None`` for any part means the shipped default: ``FaceDetector()`` with the measured
+    :class:`DetectionOptions`, and the weights in ``highlights/faces/weights`` (checksummed;
+    a missing or corrupt file raises :class:`~highlights.faces.models.WeightsError`).
+    """
+
+    def __init__(
+        self,
+        detector: FaceDetector | None = None,
+        smile_model: FaceModel | None = None,
+        age_model: FaceModel | None = None,
+    ) -> None:
+        self.smile_model = smile_model if smile_model is not None else load_face_model("smile")
+        self.age_model = age_model if age_model is not None else load_face_model("age")
+        for model, task in ((self.smile_model, "smile"), (self.age_model, "age")):
+            if model.task != task:
+                raise ValueError(f"{task}_model is a {model.task!r} model ({model.path})")
+        self.detector = detector if detector is not None else FaceDetector()
+
+    @property
+    def options(self) -> DetectionOptions:
+        return self.detector.options
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """What produced the scores, for caching and the run record."""
+        return {
+            "detector": self.detector.version,
+            "smile": self.smile_model.version,
+            "age": self.age_model.version,
+        }
+
+    def score_images(self, images: Sequence[np.ndarray]) -> list[list[FaceScore]]:
+        """Faces in each RGB uint8 image, largest first (an empty list where there is none).
+
+        Same-size images are detected in one MTCNN batch; the crops of all images go through the
+        two models together.
+        """
+        detections = self.detector.detect(images)
+        inputs, crops, owners = [], [], []
+        for index, (image, found) in enumerate(zip(images, detections)):
+            for face, (box, prob) in enumerate(zip(found.boxes, found.probs)):
+                gray = to_gray(crop_square(np.asarray(image), tuple(box)))
+                inputs.append(normalise_face(gray))
+                crops.append(resize_face(gray))
+                owners.append((index, face, tuple(float(v) for v in box), float(prob)))
+        smile, child = self._probabilities(inputs)
+        results: list[list[FaceScore]] = [[] for _ in images]
+        for k, (index, face, box, prob) in enumerate(owners):
+            sharpness, brightness = crop_quality(np.shape(images[index]), box, crops[k])
+            child_prob = float(child[k])
+            results[index].append(
+                FaceScore(
+                    face=face,
+                    box=box,
+                    det_prob=prob,
+                    child_prob=child_prob,
+                    smile_prob=float(smile[k]),
+                    is_child=child_prob >= self.age_model.threshold,
+                    sharpness=sharpness,
+                    brightness=brightness,
+                    crop_hash=_crop_hash(crops[k]),
+                )
+            )
+        return results
+
+    def _probabilities(self, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if not inputs:
+            return np.zeros(0), np.zeros(0)
+        smile, child = [], []
+        for start in range(0, len(inputs), MODEL_BATCH):
+            batch = to_tensor_batch(inputs[start : start + MODEL_BATCH])
+            with torch.inference_mode():
+                smile.append(self.smile_model.probabilities(batch).numpy())
+                child.append(self.age_model.probabilities(batch).numpy())
+        return np.concatenate(smile), np.concatenate(child)
+
+
+def _frame_columns(frame: SampledFrame) -> dict:
+    at = frame.at
+    return {
+        "frame": int(frame.index),
+        "t": float(frame.t),
+        "at": at.isoformat() if hasattr(at, "isoformat") else str(at),
+        "source": Path(frame.source).name,
+        "offset_s": float(frame.offset_s),
+    }
+
+
+def _rows(frame: SampledFrame, faces: list[FaceScore]) -> Iterator[dict]:
+    common = _frame_columns(frame)
+    if not faces:
+        yield {
+            **common, "face": -1, "x1": math.nan, "y1": math.nan, "x2": math.nan, "y2": math.nan,
+            "det_prob": math.nan, "child_prob": math.nan, "smile_prob": math.nan,
+            "is_child": False, "sharpness": math.nan, "brightness": math.nan, "crop_hash": "",
+        }  # fmt: skip
+        return
+    for score in faces:
+        x1, y1, x2, y2 = score.box
+        yield {
+            **common, "face": score.face, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+            "det_prob": score.det_prob, "child_prob": score.child_prob,
+            "smile_prob": score.smile_prob, "is_child": score.is_child,
+            "sharpness": score.sharpness, "brightness": score.brightness,
+            "crop_hash": score.crop_hash,
+        }  # fmt: skip
+
+
+def empty_scores() -> pd.DataFrame:
+    """A score table with no rows and the documented columns and dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in SCORE_DTYPES.items()})[SCORE_COLUMNS]
+
+
+def score_frames(
+    frames: Iterable[SampledFrame],
+    scorer: FaceScorer | None = None,
+    *,
+    batch_size: int = 16,
+    progress: Callable[[int], object] | None = None,
+) -> pd.DataFrame:
+    """Score a stream of sampled frames into a table with :data:`SCORE_COLUMNS`.
+
+    Frames are consumed ``batch_size`` at a time and their images dropped once scored, so memory
+    stays bounded for a lesson of any length. ``progress`` is called with the number of frames
+    just scored after each batch (``tqdm(...).update`` fits). Rows come in input order, faces
+    largest first.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    scorer = scorer if scorer is not None else FaceScorer()
+    rows: list[dict] = []
+    batch: list[SampledFrame] = []
+
+    def flush() -> None:
+        scores = scorer.score_images([frame.image for frame in batch])
+        for frame, faces in zip(batch, scores):
+            rows.extend(_rows(frame, faces))
+        if progress is not None:
+            progress(len(batch))
+        batch.clear()
+
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    if not rows:
+        return empty_scores()
+    return pd.DataFrame.from_records(rows, columns=SCORE_COLUMNS).astype(SCORE_DTYPES)

@@ -1,0 +1,612 @@
+"""Orchestration: runs the stages for each lesson of a manifest and keeps what they produce.
+
+The stages themselves are pure functions in their own modules; this module only decides what
+to run, in which folder, and what to reuse. For lesson ``L`` everything goes to ``OUT/L/``::
+
+    timeline.json   when each person was online, the lesson's bounds     (timeline stage)
+    scores.csv      one row per face per sampled frame                    (scores stage)
+    selection.json  the chosen frames, GIF order                          (selection stage)
+    <token>.gif     the GIF, under a name nobody can guess                (gif stage)
+    snippet.html / snippet.txt  the email snippet                         (snippet stage)
+    analytics.json / analytics.csv  smiles and presence over the lesson   (analytics stage)
+    report.html     the per-lesson report for people                      (report stage)
+    stages.json     each finished stage's fingerprint and files
+    result.json     written last: the lesson's outcome (highlights.results)
+
+Every file is written atomically. A stage's fingerprint hashes its inputs (the manifest rows and
+the recordings' sizes and mtimes, the lesson metadata, the code version, the model versions and
+the settings that stage and the ones before it use); a stage whose fingerprint matches the one
+in ``stages.json`` and whose files are all there is not run again. So a rerun after a crash
+resumes at the first unfinished stage, and a lesson whose ``result.json`` carries the current
+overall fingerprint is skipped altogether (unless ``force``).
+
+From Python::
+
+    from highlights.config import Settings
+    from highlights.pipeline import run_manifest
+
+    results = run_manifest("manifest.csv", Settings(out_dir=Path("out")))
+    for result in results:
+        print(result.lesson_id, result.status, result.gif_path)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import date, datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import highlights
+from highlights.analytics import lesson_analytics, write_analytics
+from highlights.config import Settings
+from highlights.email import render_snippet
+from highlights.frames import read_frame_at, resolve_end_times, sample_frames
+from highlights.gif import GifFrame, build_gif, public_gif_name
+from highlights.io import atomic_path, write_json_atomic, write_text_atomic
+from highlights.recordings import LessonInput, Manifest, read_manifest
+from highlights.report import render_report
+from highlights.results import (
+    Disconnects,
+    HighlightFrame,
+    LessonBounds,
+    LessonResult,
+    read_result,
+    utc_now_iso,
+    write_result,
+)
+from highlights.selection import Pick, Selection, SelectionStats, select_highlights
+from highlights.store import ResultStore
+from highlights.timeline import LessonTimeline, lesson_timeline
+
+log = logging.getLogger(__name__)
+
+STAGES_FILE = "stages.json"
+TIMELINE_FILE = "timeline.json"
+SCORES_FILE = "scores.csv"
+SELECTION_FILE = "selection.json"
+SNIPPET_HTML = "snippet.html"
+SNIPPET_TEXT = "snippet.txt"
+REPORT_FILE = "report.html"
+ANALYTICS_FILE = "analytics.json"
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """Callbacks the pipeline makes while it works; the default does nothing.
+
+    The CLI passes one that draws a progress bar; a caller may pass its own.
+    """
+
+    def batch_started(self, total: int) -> None: ...
+
+    def lesson_started(self, lesson_id: str, index: int, total: int) -> None: ...
+
+    def stage(self, lesson_id: str, stage: str) -> None: ...
+
+    def frames(self, lesson_id: str, done: int, total: int | None) -> None: ...
+
+    def lesson_finished(self, result: LessonResult) -> None: ...
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value
+
+
+def digest(*parts: Any) -> str:
+    """sha256 of the canonical JSON of ``parts``."""
+    text = json.dumps(_jsonable(parts), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Version plus a hash of the package's source files: any code change redoes lessons."""
+    root = Path(highlights.__file__).resolve().parent
+    sha = hashlib.sha256(highlights.__version__.encode())
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".html", ".txt", ".j2", ".jinja", ".css") and "__pycache__" not in path.parts:
+            sha.update(str(path.relative_to(root)).encode())
+            sha.update(path.read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def input_fingerprint(lesson: LessonInput) -> dict[str, Any]:
+    """The lesson's manifest rows and the identity (size, mtime) of each recording file."""
+    recordings = []
+    for recording in sorted(lesson.recordings, key=lambda r: (r.role, str(r.path), str(r.started_at))):
+        path = Path(recording.path)
+        try:
+            stat = path.stat()
+            identity: Any = [stat.st_size, stat.st_mtime_ns]
+        except OSError:
+            identity = None
+        recordings.append(
+            [recording.role, str(path), _jsonable(recording.started_at), _jsonable(recording.ended_at), identity]
+        )
+    return {"lesson_id": lesson.lesson_id, "recordings": recordings}
+
+
+@dataclass(frozen=True)
+class StageKeys:
+    """Each stage's fingerprint; a later stage's key includes the earlier ones."""
+
+    timeline: str
+    scores: str
+    selection: str
+    gif: str
+    snippet: str
+    analytics: str
+    report: str
+    overall: str
+
+
+def stage_keys(lesson: LessonInput, settings: Settings, versions: dict[str, Any]) -> StageKeys:
+    stage = settings.stage_settings()
+    code = {"highlights": highlights.__version__, "code": code_fingerprint()}
+    models = {k: v for k, v in versions.items() if k not in code}
+    timeline = digest("timeline", input_fingerprint(lesson), code, stage["timeline"])
+    scores = digest("scores", timeline, models, stage["scores"])
+    selection = digest("selection", scores, stage["selection"])
+    gif = digest("gif", selection, stage["gif"])
+    # The lesson's metadata (names, subject) is hashed, never stored, in the fingerprint.
+    snippet = digest("snippet", gif, stage["email"], _jsonable(lesson.info))
+    analytics = digest("analytics", scores, stage["analytics"], stage["selection"])
+    report = digest("report", snippet, analytics)
+    return StageKeys(timeline, scores, selection, gif, snippet, analytics, report, digest(report))
+
+
+class StageState:
+    """``stages.json``: the fingerprint and files of each finished stage of one lesson."""
+
+    def __init__(self, folder: Path, force: bool = False) -> None:
+        self.path = folder / STAGES_FILE
+        self.folder = folder
+        self.data: dict[str, Any] = {}
+        if not force and self.path.is_file():
+            try:
+                self.data = json.loads(self.path.read_text(encoding="utf-8"))
+            except ValueError:
+                self.data = {}
+
+    def done(self, stage: str, key: str) -> dict[str, Any] | None:
+        """The stage's record if it finished with fingerprint ``key`` and its files exist."""
+        record = self.data.get(stage)
+        if not record or record.get("key") != key:
+            return None
+        if not all((self.folder / name).is_file() for name in record.get("files", [])):
+            return None
+        return record
+
+    def record(self, stage: str, key: str, files: Sequence[str], **extra: Any) -> None:
+        self.data[stage] = {"key": key, "files": list(files), "finished_at": utc_now_iso(), **extra}
+        write_json_atomic(self.path, self.data)
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+def timeline_to_dict(timeline: LessonTimeline) -> dict[str, Any]:
+    return _jsonable(timeline)
+
+
+def write_scores(scores: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        scores.to_csv(tmp, index=False)
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    """``scores.csv`` back as the scoring stage made it (same columns and dtypes)."""
+    from highlights.faces.scoring import SCORE_COLUMNS, SCORE_DTYPES
+
+    text_columns = [c for c, d in SCORE_DTYPES.items() if d == "str"]
+    scores = pd.read_csv(path, dtype={c: "string" for c in text_columns}, keep_default_na=True)
+    for column in text_columns:
+        scores[column] = scores[column].fillna("").astype(str)
+    scores["is_child"] = scores["is_child"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    return scores.astype(SCORE_DTYPES)[SCORE_COLUMNS]
+
+
+def selection_from_dict(data: dict[str, Any]) -> Selection:
+    picks = [Pick(**{**p, "box": tuple(p["box"])}) for p in data.get("picks", [])]
+    return Selection(data["status"], data.get("reason"), picks, SelectionStats(**data.get("stats", {})))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class LessonFailed(Exception):
+    """A stage failed; ``str()`` names the lesson, the stage and, where known, the file and row."""
+
+
+def describe_error(lesson: LessonInput, stage: str, error: BaseException) -> str:
+    """One line for the result and the log: lesson, stage, file and manifest row, the error.
+
+    Holds file names and row numbers, never the lesson's metadata (student names)."""
+    where = ""
+    error_path = getattr(error, "path", None) or getattr(error, "filename", None)
+    if error_path is not None:
+        for recording in lesson.recordings:
+            if Path(recording.path) == Path(error_path) or Path(recording.path).name == Path(str(error_path)).name:
+                source = recording.source
+                where = f" ({recording.role} recording, {source.file} row {source.row})"
+                break
+    message = str(error) or type(error).__name__
+    if type(error).__name__ not in message and not isinstance(error, (LessonFailed,)):
+        message = f"{type(error).__name__}: {message}"
+    return f"lesson {lesson.lesson_id}: {stage} stage failed{where}: {message}"
+
+
+# --------------------------------------------------------------------------- the scorer
+
+
+def load_scorer(settings: Settings) -> Any:
+    """The face models and detector, loaded once per batch."""
+    from highlights.faces.detection import FaceDetector
+    from highlights.faces.scoring import FaceScorer
+
+    return FaceScorer(detector=FaceDetector(settings.detection))
+
+
+def scorer_versions(scorer: Any, settings: Settings) -> dict[str, Any]:
+    versions = {"highlights": highlights.__version__, "code": code_fingerprint()}
+    versions.update(_jsonable(getattr(scorer, "versions", {}) or {}))
+    versions.setdefault("detector", {"name": "mtcnn", **_jsonable(settings.detection)})
+    return versions
+
+
+# --------------------------------------------------------------------------- one lesson
+
+
+@dataclass
+class _Context:
+    lesson: LessonInput
+    settings: Settings
+    folder: Path
+    keys: StageKeys
+    state: StageState
+    versions: dict[str, Any]
+    progress: Progress
+    started_at: str = field(default_factory=utc_now_iso)
+
+
+def _bounds(timeline: LessonTimeline) -> LessonBounds | None:
+    if timeline.start is None or timeline.end is None:
+        return None
+    return LessonBounds(_iso(timeline.start), _iso(timeline.end), round(float(timeline.duration_s or 0.0), 3))
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return datetime.fromtimestamp(float(value), timezone.utc).isoformat()
+
+
+def _disconnects(timeline: LessonTimeline) -> Disconnects:
+    def count(value: Any) -> int:
+        return value if isinstance(value, int) else len(value)
+
+    return Disconnects(
+        student=count(timeline.student.disconnects),
+        teacher=count(timeline.teacher.disconnects),
+        student_offline_s=round(float(timeline.student.offline_s), 3),
+        teacher_offline_s=round(float(timeline.teacher.offline_s), 3),
+    )
+
+
+def run_lesson(
+    lesson: LessonInput,
+    settings: Settings,
+    *,
+    scorer: Any = None,
+    store: ResultStore | None = None,
+    progress: Progress | None = None,
+) -> LessonResult:
+    """Run every stage for one lesson; never raises for a problem with the lesson itself.
+
+    ``scorer`` (a :class:`~highlights.faces.scoring.FaceScorer`) is loaded here when not given:
+    pass one when running many lessons. ``store`` receives the lesson's row when given.
+    """
+    progress = progress or Progress()
+    scorer = scorer if scorer is not None else load_scorer(settings)
+    folder = Path(settings.out_dir) / lesson.lesson_id
+    versions = scorer_versions(scorer, settings)
+    keys = stage_keys(lesson, settings, versions)
+    started = utc_now_iso()
+
+    if not settings.force:
+        previous = read_result(folder)
+        if previous is not None and previous.done and previous.fingerprint == keys.overall:
+            previous.skipped = True
+            log.info("lesson %s: already done (%s), skipped", lesson.lesson_id, previous.status)
+            if store is not None:
+                _sync_store(store, previous)
+            return previous
+
+    context = _Context(lesson, settings, folder, keys, StageState(folder, settings.force), versions, progress)
+    try:
+        result = _run_stages(context, scorer)
+    except Exception as error:  # noqa: BLE001 - one lesson's failure must not stop the batch
+        stage = getattr(error, "stage", "pipeline")
+        cause = error.__cause__ if isinstance(error, _StageError) and error.__cause__ else error
+        reason = describe_error(lesson, stage, cause)
+        log.warning("%s", reason)
+        log.debug("lesson %s failed", lesson.lesson_id, exc_info=True)
+        result = LessonResult(lesson.lesson_id, "failed", reason=reason, versions=versions, fingerprint=keys.overall)
+    result.started_at = started
+    result.finished_at = utc_now_iso()
+    result.folder = folder
+    # The database row first, result.json last: a lesson is "done" only once both exist.
+    if store is not None:
+        try:
+            store.save(result)
+        except Exception as error:  # noqa: BLE001
+            reason = f"lesson {lesson.lesson_id}: database {store.url}: {type(error).__name__}: {error}"
+            log.warning("%s", reason)
+            result = LessonResult(
+                lesson.lesson_id, "failed", reason=reason, versions=versions, fingerprint=keys.overall,
+                started_at=started, finished_at=utc_now_iso(), folder=folder,
+            )
+    write_result(result, folder)
+    return result
+
+
+def _sync_store(store: ResultStore, result: LessonResult) -> None:
+    """Make sure a skipped lesson's row is in this database too (it may be a new one)."""
+    row = store.row(result.lesson_id)
+    if row is None or row.get("fingerprint") != result.fingerprint or row.get("status") != result.status:
+        store.save(result)
+
+
+class _StageError(Exception):
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage)
+        self.stage = stage
+
+
+class _stage:
+    """``with _stage(context, "scores"):`` tags an error with the stage it happened in."""
+
+    def __init__(self, context: _Context, name: str) -> None:
+        self.context, self.name = context, name
+
+    def __enter__(self) -> None:
+        self.context.progress.stage(self.context.lesson.lesson_id, self.name)
+        log.info("lesson %s: %s", self.context.lesson.lesson_id, self.name)
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is not None and isinstance(error, Exception) and not isinstance(error, _StageError):
+            raise _StageError(self.name) from error
+        return False
+
+
+def _run_stages(c: _Context, scorer: Any) -> LessonResult:
+    lesson, settings, folder, keys = c.lesson, c.settings, c.folder, c.keys
+    base = dict(lesson_id=lesson.lesson_id, versions=c.versions, fingerprint=keys.overall, folder=folder)
+
+    if lesson.problems:
+        reason = "; ".join(str(problem) for problem in lesson.problems)
+        return LessonResult(status="failed", reason=f"lesson {lesson.lesson_id}: {reason}", **base)
+
+    # Timeline: cheap, recomputed every time; written for people and later stages' records.
+    with _stage(c, "timeline"):
+        resolved = resolve_end_times(lesson)
+        timeline = lesson_timeline(resolved, gap_tolerance_s=settings.gap_tolerance_s)
+        if not c.state.done("timeline", keys.timeline):
+            write_json_atomic(folder / TIMELINE_FILE, timeline_to_dict(timeline))
+            c.state.record("timeline", keys.timeline, [TIMELINE_FILE])
+    bounds = _bounds(timeline)
+    disconnects = _disconnects(timeline)
+    base.update(lesson=bounds, disconnects=disconnects)
+    if timeline.status != "ok":
+        return LessonResult(status="no_lesson", reason=timeline.reason or "no lesson took place", **base)
+
+    with _stage(c, "scores"):
+        if c.state.done("scores", keys.scores):
+            scores = read_scores(folder / SCORES_FILE)
+        else:
+            frames = sample_frames(resolved, timeline, fps=settings.fps)
+
+            scored = 0
+
+            def on_frames(count: int) -> None:
+                nonlocal scored
+                scored += count
+                c.progress.frames(lesson.lesson_id, scored, None)
+
+            scores = _score(frames, scorer, settings, on_frames)
+            write_scores(scores, folder / SCORES_FILE)
+            c.state.record("scores", keys.scores, [SCORES_FILE], frames=int(scores["frame"].nunique()) if len(scores) else 0)
+            scores = read_scores(folder / SCORES_FILE)  # later stages see exactly what a resume sees
+    base["scores"] = SCORES_FILE
+
+    with _stage(c, "analytics"):
+        if not c.state.done("analytics", keys.analytics):
+            analytics = lesson_analytics(
+                lesson.lesson_id, scores, timeline,
+                bucket_s=settings.analytics_bucket_s, smile_threshold=settings.selection.min_smile,
+            )
+            write_analytics(analytics, folder)
+            c.state.record("analytics", keys.analytics, [ANALYTICS_FILE, "analytics.csv"])
+    base["analytics"] = ANALYTICS_FILE
+
+    with _stage(c, "selection"):
+        if c.state.done("selection", keys.selection):
+            selection = selection_from_dict(json.loads((folder / SELECTION_FILE).read_text(encoding="utf-8")))
+        else:
+            selection = select_highlights(scores, settings.selection)
+            write_json_atomic(folder / SELECTION_FILE, selection.to_dict())
+            c.state.record("selection", keys.selection, [SELECTION_FILE])
+    frames = [
+        HighlightFrame(p.t, p.at, round(p.smile, 4), round(p.child, 4), p.source, p.offset_s, tuple(p.box))
+        for p in selection.picks
+    ]
+    base["frames"] = frames
+
+    gif_info = None
+    if selection.status == "ok":
+        with _stage(c, "gif"):
+            record = c.state.done("gif", keys.gif)
+            if record is None:
+                gif_name = public_gif_name(lesson.lesson_id)
+                images = [GifFrame(_read_pick(lesson, resolved, pick), tuple(pick.box)) for pick in selection.picks]
+                gif_info = build_gif(images, folder / gif_name, settings.gif)
+                record_info = _jsonable(gif_info)
+                c.state.record("gif", keys.gif, [gif_name], gif=gif_name, info=record_info)
+                record = c.state.done("gif", keys.gif)
+            gif_name = record["gif"]
+            gif_info = record.get("info")
+        gif_url = public_url(settings, lesson.lesson_id, gif_name, folder)
+        base.update(gif=gif_name, gif_url=gif_url, gif_bytes=(folder / gif_name).stat().st_size)
+
+        with _stage(c, "snippet"):
+            if not c.state.done("snippet", keys.snippet):
+                snippet = render_snippet(lesson.info, gif_url, _gif_info_value(gif_info), settings.email)
+                write_text_atomic(folder / SNIPPET_HTML, snippet.html)
+                write_text_atomic(folder / SNIPPET_TEXT, snippet.text)
+                c.state.record("snippet", keys.snippet, [SNIPPET_HTML, SNIPPET_TEXT])
+        base.update(snippet=SNIPPET_HTML, snippet_text=SNIPPET_TEXT)
+        status, reason = "ok", ""
+    else:
+        status, reason = "no_highlight", selection.reason or "no highlight"
+
+    result = LessonResult(status=status, reason=reason, **base)
+    with _stage(c, "report"):
+        if not c.state.done("report", keys.report):
+            html = render_report(**_report_arguments(c, result, timeline, scores, selection, gif_info))
+            write_text_atomic(folder / REPORT_FILE, html)
+            c.state.record("report", keys.report, [REPORT_FILE])
+    result.report = REPORT_FILE
+    return result
+
+
+def _score(frames: Iterable[Any], scorer: Any, settings: Settings, on_frames: Callable[..., None]) -> pd.DataFrame:
+    from highlights.faces.scoring import score_frames
+
+    return score_frames(frames, scorer, batch_size=settings.score_batch_size, progress=on_frames)
+
+
+def _read_pick(lesson: LessonInput, resolved: LessonInput, pick: Pick) -> Any:
+    """The full frame a pick was taken from, read again from its recording."""
+    for recording in resolved.recordings:
+        if str(pick.source) in (str(recording.path), Path(recording.path).name):
+            return read_frame_at(recording.path, pick.offset_s)
+    return read_frame_at(pick.source, pick.offset_s)
+
+
+def _gif_info_value(info: Any) -> Any:
+    from highlights.gif import GifInfo
+
+    if isinstance(info, dict):
+        known = {k: v for k, v in info.items() if k in GifInfo.__dataclass_fields__}
+        if "path" in known:
+            known["path"] = Path(known["path"])
+        return GifInfo(**known)
+    return info
+
+
+def public_url(settings: Settings, lesson_id: str, gif_name: str, folder: Path) -> str:
+    """Where the email's readers fetch the GIF: ``<public_base_url>/<lesson_id>/<gif>``.
+
+    Without a public base URL (a local run) it is the file's own ``file://`` URL.
+    """
+    base = getattr(settings.email, "public_base_url", None)
+    if base:
+        return f"{str(base).rstrip('/')}/{lesson_id}/{gif_name}"
+    return (folder / gif_name).resolve().as_uri()
+
+
+def _report_arguments(c: _Context, result, timeline, scores, selection, gif_info) -> dict[str, Any]:
+    return dict(result=result, timeline=timeline, scores=scores, selection=selection, info=c.lesson.info)
+
+
+# --------------------------------------------------------------------------- a manifest
+
+
+def run_manifest(
+    manifest: Path | str | Manifest,
+    settings: Settings,
+    lesson_ids: Sequence[str] | None = None,
+    *,
+    lessons_path: Path | str | None = None,
+    progress: Progress | None = None,
+    scorer: Any = None,
+    store: ResultStore | None = None,
+) -> list[LessonResult]:
+    """Run every lesson of a manifest (or those named in ``lesson_ids``), one after another.
+
+    Models are loaded once. A lesson named but absent from the manifest, or whose rows are bad,
+    comes back ``failed`` with a reason naming the lesson, the file and the row; the others run.
+    Raises :class:`~highlights.recordings.InputError` only when the manifest itself is unusable.
+    """
+    progress = progress or Progress()
+    if not isinstance(manifest, Manifest):
+        manifest = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
+    for problem in manifest.problems:
+        if getattr(problem, "lesson_id", None) is None:
+            log.warning("manifest: %s", problem)
+    wanted = list(dict.fromkeys(lesson_ids)) if lesson_ids else list(manifest.lessons)
+    own_store = store is None
+    store = store if store is not None else ResultStore(settings.database_url)
+    results: list[LessonResult] = []
+    progress.batch_started(len(wanted))
+    try:
+        for index, lesson_id in enumerate(wanted):
+            progress.lesson_started(lesson_id, index, len(wanted))
+            lesson = manifest.lessons.get(lesson_id)
+            if lesson is None:
+                result = LessonResult(
+                    lesson_id, "failed", reason=f"lesson {lesson_id}: not in manifest {manifest.path}",
+                    started_at=utc_now_iso(), finished_at=utc_now_iso(),
+                )
+            else:
+                if scorer is None:
+                    scorer = load_scorer(settings)
+                result = run_lesson(lesson, settings, scorer=scorer, store=store, progress=progress)
+            results.append(result)
+            progress.lesson_finished(result)
+    finally:
+        if own_store:
+            store.dispose()
+    return results
+
+
+def manifest_problems(manifest: Manifest) -> list[str]:
+    """Problems of manifest rows that belong to no lesson (each names file and row)."""
+    return [str(p) for p in manifest.problems if getattr(p, "lesson_id", None) is None]
+
+
+__all__ = [
+    "Progress",
+    "code_fingerprint",
+    "describe_error",
+    "load_scorer",
+    "public_url",
+    "run_lesson",
+    "run_manifest",
+    "stage_keys",
+]

@@ -1,0 +1,212 @@
+"""The database contract: one row per lesson in ``lesson_highlights``, read by the email campaign.
+
+Any SQLAlchemy URL works (``sqlite:///out/highlights.sqlite`` by default,
+``postgresql+psycopg://user@host/db`` in production). The table is created if missing.
+A rerun updates the lesson's row in place (an upsert keyed on ``lesson_id``).
+
+The campaign's one query (:data:`CAMPAIGN_SQL`, :func:`highlight_for_lesson`)::
+
+    SELECT gif_url, snippet_html, snippet_text
+    FROM lesson_highlights
+    WHERE lesson_id = :lesson_id AND status = 'ok'
+
+No row means "no highlight for this lesson (yet)": send the email without it.
+
+A failed rerun of a lesson that already has a completed row does not erase it: the row keeps
+its status, GIF and snippet, and only ``last_error`` / ``updated_at`` change. A successful run
+clears ``last_error``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from highlights.results import DONE_STATUSES, LessonResult
+
+TABLE_NAME = "lesson_highlights"
+
+CAMPAIGN_SQL = (
+    "SELECT gif_url, snippet_html, snippet_text FROM lesson_highlights "
+    "WHERE lesson_id = :lesson_id AND status = 'ok'"
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LessonHighlight(Base):
+    """One lesson's highlight; columns documented in the README ("Database")."""
+
+    __tablename__ = TABLE_NAME
+
+    lesson_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    gif_path: Mapped[str | None] = mapped_column(Text)
+    gif_url: Mapped[str | None] = mapped_column(Text)
+    gif_bytes: Mapped[int | None] = mapped_column(Integer)
+    snippet_html: Mapped[str | None] = mapped_column(Text)
+    snippet_text: Mapped[str | None] = mapped_column(Text)
+    lesson_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lesson_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    student_disconnects: Mapped[int | None] = mapped_column(Integer)
+    teacher_disconnects: Mapped[int | None] = mapped_column(Integer)
+    student_offline_s: Mapped[float | None] = mapped_column(Float)
+    teacher_offline_s: Mapped[float | None] = mapped_column(Float)
+    frame_count: Mapped[int] = mapped_column(Integer, default=0)
+    code_version: Mapped[str] = mapped_column(String(64), default="")
+    versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    result_path: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+COLUMNS = [c.name for c in LessonHighlight.__table__.columns]
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def row_values(result: LessonResult) -> dict[str, Any]:
+    """The row a result maps to (without the timestamps)."""
+    bounds, disconnects = result.lesson, result.disconnects
+    gif_path = result.gif_path
+    snippet_html = snippet_text = None
+    if result.snippet and result.folder is not None:
+        snippet_html = (result.folder / result.snippet).read_text(encoding="utf-8")
+    if result.snippet_text and result.folder is not None:
+        snippet_text = (result.folder / result.snippet_text).read_text(encoding="utf-8")
+    return {
+        "lesson_id": result.lesson_id,
+        "status": result.status,
+        "reason": result.reason or "",
+        "gif_path": str(gif_path.resolve()) if gif_path is not None else None,
+        "gif_url": result.gif_url,
+        "gif_bytes": result.gif_bytes,
+        "snippet_html": snippet_html,
+        "snippet_text": snippet_text,
+        "lesson_start": _parse_time(bounds.start) if bounds else None,
+        "lesson_end": _parse_time(bounds.end) if bounds else None,
+        "duration_s": bounds.duration_s if bounds else None,
+        "student_disconnects": disconnects.student if disconnects else None,
+        "teacher_disconnects": disconnects.teacher if disconnects else None,
+        "student_offline_s": disconnects.student_offline_s if disconnects else None,
+        "teacher_offline_s": disconnects.teacher_offline_s if disconnects else None,
+        "frame_count": len(result.frames),
+        "code_version": str(result.versions.get("highlights", "")),
+        "versions": result.versions,
+        "fingerprint": result.fingerprint,
+        "result_path": str((result.folder / "result.json").resolve()) if result.folder else None,
+        "last_error": None if result.status != "failed" else result.reason,
+    }
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """What the campaign gets for a lesson that has a highlight."""
+
+    gif_url: str | None
+    snippet_html: str
+    snippet_text: str | None
+
+
+class ResultStore:
+    """The ``lesson_highlights`` table behind one SQLAlchemy URL.
+
+    >>> store = ResultStore("sqlite:///out/highlights.sqlite")  # doctest: +SKIP
+    >>> store.save(result)  # doctest: +SKIP
+    >>> store.highlight_for_lesson("L-1001").gif_url  # doctest: +SKIP
+    """
+
+    def __init__(self, url_or_engine: str | Engine) -> None:
+        if isinstance(url_or_engine, Engine):
+            self.engine = url_or_engine
+        else:
+            self.engine = create_engine(url_or_engine, future=True)
+        Base.metadata.create_all(self.engine)
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def save(self, result: LessonResult, *, now: datetime | None = None) -> None:
+        """Insert or update the lesson's row in one transaction."""
+        now = now or datetime.now(timezone.utc)
+        values = row_values(result)
+        table = LessonHighlight.__table__
+        with self.engine.begin() as connection:
+            existing = connection.execute(
+                select(table.c.status).where(table.c.lesson_id == result.lesson_id)
+            ).first()
+            if result.status == "failed" and existing is not None and existing.status in DONE_STATUSES:
+                # Keep the last completed outcome the campaign may already use; note the error.
+                connection.execute(
+                    table.update()
+                    .where(table.c.lesson_id == result.lesson_id)
+                    .values(last_error=result.reason, updated_at=now)
+                )
+                return
+            update = {k: v for k, v in values.items() if k != "lesson_id"} | {"updated_at": now}
+            dialect = connection.dialect.name
+            if dialect in ("sqlite", "postgresql"):
+                if dialect == "sqlite":
+                    from sqlalchemy.dialects.sqlite import insert
+                else:
+                    from sqlalchemy.dialects.postgresql import insert
+                statement = insert(table).values(**values, created_at=now, updated_at=now)
+                statement = statement.on_conflict_do_update(index_elements=["lesson_id"], set_=update)
+                connection.execute(statement)
+            elif existing is None:
+                connection.execute(table.insert().values(**values, created_at=now, updated_at=now))
+            else:
+                connection.execute(
+                    table.update().where(table.c.lesson_id == result.lesson_id).values(**update)
+                )
+
+    def row(self, lesson_id: str) -> dict[str, Any] | None:
+        """The lesson's whole row as a dict, or None."""
+        table = LessonHighlight.__table__
+        with self.engine.connect() as connection:
+            found = connection.execute(select(table).where(table.c.lesson_id == lesson_id)).first()
+        return dict(found._mapping) if found is not None else None
+
+    def highlight_for_lesson(self, lesson_id: str) -> Highlight | None:
+        """The campaign's query: the GIF and snippet of lesson ``lesson_id``, if it has one."""
+        with self.engine.connect() as connection:
+            found = connection.execute(text(CAMPAIGN_SQL), {"lesson_id": lesson_id}).first()
+        if found is None:
+            return None
+        return Highlight(found.gif_url, found.snippet_html, found.snippet_text)
+
+
+def highlight_for_lesson(url: str, lesson_id: str) -> Highlight | None:
+    """One-shot form of :meth:`ResultStore.highlight_for_lesson` for a database URL."""
+    store = ResultStore(url)
+    try:
+        return store.highlight_for_lesson(lesson_id)
+    finally:
+        store.dispose()

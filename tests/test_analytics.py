@@ -1,0 +1,91 @@
+"""Per-lesson analytics from a scores table and a timeline."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from highlights.analytics import SERIES_COLUMNS, frame_table, lesson_analytics, lesson_series, write_analytics
+
+START = 1_763_654_400.0  # POSIX seconds of the lesson start
+
+
+def _row(frame, t, face=0, is_child=True, smile=0.0):
+    return {"frame": frame, "t": float(t), "face": face, "is_child": is_child, "smile_prob": smile}
+
+
+def _scores() -> pd.DataFrame:
+    rows = []
+    # Minute 0: 60 frames, child alone, smiling in 10 of them.
+    for i in range(60):
+        rows.append(_row(i, i, smile=0.9 if i < 10 else 0.1))
+    # Minute 1: frames 60..119: child + adult in 30, adult alone in 20, nobody in 10.
+    for i in range(60, 90):
+        rows.append(_row(i, i, face=0, is_child=False, smile=0.95))
+        rows.append(_row(i, i, face=1, is_child=True, smile=0.2))
+    for i in range(90, 110):
+        rows.append(_row(i, i, face=0, is_child=False, smile=0.99))
+    for i in range(110, 120):
+        rows.append(_row(i, i, face=-1, is_child=None, smile=None))
+    return pd.DataFrame(rows)
+
+
+def _timeline(duration=120.0):
+    interval = lambda a, b: SimpleNamespace(start=START + a, end=START + b)  # noqa: E731
+    return SimpleNamespace(
+        start=START,
+        duration_s=duration,
+        student=SimpleNamespace(online=(interval(0, 50), interval(70, 120)), disconnects=(object(),), offline_s=20.0),
+        teacher=SimpleNamespace(online=(interval(0, 120),), disconnects=(), offline_s=0.0),
+    )
+
+
+def test_frame_table_counts_faces_per_frame():
+    frames = frame_table(_scores(), smile_threshold=0.5)
+    assert len(frames) == 120
+    assert frames["smile"].sum() == 10  # adult smiles never count
+    assert frames["adult"].sum() == 50 and frames["child"].sum() == 90
+
+
+def test_series_per_minute():
+    series = lesson_series(
+        _scores(), 120.0, bucket_s=60, smile_threshold=0.5, lesson_start=START,
+        student_online=_timeline().student.online, teacher_online=_timeline().teacher.online,
+    )
+    assert list(series.columns) == SERIES_COLUMNS
+    first, second = series.to_dict("records")
+    assert first["frames"] == 60 and first["child_share"] == 1.0 and first["adult_share"] == 0.0
+    assert first["smile_share"] == pytest.approx(10 / 60, abs=1e-3)
+    assert second["adult_frames"] == 50 and second["adult_only_frames"] == 20
+    assert second["smile_frames"] == 0 and second["smile_share"] == 0.0
+    assert first["student_online_s"] == 50.0 and second["student_online_s"] == 50.0
+    assert second["teacher_online_s"] == 60.0
+
+
+def test_summary_and_files(tmp_path):
+    analytics = lesson_analytics("L-1", _scores(), _timeline(), bucket_s=60, smile_threshold=0.5)
+    summary = analytics.summary
+    assert summary["frames"] == 120
+    assert summary["smiliest_bucket"] == 0
+    assert summary["adult_presence"] == pytest.approx(50 / 120, abs=1e-3)
+    assert summary["student_disconnects"] == 1 and summary["student_offline_s"] == 20.0
+    json_path, csv_path = write_analytics(analytics, tmp_path)
+    data = json.loads(json_path.read_text())
+    assert data["summary"]["smile_frames"] == 10 and len(data["series"]) == 2
+    assert pd.read_csv(csv_path).shape == (2, len(SERIES_COLUMNS))
+
+
+def test_empty_scores_and_short_lesson():
+    empty = pd.DataFrame(columns=["frame", "t", "face", "is_child", "smile_prob"])
+    series = lesson_series(empty, 30.0)
+    assert len(series) == 1 and series.loc[0, "frames"] == 0 and series.loc[0, "child_share"] is None
+
+
+def test_bool_columns_read_back_from_csv(tmp_path):
+    path = tmp_path / "scores.csv"
+    _scores().to_csv(path, index=False)
+    frames = frame_table(pd.read_csv(path), 0.5)
+    assert frames["smile"].sum() == 10 and frames["adult"].sum() == 50

@@ -1,0 +1,228 @@
+"""MTCNN detection and the torchvision stand-ins it runs on."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from highlights.faces import _torchvision_shim as shim
+from highlights.faces.detection import DetectionOptions, Detections, FaceDetector
+
+
+def _facenet_detect_face_module():
+    """facenet-pytorch's detect_face module (imports torchvision: the shim provides it here)."""
+    shim.install()
+    from facenet_pytorch.models.utils import detect_face
+
+    return detect_face
+
+
+def random_boxes(rng: np.random.Generator, n: int, extent: float = 100.0) -> np.ndarray:
+    xy = rng.uniform(0, extent, (n, 2))
+    wh = rng.uniform(1, extent / 3, (n, 2))
+    return np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+
+
+def brute_force_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """The definition: walk boxes by falling score, keep one unless a kept box overlaps it more."""
+    kept: list[int] = []
+    for i in sorted(range(len(scores)), key=lambda k: -scores[k]):
+        ok = True
+        for j in kept:
+            w = max(0.0, min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]))
+            h = max(0.0, min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]))
+            inter = w * h
+            area_i = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
+            area_j = (boxes[j, 2] - boxes[j, 0]) * (boxes[j, 3] - boxes[j, 1])
+            if inter / (area_i + area_j - inter) > threshold:
+                ok = False
+                break
+        if ok:
+            kept.append(i)
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
+def test_shim_nms_matches_brute_force(seed, threshold):
+    rng = np.random.default_rng(seed)
+    boxes = random_boxes(rng, 60)
+    scores = rng.permutation(60).astype(np.float32)  # distinct: the order is unambiguous
+    kept = shim.nms(torch.from_numpy(boxes), torch.from_numpy(scores), threshold)
+    assert kept.dtype == torch.int64
+    assert kept.tolist() == brute_force_nms(boxes, scores, threshold)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_shim_batched_nms_matches_facenet_numpy_reference(seed):
+    detect_face = _facenet_detect_face_module()
+    rng = np.random.default_rng(seed)
+    n = 200
+    boxes = random_boxes(rng, n, extent=300.0)
+    scores = rng.permutation(n).astype(np.float32) / n
+    idxs = rng.integers(0, 4, n)
+    # facenet's NumPy NMS measures areas as (x2 - x1 + 1) * (y2 - y1 + 1), torchvision's as
+    # (x2 - x1) * (y2 - y1): handing it x2 - 1, y2 - 1 makes the two IoUs identical.
+    inclusive = boxes - np.array([0, 0, 1, 1], np.float32)
+    expected = detect_face.batched_nms_numpy(
+        torch.from_numpy(inclusive), torch.from_numpy(scores), torch.from_numpy(idxs), 0.5, "Union"
+    )
+    got = shim.batched_nms(
+        torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idxs), 0.5
+    )
+    # facenet's NumPy reference keeps the same set; its order is per category, ours by score.
+    assert len(got) < n
+    assert sorted(got.tolist()) == sorted(expected.tolist())
+    assert (np.diff(scores[got.numpy()]) <= 0).all()
+
+
+def test_shim_batched_nms_never_suppresses_across_categories():
+    box = torch.tensor([[0.0, 0.0, 10.0, 10.0]] * 3)
+    kept = shim.batched_nms(box, torch.tensor([0.9, 0.8, 0.7]), torch.tensor([0, 1, 0]), 0.5)
+    assert kept.tolist() == [0, 1]
+
+
+def test_shim_nms_empty():
+    empty = torch.zeros((0, 4))
+    assert shim.nms(empty, torch.zeros(0), 0.5).shape == (0,)
+    assert shim.batched_nms(empty, torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5).shape == (0,)
+
+
+def test_shim_to_tensor_like_torchvision():
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    out = shim.to_tensor(rgb)
+    assert out.shape == (3, 2, 3) and out.dtype == torch.float32
+    assert torch.allclose(out[:, 1, 2], torch.from_numpy(rgb[1, 2]).float() / 255)
+    assert shim.to_tensor(np.zeros((4, 5), np.uint8)).shape == (1, 4, 5)
+    assert shim.to_tensor(Image.new("RGB", (5, 4))).shape == (3, 4, 5)
+    floats = np.full((2, 2, 3), 7.0, np.float32)
+    assert shim.to_tensor(floats).max() == 7.0  # not rescaled, as torchvision
+
+
+def test_shim_installs_the_two_module_paths_facenet_imports():
+    shim.install()
+    from torchvision.ops.boxes import batched_nms
+    from torchvision.transforms import functional
+
+    assert batched_nms is shim.batched_nms or not getattr(sys.modules["torchvision"], "__highlights_shim__", False)
+    assert callable(functional.to_tensor)
+    assert shim.install() in (True, False)  # idempotent
+
+
+def test_shim_steps_aside_for_a_working_torchvision(monkeypatch, tmp_path):
+    # A fake, importable torchvision package on sys.path stands in for a real working install.
+    package = tmp_path / "torchvision"
+    (package / "ops").mkdir(parents=True)
+    (package / "transforms").mkdir()
+    (package / "__init__.py").write_text("REAL = True\n")
+    (package / "ops" / "__init__.py").write_text("")
+    (package / "ops" / "boxes.py").write_text("def batched_nms(*a): return 'real'\n")
+    (package / "transforms" / "__init__.py").write_text("")
+    (package / "transforms" / "functional.py").write_text("def to_tensor(p): return 'real'\n")
+    saved = {k: v for k, v in sys.modules.items() if k == "torchvision" or k.startswith("torchvision.")}
+    for name in saved:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert shim.install() is False
+        import torchvision.ops.boxes
+
+        assert torchvision.ops.boxes.batched_nms() == "real"
+    finally:
+        for name in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def test_shim_installs_when_torchvision_is_broken(monkeypatch, tmp_path):
+    # The registry's CUDA torchvision raises at import next to the CPU torch: the shim takes over.
+    package = tmp_path / "torchvision"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise RuntimeError('operator torchvision::nms does not exist')\n")
+    saved = {k: v for k, v in sys.modules.items() if k == "torchvision" or k.startswith("torchvision.")}
+    for name in saved:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert shim.install() is True
+        from torchvision.ops.boxes import batched_nms
+
+        assert batched_nms is shim.batched_nms
+    finally:
+        for name in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_blank_and_gray_images_give_no_faces(detector):
+    found = detector.detect(
+        [np.zeros((240, 320, 3), np.uint8), np.full((100, 100), 128, np.uint8), np.zeros((50, 50, 1), np.uint8)]
+    )
+    assert len(found) == 3
+    for faces in found:
+        assert isinstance(faces, Detections) and len(faces) == 0
+        assert faces.boxes.shape == (0, 4) and faces.probs.shape == (0,)
+    assert detector.detect([]) == []
+
+
+def test_rejects_non_uint8(detector):
+    with pytest.raises(ValueError, match="uint8"):
+        detector.detect([np.zeros((32, 32, 3), np.float32)])
+
+
+def test_version_names_library_size_and_min_face():
+    options = DetectionOptions(max_side=320, min_face_size=30)
+    assert FaceDetector(options).version.endswith("-320-30")
+    assert FaceDetector(options).version.startswith("mtcnn-facenet-pytorch-2.")
+
+
+@pytest.mark.shared_data
+def test_two_people_has_two_faces_largest_first(shared_data, detector):
+    image = load_rgb(shared_data / "images" / "two_people.jpg")
+    [faces] = detector.detect([image])
+    assert len(faces) == 2
+    assert (faces.probs >= detector.options.min_probability).all()
+    areas = (faces.boxes[:, 2] - faces.boxes[:, 0]) * (faces.boxes[:, 3] - faces.boxes[:, 1])
+    assert areas[0] >= areas[1]
+    # Boxes are in the original image's pixels (the image is larger than max_side).
+    assert max(image.shape[:2]) > detector.options.max_side
+    assert faces.boxes[:, 2].max() > detector.options.max_side * 0.5
+
+
+@pytest.mark.shared_data
+def test_obama_one_face_at_every_resolution_same_place(shared_data, detector):
+    names = ["obama-240p.jpg", "obama-480p.jpg", "obama-720p.jpg", "obama-1080p.jpg", "obama_small.jpg"]
+    images = [load_rgb(shared_data / "images" / name) for name in names]
+    found = detector.detect(images)
+    assert [len(f) for f in found] == [1] * len(names)
+    # The same face, relative to image size, across the four resolutions of one photo.
+    relative = [f.boxes[0] / np.tile(im.shape[1::-1], 2) for f, im in zip(found[:4], images[:4])]
+    for box in relative[1:]:
+        np.testing.assert_allclose(box, relative[0], atol=0.03)
+
+
+@pytest.mark.shared_data
+def test_batched_equals_one_by_one(shared_data, detector):
+    image = load_rgb(shared_data / "images" / "obama-480p.jpg")
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    batched = detector.detect([image, flipped, image])
+    single = [detector.detect([im])[0] for im in (image, flipped)]
+    np.testing.assert_allclose(batched[0].boxes, single[0].boxes, atol=0.5)
+    np.testing.assert_allclose(batched[1].boxes, single[1].boxes, atol=0.5)
+    np.testing.assert_allclose(batched[2].boxes, batched[0].boxes)

@@ -1,0 +1,219 @@
+"""Selection: privacy (no adult frames), spacing, de-duplication, quality filters and GIF order."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from highlights.selection import SelectionOptions, phash_distance, select_highlights
+
+START = datetime(2026, 11, 20, 15, 0, tzinfo=timezone.utc)
+
+
+def face_row(frame: int, t: float | None = None, face: int = 0, **over) -> dict:
+    """A good, smiling child face unless overridden; ``crop_hash`` unique per frame by default."""
+    t = float(frame if t is None else t)
+    rng = np.random.default_rng(frame * 31 + face)
+    row = dict(
+        frame=frame,
+        t=t,
+        at=(START + timedelta(seconds=t)).isoformat(),
+        source="student.webm",
+        offset_s=t,
+        face=face,
+        x1=100.0,
+        y1=80.0,
+        x2=220.0,
+        y2=220.0,
+        det_prob=0.999,
+        child_prob=0.9,
+        smile_prob=0.8,
+        is_child=True,
+        sharpness=300.0,
+        brightness=120.0,
+        crop_hash=f"{int(rng.integers(0, 2**63)):016x}",
+    )
+    row.update(over)
+    return row
+
+
+def empty_row(frame: int, t: float | None = None) -> dict:
+    row = face_row(frame, t)
+    for key in ("x1", "y1", "x2", "y2", "det_prob", "child_prob", "smile_prob", "sharpness", "brightness"):
+        row[key] = math.nan
+    row.update(face=-1, is_child=None, crop_hash=None)
+    return row
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+def test_picks_nine_best_first_then_lesson_order():
+    # one smiling face every 30 s for 10 minutes, smile rising then falling
+    rows = [face_row(i, t=30.0 * i, smile_prob=0.6 + 0.39 * math.sin(math.pi * i / 20)) for i in range(20)]
+    sel = select_highlights(table(rows))
+    assert sel.status == "ok" and sel.reason is None
+    assert len(sel.picks) == 9
+    best = max(sel.picks, key=lambda p: p.smile)
+    assert sel.picks[0] == best and sel.picks[0].rank == 0
+    rest = [p.t for p in sel.picks[1:]]
+    assert rest == sorted(rest)
+    # the nine best smiles are the ones taken
+    top9 = sorted((r["smile_prob"] for r in rows), reverse=True)[:9]
+    assert sorted(p.smile for p in sel.picks) == sorted(top9)
+
+
+def test_min_gap_between_picks():
+    rows = [face_row(i, t=float(i), smile_prob=0.99 - i * 1e-4) for i in range(300)]  # 1 fps, 5 min
+    opts = SelectionOptions(min_gap_s=45.0)
+    sel = select_highlights(table(rows), opts)
+    times = sorted(p.t for p in sel.picks)
+    assert len(times) == 7  # 0, 45, ..., 270
+    assert all(b - a >= 45.0 for a, b in zip(times, times[1:]))
+
+
+def test_near_duplicate_crops_are_skipped():
+    base = 0x0F0F_0F0F_0F0F_0F0F
+    rows = [face_row(i, t=60.0 * i, smile_prob=0.95 - 0.01 * i, crop_hash=f"{base ^ (1 << i):016x}") for i in range(6)]
+    rows += [face_row(10 + i, t=600.0 + 60 * i, smile_prob=0.7) for i in range(3)]  # distinct crops
+    sel = select_highlights(table(rows))
+    hashes = [p.crop_hash for p in sel.picks]
+    assert all(phash_distance(a, b) > 10 for i, a in enumerate(hashes) for b in hashes[i + 1 :])
+    assert len(sel.picks) == 4  # one of the six look-alikes (the best) + the three distinct ones
+    assert sel.picks[0].frame == 0
+
+
+def test_frames_with_an_adult_are_excluded_by_default_and_allowed_on_request():
+    rows = []
+    for i in range(12):
+        rows.append(face_row(i, t=30.0 * i, smile_prob=0.9 if i % 2 else 0.7))
+        if i % 2:  # the best smiles share the frame with an adult
+            rows.append(face_row(i, t=30.0 * i, face=1, is_child=False, child_prob=0.1, smile_prob=0.99))
+    sel = select_highlights(table(rows))
+    assert sel.status == "ok"
+    assert {p.frame % 2 for p in sel.picks} == {0}
+    allowed = select_highlights(table(rows), SelectionOptions(allow_adult=True))
+    assert allowed.picks[0].frame % 2 == 1
+    assert all(p.face == 0 for p in allowed.picks)  # the adult face itself is never the pick
+
+
+def test_adult_with_unknown_or_poor_scores_still_excludes_the_frame():
+    rows = [face_row(i, t=30.0 * i) for i in range(6)]
+    rows.append(face_row(0, t=0.0, face=1, is_child=None, child_prob=math.nan))  # unknown -> adult
+    rows.append(face_row(1, t=30.0, face=1, is_child=False, det_prob=0.5, sharpness=1.0))
+    sel = select_highlights(table(rows))
+    assert {p.frame for p in sel.picks} == {2, 3, 4, 5}
+
+
+def test_blurred_dark_small_and_not_smiling_faces_are_rejected():
+    bad = [
+        dict(sharpness=10.0),
+        dict(brightness=20.0),
+        dict(brightness=250.0),
+        dict(smile_prob=0.3),
+        dict(x2=120.0, y2=100.0),  # 20 px face
+        dict(det_prob=0.5),
+        dict(smile_prob=math.nan),
+    ]
+    rows = [face_row(i, t=60.0 * i, **({"smile_prob": 0.99} | over)) for i, over in enumerate(bad)]
+    rows += [face_row(100 + i, t=1000.0 + 60 * i, smile_prob=0.65) for i in range(3)]
+    sel = select_highlights(table(rows))
+    assert sel.status == "ok"
+    assert {p.frame for p in sel.picks} == {100, 101, 102}
+
+
+def test_two_child_faces_pick_the_more_smiling_one():
+    rows = []
+    for i in range(4):
+        rows.append(face_row(i, t=60.0 * i, face=0, smile_prob=0.65))
+        rows.append(face_row(i, t=60.0 * i, face=1, smile_prob=0.9, x1=300.0, x2=380.0, y1=90.0, y2=180.0))
+    sel = select_highlights(table(rows))
+    assert [p.face for p in sel.picks] == [1, 1, 1, 1]
+    assert sel.picks[1].box == (300.0, 90.0, 380.0, 180.0)
+
+
+def test_too_few_frames_is_no_highlight_with_a_reason():
+    rows = [face_row(0, t=0.0), face_row(1, t=100.0)] + [empty_row(i, t=200.0 + i) for i in range(2, 50)]
+    sel = select_highlights(table(rows))
+    assert sel.status == "no_highlight" and sel.picks == []
+    assert "only 2" in sel.reason and "3 needed" in sel.reason
+    assert sel.stats.frames == 50 and sel.stats.with_child == 2
+    # the student's name is not in the table, and no other personal data is in the reason
+    assert select_highlights(table(rows), SelectionOptions(min_frames=2)).status == "ok"
+
+
+def test_no_faces_and_empty_table():
+    sel = select_highlights(table([empty_row(i) for i in range(10)]))
+    assert sel.status == "no_highlight" and "no child's face" in sel.reason
+    empty = pd.DataFrame({c: [] for c in face_row(0)})
+    assert select_highlights(empty).status == "no_highlight"
+
+
+def test_missing_columns_are_an_error():
+    with pytest.raises(ValueError, match="smile_prob"):
+        select_highlights(table([face_row(0)]).drop(columns="smile_prob"))
+
+
+def test_to_dict_is_json_ready():
+    import json
+
+    sel = select_highlights(table([face_row(i, t=30.0 * i) for i in range(5)]))
+    data = json.loads(json.dumps(sel.to_dict()))
+    assert data["status"] == "ok" and len(data["picks"]) == 5 and data["picks"][0]["box"] == [100.0, 80.0, 220.0, 220.0]
+
+
+face_strategy = st.fixed_dictionaries(
+    dict(
+        is_child=st.sampled_from([True, False, None]),
+        smile_prob=st.floats(0, 1),
+        sharpness=st.floats(0, 500),
+        brightness=st.floats(0, 255),
+        det_prob=st.floats(0.5, 1),
+        hash=st.integers(0, 2**64 - 1),
+    )
+)
+frame_strategy = st.tuples(st.floats(0, 5), st.lists(face_strategy, max_size=3))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(frame_strategy, min_size=0, max_size=30), allow_adult=st.booleans())
+def test_random_tables_respect_privacy_gap_and_order(frames, allow_adult):
+    rows, t = [], 0.0
+    for index, (dt, faces) in enumerate(frames):
+        t += dt
+        if not faces:
+            rows.append(empty_row(index, t))
+        for face_index, f in enumerate(faces):
+            rows.append(
+                face_row(index, t, face=face_index, is_child=f["is_child"], smile_prob=f["smile_prob"],
+                         sharpness=f["sharpness"], brightness=f["brightness"], det_prob=f["det_prob"],
+                         crop_hash=f"{f['hash']:016x}")
+            )  # fmt: skip
+    scores = table(rows) if rows else pd.DataFrame({c: [] for c in face_row(0)})
+    opts = SelectionOptions(min_gap_s=3.0, min_frames=1, allow_adult=allow_adult)
+    sel = select_highlights(scores, opts)
+    assert len(sel.picks) <= opts.max_frames
+    faces = scores[scores["face"] >= 0]
+    adult_frames = set(faces.loc[faces["is_child"].ne(True), "frame"])
+    for p in sel.picks:
+        row = faces[(faces["frame"] == p.frame) & (faces["face"] == p.face)].iloc[0]
+        assert row["is_child"] == True  # noqa: E712  (the GIF is framed on a child, always)
+        assert row["smile_prob"] >= opts.min_smile and row["sharpness"] >= opts.min_sharpness
+        assert opts.min_brightness <= row["brightness"] <= opts.max_brightness
+        if not allow_adult:
+            assert p.frame not in adult_frames
+    times = sorted(p.t for p in sel.picks)
+    assert all(b - a >= opts.min_gap_s for a, b in zip(times, times[1:]))
+    hashes = [p.crop_hash for p in sel.picks]
+    assert all(phash_distance(a, b) > opts.hash_distance for i, a in enumerate(hashes) for b in hashes[i + 1 :])
+    if sel.picks:
+        assert sel.picks[0].smile == max(p.smile for p in sel.picks)
+        assert [p.t for p in sel.picks[1:]] == sorted(p.t for p in sel.picks[1:])
+    assert (sel.status == "ok") == (len(sel.picks) >= opts.min_frames)

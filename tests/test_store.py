@@ -1,0 +1,111 @@
+"""The database contract: upsert per lesson, reruns update in place, the campaign's query."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+
+from highlights.results import Disconnects, HighlightFrame, LessonBounds, LessonResult
+from highlights.store import CAMPAIGN_SQL, ResultStore, highlight_for_lesson
+
+
+def _ok(folder, lesson_id="L-1", gif="tok3n.gif", html="<p>hi</p>") -> LessonResult:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "snippet.html").write_text(html)
+    (folder / "snippet.txt").write_text("hi")
+    (folder / gif).write_bytes(b"GIF89a")
+    return LessonResult(
+        lesson_id,
+        "ok",
+        lesson=LessonBounds("2026-11-20T16:00:00+00:00", "2026-11-20T16:30:00+00:00", 1800.0),
+        disconnects=Disconnects(1, 0, 20.0, 0.0),
+        frames=[HighlightFrame(float(i), "2026-11-20T16:00:00+00:00", 0.9, 0.8) for i in range(3)],
+        gif=gif,
+        gif_url=f"https://cdn.example/h/{gif}",
+        gif_bytes=6,
+        snippet="snippet.html",
+        snippet_text="snippet.txt",
+        versions={"highlights": "0.1.0", "smile_model": "smile-1"},
+        fingerprint="abc",
+        folder=folder,
+    )
+
+
+def _exercise(store: ResultStore, tmp_path, lesson_id: str) -> None:
+    t0 = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
+    store.save(_ok(tmp_path / "a", lesson_id), now=t0)
+    row = store.row(lesson_id)
+    assert row["status"] == "ok" and row["frame_count"] == 3 and row["student_disconnects"] == 1
+    assert row["snippet_html"] == "<p>hi</p>" and row["code_version"] == "0.1.0"
+    assert row["versions"]["smile_model"] == "smile-1"
+    assert row["gif_path"].endswith("tok3n.gif")
+
+    # A rerun updates the row in place; created_at stays.
+    store.save(_ok(tmp_path / "b", lesson_id, gif="n3w.gif", html="<p>new</p>"), now=t0 + timedelta(hours=1))
+    row = store.row(lesson_id)
+    assert row["gif_url"].endswith("n3w.gif") and row["snippet_html"] == "<p>new</p>"
+    assert row["created_at"].replace(tzinfo=None) == t0.replace(tzinfo=None)
+    assert row["updated_at"].replace(tzinfo=None) == (t0 + timedelta(hours=1)).replace(tzinfo=None)
+    with store.engine.connect() as connection:
+        count = connection.execute(
+            text("SELECT count(*) FROM lesson_highlights WHERE lesson_id = :l"), {"l": lesson_id}
+        ).scalar()
+    assert count == 1
+
+    highlight = store.highlight_for_lesson(lesson_id)
+    assert highlight.gif_url.endswith("n3w.gif") and highlight.snippet_html == "<p>new</p>"
+
+    # A failed rerun keeps the completed row the campaign uses, and records the error.
+    store.save(LessonResult(lesson_id, "failed", reason="lesson X: student.webm: cannot decode"))
+    row = store.row(lesson_id)
+    assert row["status"] == "ok" and "cannot decode" in row["last_error"]
+    assert store.highlight_for_lesson(lesson_id) is not None
+
+    # A success clears the error; no_highlight removes it from the campaign.
+    store.save(LessonResult(lesson_id, "no_highlight", reason="no smiling child", fingerprint="x"))
+    row = store.row(lesson_id)
+    assert row["status"] == "no_highlight" and row["last_error"] is None and row["gif_url"] is None
+    assert store.highlight_for_lesson(lesson_id) is None
+
+
+def test_sqlite_upsert_and_campaign_query(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    _exercise(store, tmp_path, "L-1")
+    assert store.highlight_for_lesson("unknown") is None
+
+
+def test_failed_first_run_is_recorded(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    store.save(LessonResult("L-9", "failed", reason="lesson L-9: manifest.csv row 4: bad start time"))
+    row = store.row("L-9")
+    assert row["status"] == "failed" and "row 4" in row["reason"] and row["last_error"]
+    assert store.highlight_for_lesson("L-9") is None
+
+
+def test_campaign_sql_works_verbatim_and_one_shot_helper(tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    store = ResultStore(url)
+    store.save(_ok(tmp_path / "a", "L-7"))
+    with store.engine.connect() as connection:
+        row = connection.execute(text(CAMPAIGN_SQL), {"lesson_id": "L-7"}).one()
+    assert row.gif_url.endswith(".gif") and row.snippet_html
+    assert highlight_for_lesson(url, "L-7").snippet_text == "hi"
+
+
+def test_postgresql(tmp_path):
+    url = os.environ.get("HIGHLIGHTS_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set HIGHLIGHTS_TEST_POSTGRES_URL to a PostgreSQL URL to run the PostgreSQL upsert test")
+    pytest.importorskip("psycopg", reason="needs psycopg (pip install 'highlights[postgres]')")
+    store = ResultStore(url)
+    lesson_id = f"test-{uuid.uuid4().hex[:8]}"
+    try:
+        _exercise(store, tmp_path, lesson_id)
+    finally:
+        with store.engine.begin() as connection:
+            connection.execute(text("DELETE FROM lesson_highlights WHERE lesson_id = :l"), {"l": lesson_id})
+        store.dispose()
