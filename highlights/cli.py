@@ -160,5 +160,173 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+# --------------------------------------------------------------------------- highlights timeline
+
+
+def _timeline_table(plans) -> str:
+    """One line per lesson for people; times as the manifest gave them (UTC for zone-less ones)."""
+
+    def when(value) -> str:
+        return value.isoformat(sep=" ", timespec="seconds") if value is not None else "-"
+
+    def clock(seconds: float) -> str:
+        whole = round(seconds)
+        return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+    rows = [("LESSON", "STATUS", "START", "END", "DURATION", "STUDENT", "TEACHER", "FRAMES", "NOTE")]
+    for plan in plans:
+        tl = plan.timeline
+        if plan.status == "ok":
+            people = [f"{len(r.disconnects)} / {r.offline_s:.1f}s" for r in (tl.student, tl.teacher)]
+            cells = [when(tl.start), when(tl.end), clock(tl.duration_s), *people]
+        else:
+            cells = ["-"] * 5
+        rows.append((plan.lesson_id, plan.status, *cells, str(len(plan.points)), plan.reason or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(8)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:8], widths)) + "  " + row[8] for row in rows]
+    counts: dict[str, int] = {}
+    for plan in plans:
+        counts[plan.status] = counts.get(plan.status, 0) + 1
+    lines.append(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no lessons")
+    lines.append("STUDENT, TEACHER: disconnects / seconds offline inside the lesson; FRAMES: seconds to sample")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@main.command("timeline")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lesson", "lesson_ids", multiple=True, metavar="ID", help="Only this lesson (repeatable).")
+@click.option("--lessons", "lessons_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Lesson metadata CSV or JSON Lines (validated and joined as in `highlights run`).")
+@click.option("--timezone", metavar="ZONE", help="IANA zone for manifest times without an offset.")
+@click.option("--gap-tolerance", "gap_tolerance_s", type=click.FloatRange(min=0), metavar="S",
+              help="Gaps in a person's camera up to S seconds are not disconnects (default 2).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), metavar="N",
+              help="Frames sampled per second of lesson (default 1).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML settings file; its timezone, gap_tolerance_s and fps apply.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout: one object per lesson.")
+def timeline_command(manifest, lesson_ids, lessons_path, timezone, gap_tolerance_s, fps, config_path,
+                     as_json) -> None:
+    """Print when each lesson of MANIFEST really took place: bounds, disconnects, frames to sample.
+
+    Reads no media for recordings whose end time the manifest gives. With --json, each line is
+    {"lesson_id", "status", "reason", "lesson": {"start", "end", "duration_s"} | null,
+    "disconnects": {"student", "teacher", "student_offline_s", "teacher_offline_s"} | null,
+    "frames", "fps", "gap_tolerance_s"}. Problems of rows that name no lesson go to stderr.
+
+    Exit status 0 when every lesson is ok or no_lesson; 1 when one failed (bad rows, unreadable
+    recording, unknown --lesson) or a manifest row was unusable; 2 for bad options.
+    """
+    import json
+    import sys
+
+    from highlights.config import ConfigError, load_settings
+    from highlights.recordings import InputError, read_manifest
+    from highlights.timeline import plan_manifest
+
+    try:
+        settings = load_settings(config_path, timezone=timezone, gap_tolerance_s=gap_tolerance_s, fps=fps)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from error
+    if settings.fps <= 0 or settings.gap_tolerance_s < 0:
+        raise click.UsageError(f"fps must be > 0 and gap_tolerance_s >= 0 (got {settings.fps}, {settings.gap_tolerance_s})")
+    try:
+        parsed = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
+    except InputError as error:
+        raise click.ClickException(str(error)) from error
+
+    plans = plan_manifest(parsed, list(lesson_ids) or None, gap_tolerance_s=settings.gap_tolerance_s, fps=settings.fps)
+    if as_json:
+        for plan in plans:
+            click.echo(json.dumps(plan.to_dict(), ensure_ascii=False))
+    else:
+        click.echo(_timeline_table(plans))
+    problems = [problem for problem in parsed.problems if problem.lesson_id is None]
+    for problem in problems:
+        click.echo(f"manifest problem: {problem}", err=True)
+    if any(plan.status == "failed" for plan in plans) or problems:
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------ highlights train / evaluate
+
+
+@main.command("train")
+@click.argument("task", type=click.Choice(["smile", "age"]))
+@click.option("--data", "data_dirs", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder with labels.csv (file,label; 1 = smiling / child) or a shared set; repeatable.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Weights file to write.")
+@click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Start from these weights (fine-tuning), e.g. the shipped ones.")
+@click.option("--epochs", type=int, default=None, help="Epochs (default 20; 8 with --init).")
+@click.option("--lr", type=float, default=None, help="Peak learning rate (default 3e-3; 3e-4 with --init).")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the split, augmentation and weights.")
+@click.option("--val-fraction", type=float, default=0.2, show_default=True, help="Held-out share (of people, where known).")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="Stop after the epoch that passes this time.")
+def train_command(task, data_dirs, out_path, init_path, epochs, lr, batch_size, seed, val_fraction,
+                  threads, max_minutes) -> None:
+    """Train the TASK model (smile or age = child/adult) on labelled face images and write weights.
+
+    Images may be photos with one face (found with the pipeline's detector) or tight face crops.
+    Prints the validation figures; the weights file records data, recipe, metrics and seed.
+    """
+    from highlights.training.datasets import LabelsError
+    from highlights.training.train import TrainConfig, train_model
+
+    config = TrainConfig(
+        task=task,
+        epochs=epochs if epochs is not None else (8 if init_path else 20),
+        lr=lr if lr is not None else (3e-4 if init_path else 3e-3),
+        batch_size=batch_size,
+        seed=seed,
+        val_fraction=val_fraction,
+        threads=threads,
+        max_minutes=max_minutes,
+    )
+    try:
+        result = train_model(task, list(data_dirs), out_path, config, init=init_path)
+    except LabelsError as error:
+        raise click.ClickException(str(error)) from error
+    if result.validation is not None:
+        click.echo(result.validation.report())
+    click.echo(f"wrote {out_path} (sha256 {result.sha256[:12]}, threshold {result.threshold:.3f}, "
+               f"{result.seconds / 60:.1f} min)")
+
+
+@main.command("evaluate")
+@click.argument("task", type=click.Choice(["smile", "age"]))
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder with labels.csv or a shared set.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Weights file (default: the shipped ones).")
+@click.option("--split", type=click.Choice(["validation", "all"]), default="validation", show_default=True,
+              help="validation: the held-out split the weights were trained with; all: every image.")
+@click.option("--max-faces", type=int, default=None, help="Evaluate a fixed, seeded subset of this many faces.")
+@click.option("--adult-only", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="age: folder of adult faces from another source for the false-child rate "
+                   "(default: the shared LFW expression set when found).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures as JSON.")
+def evaluate_command(task, data_dir, weights, split, max_faces, adult_only, json_path) -> None:
+    """Evaluate the TASK model: ROC AUC, accuracy at its threshold, calibration (and for age: AUC per
+    age band and the false-child rate on adult-only faces from another source)."""
+    from highlights.faces.models import WeightsError
+    from highlights.io import write_json_atomic
+    from highlights.training.datasets import LabelsError
+    from highlights.training.evaluate import evaluate_model
+
+    try:
+        result = evaluate_model(task, data_dir, weights, split=split, max_faces=max_faces,
+                                adult_only=adult_only if adult_only else "auto")
+    except (LabelsError, WeightsError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(result.report())
+    if json_path:
+        write_json_atomic(json_path, result.to_dict())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -32,10 +32,12 @@ From Python::
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
@@ -62,6 +64,7 @@ from highlights.results import (
     utc_now_iso,
     write_result,
 )
+from highlights.faces.scoring import empty_scores
 from highlights.selection import Pick, Selection, SelectionStats, select_highlights
 from highlights.store import ResultStore
 from highlights.timeline import LessonTimeline, lesson_timeline
@@ -76,6 +79,7 @@ SNIPPET_HTML = "snippet.html"
 SNIPPET_TEXT = "snippet.txt"
 REPORT_FILE = "report.html"
 ANALYTICS_FILE = "analytics.json"
+LOCK_FILE = ".lock"
 
 
 # --------------------------------------------------------------------------- progress
@@ -125,13 +129,16 @@ def digest(*parts: Any) -> str:
 
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """Version plus a hash of the package's source files: any code change redoes lessons."""
-    root = Path(highlights.__file__).resolve().parent
+    """Version plus a hash of the package's source files and the templates: any change to the
+    code or a template redoes lessons."""
+    from highlights.email import TEMPLATES_DIR
+
     sha = hashlib.sha256(highlights.__version__.encode())
-    for path in sorted(root.rglob("*")):
-        if path.suffix in (".py", ".html", ".txt", ".j2", ".jinja", ".css") and "__pycache__" not in path.parts:
-            sha.update(str(path.relative_to(root)).encode())
-            sha.update(path.read_bytes())
+    for root in (Path(highlights.__file__).resolve().parent, TEMPLATES_DIR):
+        for path in sorted(root.rglob("*")):
+            if path.suffix in (".py", ".html", ".txt", ".j2", ".jinja", ".css") and "__pycache__" not in path.parts:
+                sha.update(f"{root.name}/{path.relative_to(root)}".encode())
+                sha.update(path.read_bytes())
     return sha.hexdigest()[:16]
 
 
@@ -291,6 +298,8 @@ class _Context:
     state: StageState
     versions: dict[str, Any]
     progress: Progress
+    previous_gif: str | None = None
+    """The GIF name of an earlier run: reused so a link already sent keeps working."""
     started_at: str = field(default_factory=utc_now_iso)
 
 
@@ -347,7 +356,20 @@ def run_lesson(
                 _sync_store(store, previous)
             return previous
 
-    context = _Context(lesson, settings, folder, keys, StageState(folder, settings.force), versions, progress)
+    with lesson_lock(folder) as locked:
+        if not locked:
+            reason = f"lesson {lesson.lesson_id}: another highlights run is working on it (lock {folder / LOCK_FILE})"
+            log.warning("%s", reason)
+            return LessonResult(lesson.lesson_id, "failed", reason=reason, versions=versions, folder=folder,
+                                started_at=started, finished_at=utc_now_iso())
+        return _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started)
+
+
+def _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started) -> LessonResult:
+    context = _Context(
+        lesson, settings, folder, keys, StageState(folder, settings.force), versions, progress,
+        previous_gif=previous_gif_name(folder),
+    )
     try:
         result = _run_stages(context, scorer)
     except Exception as error:  # noqa: BLE001 - one lesson's failure must not stop the batch
@@ -373,6 +395,44 @@ def run_lesson(
             )
     write_result(result, folder)
     return result
+
+
+@contextmanager
+def lesson_lock(folder: Path) -> Iterator[bool]:
+    """Hold ``folder/.lock`` (an advisory ``flock``) while a lesson runs; yields False when another
+    process holds it (a nightly run and a rerun by hand on the same lesson). The lock goes with
+    the process, so a crash never leaves it stuck."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def previous_gif_name(folder: Path) -> str | None:
+    """The GIF name an earlier run gave this lesson (``stages.json``, even after a failure or
+    with ``force``), so a rebuilt GIF replaces the file a sent email already links to."""
+    try:
+        record = json.loads((folder / STAGES_FILE).read_text(encoding="utf-8")).get("gif") or {}
+    except (OSError, ValueError, AttributeError):
+        record = {}
+    name = record.get("gif") if isinstance(record, dict) else None
+    return name if isinstance(name, str) and name.endswith(".gif") and "/" not in name else None
+
+
+def remove_stale_gifs(folder: Path, keep: str | None) -> None:
+    """Delete GIFs of earlier runs that the lesson's result no longer names: a GIF that a new
+    model or setting no longer stands behind must not stay public."""
+    for path in folder.glob("*.gif"):
+        if path.name != keep:
+            path.unlink(missing_ok=True)
+            log.info("lesson folder %s: removed stale GIF", folder.name)
 
 
 def _sync_store(store: ResultStore, result: LessonResult) -> None:
@@ -423,7 +483,11 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
     disconnects = _disconnects(timeline)
     base.update(lesson=bounds, disconnects=disconnects)
     if timeline.status != "ok":
-        return LessonResult(status="no_lesson", reason=timeline.reason or "no lesson took place", **base)
+        # No lesson, but the report still shows both cameras: the data team sees why.
+        result = LessonResult(status="no_lesson", reason=timeline.reason or "no lesson took place", **base)
+        no_selection = Selection("no_highlight", result.reason, [], SelectionStats())
+        _write_report(c, result, timeline, empty_scores(), no_selection)
+        return result
 
     with _stage(c, "scores"):
         if c.state.done("scores", keys.scores):
@@ -472,7 +536,7 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
         with _stage(c, "gif"):
             record = c.state.done("gif", keys.gif)
             if record is None:
-                gif_name = public_gif_name(lesson.lesson_id)
+                gif_name = c.previous_gif or public_gif_name(lesson.lesson_id)
                 images = [GifFrame(_read_pick(lesson, resolved, pick), tuple(pick.box)) for pick in selection.picks]
                 gif_info = build_gif(images, folder / gif_name, settings.gif)
                 record_info = _jsonable(gif_info)
@@ -493,15 +557,25 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
         status, reason = "ok", ""
     else:
         status, reason = "no_highlight", selection.reason or "no highlight"
+    remove_stale_gifs(folder, keep=base.get("gif"))
 
     result = LessonResult(status=status, reason=reason, **base)
-    with _stage(c, "report"):
-        if not c.state.done("report", keys.report):
-            html = render_report(**_report_arguments(c, result, timeline, scores, selection, gif_info))
-            write_text_atomic(folder / REPORT_FILE, html)
-            c.state.record("report", keys.report, [REPORT_FILE])
-    result.report = REPORT_FILE
+    _write_report(c, result, timeline, scores, selection)
     return result
+
+
+def _write_report(c: _Context, result: LessonResult, timeline: LessonTimeline, scores: pd.DataFrame,
+                  selection: Selection) -> None:
+    """The per-lesson report for people (``report.html``); sets ``result.report``."""
+    with _stage(c, "report"):
+        if not c.state.done("report", c.keys.report):
+            html = render_report(
+                result, timeline, scores, selection, c.lesson.info,
+                smile_threshold=c.settings.selection.min_smile, templates_dir=c.settings.email.templates_dir,
+            )
+            write_text_atomic(c.folder / REPORT_FILE, html)
+            c.state.record("report", c.keys.report, [REPORT_FILE])
+    result.report = REPORT_FILE
 
 
 def _score(frames: Iterable[Any], scorer: Any, settings: Settings, on_frames: Callable[..., None]) -> pd.DataFrame:
@@ -538,10 +612,6 @@ def public_url(settings: Settings, lesson_id: str, gif_name: str, folder: Path) 
     if base:
         return f"{str(base).rstrip('/')}/{lesson_id}/{gif_name}"
     return (folder / gif_name).resolve().as_uri()
-
-
-def _report_arguments(c: _Context, result, timeline, scores, selection, gif_info) -> dict[str, Any]:
-    return dict(result=result, timeline=timeline, scores=scores, selection=selection, info=c.lesson.info)
 
 
 # --------------------------------------------------------------------------- a manifest

@@ -69,7 +69,7 @@ class HighlightFrame:
     smile: float
     child: float
     source: str = ""
-    """Role of the recording the frame comes from (``student`` or ``teacher``)."""
+    """File name of the student recording the frame comes from."""
     offset_s: float = 0.0
     """Seconds into that recording."""
     box: tuple[float, float, float, float] | None = None

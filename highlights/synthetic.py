@@ -183,7 +183,8 @@ def write_test_pattern(
     codec: Codec = "h264",
     *,
     gop: int | None = 250,
-    noise: int = 10,
+    noise: int = 6,
+    bitrate: str = "1500k",
 ) -> Path:
     """A long moving test pattern (ffmpeg's ``testsrc2`` with webcam-like grain), made entirely
     inside ffmpeg: a 10-minute 640x480 file takes seconds, not the minutes that piping frames
@@ -195,6 +196,8 @@ def write_test_pattern(
         ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
         "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}",
         "-t", f"{duration_s}", "-vf", video_filter, *_ENCODERS[codec],
+        # A webcam-like bitrate; grain at constant quality would make a file 5x larger.
+        "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
     ]
     if gop is not None:
         args += ["-g", str(gop), "-keyint_min", str(gop)]

@@ -120,7 +120,7 @@ def write_csvs(folder: Path) -> None:
     """``manifest.csv`` (one row per recording) and ``lessons.csv`` (one row per lesson)."""
     with atomic_path(folder / "manifest.csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["lesson_id", "role", "file", "started_at", "ended_at"])
+        writer.writerow(["lesson_id", "role", "path", "started_at", "ended_at"])
         for name, role, start, length in RECORDINGS:
             begin = LESSON_START + timedelta(seconds=start)
             end = begin + timedelta(seconds=length)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +105,14 @@ def test_shim_to_tensor_like_torchvision():
 
 
 def test_shim_installs_the_two_module_paths_facenet_imports():
-    shim.install()
+    installed = shim.install()
     from torchvision.ops.boxes import batched_nms
     from torchvision.transforms import functional
 
-    assert batched_nms is shim.batched_nms or not getattr(sys.modules["torchvision"], "__highlights_shim__", False)
-    assert callable(functional.to_tensor)
-    assert shim.install() in (True, False)  # idempotent
+    if installed:  # no working torchvision here (the usual case on this project's machines)
+        assert batched_nms is shim.batched_nms and functional.to_tensor is shim.to_tensor
+        assert sys.modules["torchvision"].__highlights_shim__
+    assert shim.install() is installed  # idempotent
 
 
 def test_shim_steps_aside_for_a_working_torchvision(monkeypatch, tmp_path):

@@ -19,6 +19,40 @@ from highlights.faces import _torchvision_shim
 
 @dataclass(frozen=True)
 class DetectionOptions:
+    """How MTCNN is run. The defaults were chosen with ``bench/detection.py`` (2026-11-22).
+
+    Recall is relative to full-resolution detection with min_face_size 20 (a face counts as
+    found at IoU >= 0.5); times are CPU ms per frame with one torch thread on this project's
+    2-core machine (two threads: about 0.75x the wall time), +-30% on a shared machine.
+
+    ====================  ========  =======  ======  ======  ======  =======  ==============
+    max_side / min_face   640x480   webcam   dim     office  street  photos   all (109 faces)
+    ====================  ========  =======  ======  ======  ======  =======  ==============
+    full / 20              (= 640)  48/48    18/18   1/1     30/30   8/8      100%
+    640 / 20               73 ms    48/48    18/18   0/1     25/30   8/8      94%
+    480 / 20 (default)     50 ms    48/48    16/18   0/1     21/30   8/8      89%
+    480 / 40               32 ms    48/48    15/18   0/1     9/30    8/8      76%
+    320 / 20               29 ms    48/48    16/18   0/1     7/30    8/8      75%
+    320 / 40               20 ms    46/48    13/18   0/1     0/30    8/8      64%
+    ====================  ========  =======  ======  ======  ======  =======  ==============
+
+    Groups (``../shared/data``): webcam = head-pose GIFs, 480x270, one or two adults framed like
+    a video call, faces 25-30% of the frame height; dim = stage clip in dim light with profiles,
+    faces 8-30% of the height; office = people walking in a room (one face, 8%); street =
+    1080p, faces 3-7% of the height; photos = the seven stills.
+
+    Why 480 / 20: every face framed like a lesson participant (webcam) is found at every
+    setting down to 320 / 20, so the choice is about the smaller faces: a parent in the back, a
+    child who leans back or stands up (about 6-15% of the frame height). 480 / 20 keeps faces
+    down to about 20 px in the shrunk frame (5.6% of a 4:3 frame's height) and finds 3x as many
+    of the small street faces as 320 / 20 (21 vs 7 of 30), for 50 instead of 29 ms per 640x480
+    frame: about 2.3 CPU-minutes for a 45-minute lesson sampled at 1 frame/s, in a nightly
+    batch. The two dim faces it misses (30 and 41 px, profiles in stage light) are missed by
+    every setting below full resolution. min_face 30 or 40 saves a third of the time but loses
+    dim and small faces (and, at 30, two webcam faces: MTCNN's pyramid scales shift with it).
+    For faster runs where only the nearest face matters, ``max_side=320`` is the next step.
+    """
+
     max_side: int = 480
     """Frames are downscaled so the longer side is at most this many pixels (0: never)."""
     min_face_size: int = 20
@@ -26,7 +60,7 @@ class DetectionOptions:
     min_probability: float = 0.90
     """Faces MTCNN is less sure of are dropped."""
     batch_size: int = 16
-    """Same-size frames detected per MTCNN call."""
+    """Same-size frames detected per MTCNN call (MTCNN needs one size per batch)."""
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     """MTCNN's P-, R- and O-net thresholds (its defaults)."""
 
@@ -105,7 +139,8 @@ class FaceDetector:
     @property
     def version(self) -> str:
         """Identifies what produced the boxes: library version, detection size, minimum face."""
-        return f"mtcnn-facenet-pytorch-{_facenet_version()}-{self.options.max_side}-{self.options.min_face_size}"
+        options = self.options
+        return f"mtcnn-facenet-pytorch-{_facenet_version()}-{options.max_side}-{options.min_face_size}"
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Faces in each RGB (or gray) uint8 image; any sizes, same-size images are batched together."""

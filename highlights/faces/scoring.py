@@ -8,7 +8,7 @@ frame (presence over the lesson is computed from it).
 >>> table = score_frames(sample_frames(recordings), scorer)  # doctest: +SKIP
 >>> table[table.is_child].sort_values("smile_prob").tail(3)  # doctest: +SKIP
 
-Columns:
+Columns (read ``at`` as ``table["at"]``: ``table.at`` is pandas' indexer):
 
 - ``frame``: ``SampledFrame.index``; ``t``: seconds since lesson start; ``at``: ISO-8601 string;
   ``source``: recording file name; ``offset_s``: seconds into that file.

@@ -187,11 +187,10 @@ def drop_validation_lookalikes(
 # Fit
 
 
-def seed_everything(seed: int, threads: int) -> torch.Generator:
+def seed_everything(seed: int, threads: int) -> None:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    return torch.Generator().manual_seed(seed)
 
 
 def choose_threshold(task: str, probs: np.ndarray, labels: np.ndarray, target_fpr: float) -> float:
@@ -223,10 +222,22 @@ def fit(
     val_labels: np.ndarray | None = None,
     init_network: FaceCNN | None = None,
 ) -> tuple[FaceCNN, list[dict[str, float]]]:
-    """Train a FaceCNN; returns the best-validation-AUC network (the last one without validation)."""
+    """Train a FaceCNN; returns the best-validation-AUC network (the last one without validation).
+
+    Sets torch's thread count and deterministic mode for the run and restores them afterwards.
+    """
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        return _fit(config, train_crops, train_labels, val_crops, val_labels, init_network)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _fit(config, train_crops, train_labels, val_crops, val_labels, init_network):
     from highlights.faces.preprocess import to_tensor_batch
 
-    generator = seed_everything(config.seed, config.threads)
+    seed_everything(config.seed, config.threads)
     rng = np.random.default_rng(config.seed)
     network = init_network if init_network is not None else FaceCNN(config.widths, config.dropout)
     labels = np.asarray(train_labels, dtype=np.float32)
@@ -258,7 +269,7 @@ def fit(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += float(loss) * len(rows)
+            total += float(loss.detach()) * len(rows)
         record = {"epoch": epoch + 1, "loss": total / len(labels), "seconds": time.monotonic() - epoch_start}
         if val_crops is not None and len(val_crops):
             auc = safe_auc(np.asarray(val_labels), predict(network, val_crops))
@@ -275,7 +286,6 @@ def fit(
         if config.max_minutes and time.monotonic() - started > 60 * config.max_minutes:
             log.warning("stopping after %.1f min (max_minutes)", (time.monotonic() - started) / 60)
             break
-    del generator
     if best_state is not None:
         network.load_state_dict(best_state)
     if pos_weight != 1.0:
@@ -399,7 +409,7 @@ def train_model(
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "train_seconds": round(seconds, 1),
         "crop_seconds": round(detection_seconds, 1),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     sha = save_face_model(Path(out), network, task, threshold, **meta)  # type: ignore[arg-type]
     return TrainResult(network, threshold, validation, history, seconds, meta, sha)

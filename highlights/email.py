@@ -1,0 +1,309 @@
+"""Email stage: the HTML snippet (and its plain-text twin) an email campaign drops into the
+parents' "how was the lesson" email.
+
+The snippet is an HTML *fragment* (no ``<html>``/``<body>``: the campaign tool supplies those),
+laid out as a table with every style inlined (Gmail and Outlook ignore or strip ``<style>``
+blocks), the GIF given by its absolute URL with ``width``/``height`` and alt text (Outlook
+shows the first frame only, and blocked images show the alt text). A few kilobytes at most,
+far under Gmail's ~102 KB clipping limit.
+
+Templates live in the repository's top-level ``templates/`` folder (:data:`TEMPLATES_DIR`):
+
+* ``snippet.html.j2`` / ``snippet.txt.j2``: one layout for every language;
+* ``snippet.css``: the snippet's styles, inlined into the HTML by css-inline.
+
+The words come from :data:`MESSAGES`, one dict per language. Adding a language is adding one
+dict there (the layout, the escaping and the tests stay as they are), which is easier to keep
+consistent than one copy of the templates per language.
+
+>>> from highlights.recordings import LessonInfo
+>>> snippet = render_snippet(LessonInfo("L-1", "Anna", "Maths", "ru-RU"),
+...                          "https://cdn.example.com/h/L-1/x.gif", None)
+>>> snippet.locale
+'ru'
+>>> "Anna" in snippet.text and "https://cdn.example.com/h/L-1/x.gif" in snippet.html
+True
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import css_inline
+import jinja2
+import markupsafe
+
+from highlights.recordings import LessonInfo
+
+if TYPE_CHECKING:
+    from highlights.gif import GifInfo
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+"""The repository's top-level ``templates/`` folder (shared by the email and report stages)."""
+
+SNIPPET_HTML_TEMPLATE = "snippet.html.j2"
+SNIPPET_TEXT_TEMPLATE = "snippet.txt.j2"
+SNIPPET_CSS = "snippet.css"
+
+MAX_FIELD_CHARS = 80
+"""User-supplied names and subjects longer than this are cut (with an ellipsis): a runaway
+value in the lessons file must not break the layout or push the snippet towards Gmail's limit."""
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        # "from the lesson", not "today's": the batch runs at night and the email may go out
+        # the next day.
+        "title_name_subject": "{name}'s best moments from the {subject} lesson",
+        "title_name": "{name}'s best moments from the lesson",
+        "title_subject": "Your child's best moments from the {subject} lesson",
+        "title": "Your child's best moments from the lesson",
+        "alt_name": "{name} smiling during the lesson",
+        "alt": "Your child smiling during the lesson",
+        "intro": "A few moments when your child smiled, picked from the lesson recording.",
+        "gif_link": "See the moments",
+        "lesson_link": "Open the lesson",
+        "note": "The moments were chosen automatically from the lesson video.",
+    },
+    "ru": {
+        # Phrased so that neither the name nor the subject needs a grammatical case: the
+        # lessons file gives them in the nominative and they cannot be declined reliably.
+        "title_name_subject": "{name}: лучшие моменты урока «{subject}»",
+        "title_name": "{name}: лучшие моменты урока",
+        "title_subject": "Лучшие моменты вашего ребёнка на уроке «{subject}»",
+        "title": "Лучшие моменты вашего ребёнка на уроке",
+        "alt_name": "{name} улыбается на уроке",
+        "alt": "Ваш ребёнок улыбается на уроке",
+        "intro": "Несколько моментов, когда ваш ребёнок улыбался, из записи урока.",
+        "gif_link": "Посмотреть моменты",
+        "lesson_link": "Открыть урок",
+        "note": "Моменты выбраны автоматически из видеозаписи урока.",
+    },
+}
+"""The snippet's words per language (the language part of a locale: ``ru`` for ``ru-RU``).
+
+Every language has the same keys; ``{name}`` and ``{subject}`` are filled in with plain text and
+the whole message is escaped on output (:func:`inline_css`), so messages are text, never HTML."""
+
+_URL_UNSAFE = re.compile(r'[\x00-\x20\x7f"<>\\^`{|}]')
+"""Characters RFC 3986 never allows raw in a URL; refusing them keeps every href/src attribute
+plain and the URL unambiguous to every email client."""
+
+
+@dataclass(frozen=True)
+class EmailOptions:
+    """How the snippet is rendered (the ``[email]`` section of the config).
+
+    public_base_url: None — where ``OUT/`` is served; the GIF's URL is
+        ``<public_base_url>/<lesson_id>/<gif>`` (:func:`highlights.pipeline.public_url`). Without
+        one (a local run) the snippet points at the GIF's ``file://`` URL, which only works on
+        the machine that made it.
+    display_width: 300 px — the GIF's width in the email: fits a phone's screen beside the
+        email's margins (320 px wide phones) and matches the GIF's 360 px, which stays crisp on
+        screens up to 1.2x. The height follows the GIF's aspect ratio (square).
+    upscale: False — a GIF that had to shrink below ``display_width`` to fit its byte budget
+        (down to 160 px) is shown at its own size rather than blown up and blurred.
+    templates_dir: None — the repository's ``templates/`` (:data:`TEMPLATES_DIR`); point it
+        elsewhere to restyle the snippet without touching the code.
+    default_locale: "en" — the language for a lesson whose locale has no messages in
+        :data:`MESSAGES` (English is the campaign's lingua franca).
+    """
+
+    public_base_url: str | None = None
+    display_width: int = 300
+    upscale: bool = False
+    templates_dir: Path | None = None
+    default_locale: str = "en"
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.display_width <= 1200:
+            raise ValueError(f"display_width must be between 16 and 1200 px, not {self.display_width}")
+        if self.default_locale not in MESSAGES:
+            raise ValueError(f"default_locale {self.default_locale!r} has no messages (known: {', '.join(MESSAGES)})")
+        if self.public_base_url:
+            check_absolute_url(self.public_base_url.rstrip("/") + "/x.gif", what="public_base_url")
+
+    @property
+    def templates(self) -> Path:
+        return Path(self.templates_dir) if self.templates_dir is not None else TEMPLATES_DIR
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """The rendered snippet: inlined HTML fragment, plain-text alternative, language used."""
+
+    html: str
+    text: str
+    locale: str
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def check_absolute_url(url: str, *, what: str = "GIF URL") -> str:
+    """``url`` unchanged if it is an absolute http(s) or file URL, else a ValueError saying why.
+
+    >>> check_absolute_url("https://cdn.example.com/h/L-1/a.gif")
+    'https://cdn.example.com/h/L-1/a.gif'
+    >>> check_absolute_url("L-1/a.gif")
+    Traceback (most recent call last):
+    ...
+    ValueError: GIF URL 'L-1/a.gif' is not absolute: email readers fetch it from their own machines, so it needs http://, https:// (or file:// for a local run)
+    """
+    parts = urlsplit(str(url))
+    if _URL_UNSAFE.search(str(url)):
+        raise ValueError(f"{what} {url!r} contains characters a URL must percent-encode (spaces, quotes, <>)")
+    ok = parts.scheme in ("http", "https") and bool(parts.netloc) or (
+        parts.scheme == "file" and parts.path.startswith("/")
+    )
+    if not ok:
+        raise ValueError(
+            f"{what} {url!r} is not absolute: email readers fetch it from their own machines, "
+            "so it needs http://, https:// (or file:// for a local run)"
+        )
+    return str(url)
+
+
+def choose_locale(locale: str | None, default: str = "en") -> str:
+    """The :data:`MESSAGES` language for a locale: its language part if known, else ``default``.
+
+    >>> choose_locale("ru-RU"), choose_locale("RU"), choose_locale("ru_RU"), choose_locale("de"), choose_locale(None)
+    ('ru', 'ru', 'ru', 'en', 'en')
+    """
+    language = re.split(r"[-_]", (locale or "").strip(), maxsplit=1)[0].lower()
+    return language if language in MESSAGES else default
+
+
+def clean_text(value: str | None, limit: int = MAX_FIELD_CHARS) -> str | None:
+    """User text as one tidy line: control characters dropped, whitespace collapsed, cut to
+    ``limit`` characters; None when nothing is left. (Escaping is the templates' job.)
+
+    >>> clean_text("  Anna\\n  Maria "), clean_text("   "), clean_text("x" * 90, 5)
+    ('Anna Maria', None, 'xxxx…')
+    """
+    if value is None:
+        return None
+    text = "".join(c if c.isprintable() else " " for c in str(value))
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text or None
+
+
+def _web_url(url: str | None) -> str | None:
+    """``url`` if it is a plain http(s) link (it becomes an ``href``), else None."""
+    if not url:
+        return None
+    try:
+        check_absolute_url(url.strip(), what="lesson_url")
+    except ValueError:
+        return None
+    return url.strip() if urlsplit(url.strip()).scheme in ("http", "https") else None
+
+
+def image_size(gif: GifInfo | None, options: EmailOptions) -> tuple[int, int]:
+    """The GIF's ``width``/``height`` attributes: ``display_width`` wide (or the GIF's own width
+    when it is smaller and ``upscale`` is off), height by the GIF's aspect ratio."""
+    if gif is None or not gif.width or not gif.height:
+        return options.display_width, options.display_width  # the GIF stage makes squares
+    width = options.display_width if options.upscale else min(options.display_width, int(gif.width))
+    return width, max(1, round(width * int(gif.height) / int(gif.width)))
+
+
+def messages_for(info: LessonInfo, language: str) -> dict[str, str]:
+    """The language's messages with the lesson's name and subject filled in."""
+    catalogue = MESSAGES[language]
+    name, subject = clean_text(info.student_name), clean_text(info.subject)
+    key = "title" + ("_name" if name else "") + ("_subject" if subject else "")
+    filled = dict(catalogue)
+    filled["title"] = catalogue[key].format(name=name, subject=subject)
+    filled["alt"] = catalogue["alt_name"].format(name=name) if name else catalogue["alt"]
+    return filled
+
+
+@lru_cache(maxsize=8)
+def template_environment(templates_dir: Path) -> jinja2.Environment:
+    """The Jinja2 environment for ``templates_dir``: HTML templates autoescaped (``*.txt.j2``
+    are plain text and are not), undefined variables an error."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=jinja2.select_autoescape(disabled_extensions=("txt", "txt.j2"), default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def render_snippet(
+    info: LessonInfo,
+    gif_url: str,
+    gif: GifInfo | None,
+    options: EmailOptions | None = None,
+) -> Snippet:
+    """The email snippet for one lesson, in the lesson's language (English or Russian).
+
+    ``gif_url`` must be absolute (http, https, or file for a local run): a ValueError otherwise.
+    ``gif`` gives the image's size (None: a ``display_width`` square). Missing name, subject or
+    lesson URL fall back to neutral wording; a ``lesson_url`` that is not an http(s) link is
+    left out.
+    """
+    options = options or EmailOptions()
+    check_absolute_url(gif_url)
+    language = choose_locale(info.locale, options.default_locale)
+    width, height = image_size(gif, options)
+    context = {
+        "lang": language,
+        "msg": messages_for(info, language),
+        "gif_url": gif_url,
+        "lesson_url": _web_url(info.lesson_url),
+        "width": width,
+        "height": height,
+    }
+    environment = template_environment(options.templates.resolve())
+    css = (options.templates / SNIPPET_CSS).read_text(encoding="utf-8")
+    html = inline_css(environment.get_template(SNIPPET_HTML_TEMPLATE), context, css)
+    text = environment.get_template(SNIPPET_TEXT_TEMPLATE).render(context)
+    return Snippet(html=html, text=text, locale=language)
+
+
+_SLOT = re.compile(r"hlslot(\d+)x")
+
+
+def inline_css(template: jinja2.Template, context: dict[str, Any], css: str) -> str:
+    """``template`` rendered with ``context`` and ``css`` inlined into style attributes.
+
+    css-inline parses and re-serialises the HTML, and HTML serialisation leaves ``<`` and ``>``
+    raw inside attribute values (valid HTML, but a name like ``<script>`` would then appear
+    verbatim in the ``alt`` text, which naive filters downstream flag). So the messages go
+    through the inliner as inert tokens and are put in afterwards, escaped, in one pass (an
+    inserted value is never scanned again).
+    """
+    values: list[str] = []
+
+    def slot(value: str) -> str:
+        values.append(value)
+        return f"hlslot{len(values) - 1}x"
+
+    slotted = {**context, "msg": {key: slot(value) for key, value in context["msg"].items()}}
+    html = css_inline.inline_fragment(template.render(slotted), css, load_remote_stylesheets=False)
+    html = _SLOT.sub(lambda m: str(markupsafe.escape(values[int(m.group(1))])), html)
+    return html.strip() + "\n"
+
+
+__all__ = [
+    "MESSAGES",
+    "TEMPLATES_DIR",
+    "EmailOptions",
+    "Snippet",
+    "check_absolute_url",
+    "choose_locale",
+    "render_snippet",
+]

@@ -1,0 +1,441 @@
+"""Stage 1: the recordings manifest (and the optional lessons file) in, one input per lesson out.
+
+The manifest lists every recording segment of every lesson, one row each::
+
+    lesson_id,role,path,started_at[,ended_at]
+    L-1001,teacher,L-1001/teacher-1.mp4,2026-11-21T15:00:03+00:00
+    L-1001,student,L-1001/student-1.webm,2026-11-21T15:01:40+00:00
+
+as CSV, or as JSON Lines (``.jsonl``/``.ndjson``) with the same keys. A nightly batch must not
+lose every lesson to one bad row, so problems are collected, not raised: each one names the file
+and the row it came from, spoils the lesson it belongs to (``LessonInput.problems``) and leaves
+the others alone. Rows that belong to no valid lesson land in ``Manifest.problems``. Only a
+manifest that is unusable as a whole (missing, empty, without the required columns) raises
+:class:`InputError`.
+
+The lessons file (CSV or JSON Lines, ``lesson_id`` plus optional ``student_name``, ``subject``,
+``locale``, ``lesson_url`` and any other columns, kept in ``LessonInfo.extra``) carries what the
+email stage needs; it joins on ``lesson_id``.
+
+>>> manifest = read_manifest("recordings.csv", lessons_path="lessons.csv")  # doctest: +SKIP
+>>> for lesson in manifest.lessons.values():  # doctest: +SKIP
+...     print(lesson.lesson_id, len(lesson.recordings), [str(p) for p in lesson.problems])
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone as dt_timezone, tzinfo
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+log = logging.getLogger(__name__)
+
+Role = Literal["student", "teacher"]
+ROLES: tuple[Role, ...] = ("student", "teacher")
+
+MANIFEST_COLUMNS = ("lesson_id", "role", "path", "started_at")
+"""Required manifest columns; ``ended_at`` is optional."""
+LESSON_INFO_FIELDS = ("student_name", "subject", "locale", "lesson_url")
+"""Lessons-file columns with a field of their own in :class:`LessonInfo`; others go to ``extra``."""
+
+_LESSON_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+_JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+
+
+class InputError(ValueError):
+    """The manifest (or lessons) file as a whole is unusable: missing, empty, no header,
+    required columns absent, or an unknown time zone was named."""
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """Where a value came from: ``row`` counts as a person does in that file (CSV: the header is
+    line 1 and the first data row 2; JSON Lines: the line number)."""
+
+    file: Path
+    row: int
+
+    def __str__(self) -> str:
+        return f"{self.file.name} row {self.row}"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recording segment of one role. ``path`` is absolute; ``ended_at`` is None until
+    :func:`highlights.frames.resolve_end_times` reads it from the media."""
+
+    lesson_id: str
+    role: Role
+    path: Path
+    started_at: datetime
+    ended_at: datetime | None
+    source: SourceRow
+
+
+@dataclass(frozen=True)
+class LessonInfo:
+    """What the later stages (email) know about a lesson besides its recordings. All optional
+    but ``lesson_id``; ``student_name`` is personal data: never log it."""
+
+    lesson_id: str
+    student_name: str | None = None
+    subject: str | None = None
+    locale: str = "en"
+    lesson_url: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, hash=False)
+    source: SourceRow | None = field(default=None, compare=False)
+    """The lessons-file row it came from (None: the lesson has no row there)."""
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """Something wrong with the input, with its origin so a person can find and fix it."""
+
+    file: Path
+    row: int | None
+    lesson_id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file.name if self.row is None else f"{self.file.name} row {self.row}"
+        if self.lesson_id is not None:
+            where += f" (lesson {self.lesson_id})"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class LessonInput:
+    """Everything known about one lesson before decoding. Non-empty ``problems`` mean the lesson
+    fails with these messages; other lessons are unaffected."""
+
+    lesson_id: str
+    recordings: list[Recording]
+    info: LessonInfo
+    problems: list[InputProblem] = field(default_factory=list)
+
+    def by_role(self, role: Role) -> list[Recording]:
+        """This role's recordings, earliest first."""
+        return sorted((r for r in self.recordings if r.role == role), key=lambda r: r.started_at)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class Manifest:
+    """A read manifest: lessons in first-seen order (then lessons that appear only in the lessons
+    file, with no recordings), and the problems of rows that belong to no valid lesson."""
+
+    path: Path
+    lessons: dict[str, LessonInput]
+    problems: list[InputProblem] = field(default_factory=list)
+
+
+def is_valid_lesson_id(value: str) -> bool:
+    """Lesson ids name folders and files of later stages, so they must be safe as one path
+    component: ``[A-Za-z0-9_.-]{1,64}`` and no ``..``."""
+    return bool(_LESSON_ID.fullmatch(value)) and ".." not in value and value not in {".", ".."}
+
+
+def read_manifest(
+    path: Path | str, *, lessons_path: Path | str | None = None, timezone: str | None = None
+) -> Manifest:
+    """Read and validate a recordings manifest (CSV, or JSON Lines by extension).
+
+    ``timezone``: an IANA name (``Europe/Berlin``) given to ``started_at``/``ended_at`` values
+    that carry no UTC offset; without it such values are problems, since guessing the zone would
+    silently shift the lesson.
+    """
+    path = Path(path)
+    zone = _zone(timezone)
+    lessons: dict[str, LessonInput] = {}
+    problems: list[InputProblem] = []
+    seen_paths: dict[Path, int] = {}
+
+    for row_no, values, error in _rows(path, required=MANIFEST_COLUMNS):
+        raw_id = values.get("lesson_id", "").strip() if values else ""
+        lesson_id = raw_id if is_valid_lesson_id(raw_id) else None
+        if lesson_id is None:
+            problems.append(InputProblem(path, row_no, None, error or _bad_id(raw_id)))
+            continue
+        lesson = lessons.setdefault(lesson_id, LessonInput(lesson_id, [], LessonInfo(lesson_id)))
+        if error is not None:
+            lesson.problems.append(InputProblem(path, row_no, lesson_id, error))
+            continue
+        recording, errors = _recording(path, row_no, lesson_id, values, zone)
+        if recording is not None:
+            # A file is one person's camera in one lesson: listed again (any role, any lesson) is a mistake.
+            if recording.path in seen_paths:
+                errors.append(f"{recording.path.name} is listed twice (also row {seen_paths[recording.path]})")
+            else:
+                seen_paths[recording.path] = row_no
+        lesson.problems += [InputProblem(path, row_no, lesson_id, message) for message in errors]
+        if recording is not None and not errors:
+            lesson.recordings.append(recording)
+
+    manifest = Manifest(path, lessons, problems)
+    if lessons_path is not None:
+        _join_lessons_file(manifest, Path(lessons_path))
+    for lesson in manifest.lessons.values():
+        if lesson.problems:
+            log.warning("lesson %s: %d input problem(s)", lesson.lesson_id, len(lesson.problems))
+    if problems:
+        log.warning("%s: %d row(s) belong to no valid lesson", path.name, len(problems))
+    return manifest
+
+
+def read_lessons_file(path: Path | str) -> tuple[dict[str, LessonInfo], list[InputProblem]]:
+    """Read the lessons file alone: infos by lesson id, and the problems of its rows (each with
+    the lesson it spoils, or None when the row names no valid lesson)."""
+    path = Path(path)
+    infos: dict[str, LessonInfo] = {}
+    problems: list[InputProblem] = []
+    for row_no, values, error in _rows(path, required=("lesson_id",)):
+        raw_id = values.get("lesson_id", "").strip() if values else ""
+        lesson_id = raw_id if is_valid_lesson_id(raw_id) else None
+        if error is not None or lesson_id is None:
+            problems.append(InputProblem(path, row_no, lesson_id, error or _bad_id(raw_id)))
+            continue
+        if lesson_id in infos:
+            previous = infos[lesson_id].source
+            problems.append(InputProblem(path, row_no, lesson_id, f"lesson listed twice (also row {previous.row if previous else '?'})"))
+            continue
+        info, errors = _lesson_info(path, row_no, lesson_id, values)
+        problems += [InputProblem(path, row_no, lesson_id, message) for message in errors]
+        infos[lesson_id] = info
+    return infos, problems
+
+
+def _bad_id(raw_id: str) -> str:
+    if not raw_id:
+        return "lesson_id is empty"
+    return f"lesson_id {raw_id!r} is not a valid id (1-64 of A-Z a-z 0-9 _ . -, no '..')"
+
+
+def _join_lessons_file(manifest: Manifest, lessons_path: Path) -> None:
+    infos, problems = read_lessons_file(lessons_path)
+    for problem in problems:
+        if problem.lesson_id is None:
+            manifest.problems.append(problem)
+        else:
+            _lesson(manifest, problem.lesson_id).problems.append(problem)
+    for lesson_id, info in infos.items():
+        if lesson_id not in manifest.lessons:
+            # A scheduled lesson with no recordings at all is worth a line in the report.
+            log.info("lesson %s is in %s but has no recordings", lesson_id, lessons_path.name)
+        _lesson(manifest, lesson_id).info = info
+
+
+def _lesson(manifest: Manifest, lesson_id: str) -> LessonInput:
+    return manifest.lessons.setdefault(lesson_id, LessonInput(lesson_id, [], LessonInfo(lesson_id)))
+
+
+def _recording(
+    path: Path, row_no: int, lesson_id: str, values: Mapping[str, str], zone: tzinfo | None
+) -> tuple[Recording | None, list[str]]:
+    errors: list[str] = []
+    role = values.get("role", "").strip().lower()
+    if role not in ROLES:
+        errors.append(f"role {values.get('role', '')!r} is not 'student' or 'teacher'")
+    raw_path = values.get("path", "").strip()
+    media: Path | None = None
+    if not raw_path:
+        errors.append("path is empty")
+    else:
+        media = Path(raw_path).expanduser()
+        media = (media if media.is_absolute() else path.parent / media).resolve()
+        if not media.is_file():
+            errors.append(f"recording {raw_path!r} not found" if not media.exists() else f"{raw_path!r} is not a file")
+    started_at = _timestamp("started_at", values.get("started_at", ""), zone, errors, required=True)
+    ended_at = _timestamp("ended_at", values.get("ended_at", ""), zone, errors, required=False)
+    if started_at is not None and ended_at is not None and ended_at <= started_at:
+        errors.append(f"ended_at {values['ended_at'].strip()!r} is not after started_at")
+    if errors or media is None or started_at is None:
+        return None, errors
+    return Recording(lesson_id, role, media, started_at, ended_at, SourceRow(path, row_no)), errors  # type: ignore[arg-type]
+
+
+def _timestamp(name: str, raw: str, zone: tzinfo | None, errors: list[str], *, required: bool) -> datetime | None:
+    raw = raw.strip()
+    if not raw:
+        if required:
+            errors.append(f"{name} is empty")
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        errors.append(f"{name} {raw!r} is not an ISO-8601 time (e.g. 2026-11-21T15:00:03+00:00)")
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        if zone is None:
+            errors.append(f"{name} {raw!r} has no UTC offset; pass --timezone")
+            return None
+        # To UTC at once: Python subtracts and compares datetimes sharing one ZoneInfo by wall
+        # clock, which is an hour off across a daylight-saving change.
+        value = value.replace(tzinfo=zone).astimezone(dt_timezone.utc)
+    return value
+
+
+def _lesson_info(path: Path, row_no: int, lesson_id: str, values: Mapping[str, str]) -> tuple[LessonInfo, list[str]]:
+    errors: list[str] = []
+
+    def optional(key: str) -> str | None:
+        value = values.get(key, "").strip()
+        return value or None
+
+    locale = (optional("locale") or "en").replace("_", "-")
+    if not _LOCALE.fullmatch(locale):
+        errors.append(f"locale {values.get('locale')!r} is not a language tag such as 'en' or 'pt-BR'")
+        locale = "en"
+    url = optional("lesson_url")
+    if url is not None:
+        parts = urlsplit(url)
+        # The URL ends up as a link in an email: only plain web links, never javascript: & co.
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            errors.append(f"lesson_url {url!r} is not an http(s) URL")
+            url = None
+    extra = {key: value for key, value in values.items() if key not in ("lesson_id", *LESSON_INFO_FIELDS) and value != ""}
+    info = LessonInfo(
+        lesson_id, student_name=optional("student_name"), subject=optional("subject"), locale=locale,
+        lesson_url=url, extra=extra, source=SourceRow(path, row_no),
+    )
+    return info, errors
+
+
+def _rows(path: Path, *, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
+    """(row number, values as stripped strings or None, error or None) for every data row."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path.name}: the file is empty")
+    if path.suffix.lower() in _JSONL_SUFFIXES:
+        yield from _jsonl_rows(path, required)
+    else:
+        yield from _csv_rows(path, required)
+
+
+def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
+    try:
+        # surrogateescape: a stray non-UTF-8 byte spoils its row (found below), not the file.
+        handle = open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
+    except OSError as exc:
+        raise InputError(f"{path.name}: cannot read: {exc}") from exc
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{path.name}: cannot read the header: {exc}") from exc
+        if header and any(_undecodable(name) for name in header):
+            raise InputError(f"{path.name}: the header is not UTF-8 text")
+        columns = [name.strip().lower() for name in header or []]
+        missing = [name for name in required if name not in columns]
+        if not columns or missing:
+            raise InputError(
+                f"{path.name}: the header must name the columns {', '.join(required)}"
+                + (f" (missing: {', '.join(missing)})" if columns else " (no header)")
+            )
+        duplicated = sorted({name for name in columns if columns.count(name) > 1 and name})
+        if duplicated:
+            raise InputError(f"{path.name}: column(s) named twice in the header: {', '.join(duplicated)}")
+        last_line = reader.line_num
+        while True:
+            first_line = last_line + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                last_line = reader.line_num
+                yield first_line, None, f"unreadable row: {exc}"
+                continue
+            last_line = reader.line_num
+            if not fields or all(not value.strip() for value in fields):
+                continue  # blank lines are layout, not rows
+            if any(_undecodable(value) for value in fields):
+                values = {k: v.strip() for k, v in zip(columns, fields) if not _undecodable(v)}
+                yield first_line, values, "not UTF-8 text (save the file as UTF-8)"
+                continue
+            if len(fields) != len(columns):
+                values = dict(zip(columns, (v.strip() for v in fields)))
+                yield first_line, values, f"{len(fields)} fields where the header has {len(columns)}"
+                continue
+            yield first_line, {name: value.strip() for name, value in zip(columns, fields) if name}, None
+
+
+def _jsonl_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
+    try:
+        handle = open(path, encoding="utf-8-sig", errors="surrogateescape")
+    except OSError as exc:
+        raise InputError(f"{path.name}: cannot read: {exc}") from exc
+    with handle:
+        line_no = 0
+        while True:
+            try:
+                line = handle.readline()
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path.name}: not UTF-8 text: {exc}") from exc
+            if not line:
+                return
+            line_no += 1
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield line_no, None, "not UTF-8 text" if _undecodable(line) else f"not valid JSON: {exc.msg}"
+                continue
+            if not isinstance(record, dict):
+                yield line_no, None, "not a JSON object"
+                continue
+            values = {str(k).strip().lower(): _text(v) for k, v in record.items()}
+            if _undecodable(line):
+                values = {k: v for k, v in values.items() if not _undecodable(k + v)}
+                yield line_no, values, "not UTF-8 text (save the file as UTF-8)"
+                continue
+            missing = [name for name in required if not values.get(name)]
+            if missing:
+                yield line_no, values, f"missing {', '.join(missing)}"
+                continue
+            yield line_no, values, None
+
+
+def _undecodable(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not UTF-8 (kept as lone surrogates by
+    ``errors="surrogateescape"``)."""
+    return any("\udc80" <= char <= "\udcff" for char in text)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InputError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from exc
+
+
+def with_end_times(lesson: LessonInput, ends: Mapping[Path, datetime]) -> LessonInput:
+    """A copy of ``lesson`` whose recordings without ``ended_at`` take it from ``ends``."""
+    recordings = [
+        replace(r, ended_at=ends[r.path]) if r.ended_at is None and r.path in ends else r for r in lesson.recordings
+    ]
+    return replace(lesson, recordings=recordings, problems=list(lesson.problems))

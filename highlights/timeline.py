@@ -1,0 +1,371 @@
+"""Stage 2: when the lesson really took place, who dropped out, and which seconds to sample.
+
+Pure interval logic: recordings (with their ``ended_at`` known, see
+:func:`highlights.frames.resolve_end_times`) in, a :class:`LessonTimeline` and a list of
+:class:`SamplePoint` out. Only :func:`plan_lesson` may touch media, see below.
+
+* Each role's segments are merged into "camera on" intervals: overlapping or touching segments
+  (a reconnect before the old connection timed out) become one, and so do segments separated by
+  a gap of at most ``gap_tolerance_s`` (a blip, not a disconnect).
+* The lesson starts at the first moment both cameras are on together and ends when at least one
+  camera goes off for good: the earlier of the two roles' last "off".
+* Per role, a disconnect is a gap between its merged intervals that begins inside the lesson;
+  ``offline_s`` is the part of all gaps that lies inside the lesson.
+* No recording of a role, or no moment with both cameras on, gives status ``no_lesson`` with a
+  reason, never an exception.
+
+:func:`plan_lesson` is the stage as one call (what ``highlights timeline`` prints): it asks
+:func:`highlights.frames.resolve_end_times` for end times the manifest does not give (the only
+media access here, and only then), and turns a bad manifest row or an unreadable recording into
+status ``failed`` with a message naming file and row, so one lesson's problem never stops a batch::
+
+    manifest = read_manifest("recordings.csv")
+    for plan in plan_manifest(manifest, fps=1.0):
+        print(plan.lesson_id, plan.status, plan.timeline and plan.timeline.duration_s, len(plan.points))
+
+>>> from datetime import datetime, timezone
+>>> at = lambda s: datetime(2026, 11, 21, 15, 0, s, tzinfo=timezone.utc)
+>>> tl = lesson_bounds("L-1", [(at(10), at(50))], [(at(0), at(40))])
+>>> tl.start.second, tl.end.second, tl.duration_s
+(10, 40, 30.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from highlights.recordings import InputProblem, LessonInfo, LessonInput, Manifest, Recording, Role
+
+DEFAULT_GAP_TOLERANCE_S = 2.0
+"""Gaps in a person's camera up to this long are merged, not counted as disconnects."""
+
+TimelineStatus = Literal["ok", "no_lesson"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A time span ``[start, end)`` with aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def overlap_s(self, start: datetime, end: datetime) -> float:
+        """Seconds of ``[start, end)`` this interval covers."""
+        return max((min(self.end, end) - max(self.start, start)).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True)
+class RoleTimeline:
+    """One person's camera: merged online intervals (whole, not cut to the lesson), and the
+    disconnects that began inside the lesson (each an :class:`Interval` of being offline,
+    cut to the lesson's end)."""
+
+    role: Role
+    online: tuple[Interval, ...]
+    disconnects: tuple[Interval, ...] = ()
+    offline_s: float = 0.0
+
+    @property
+    def first_on(self) -> datetime | None:
+        return self.online[0].start if self.online else None
+
+    @property
+    def last_off(self) -> datetime | None:
+        return self.online[-1].end if self.online else None
+
+
+@dataclass(frozen=True)
+class LessonTimeline:
+    """The lesson's bounds and both cameras. ``start``/``end`` are None unless status is ok."""
+
+    lesson_id: str
+    status: TimelineStatus
+    reason: str | None
+    start: datetime | None
+    end: datetime | None
+    student: RoleTimeline
+    teacher: RoleTimeline
+    gap_tolerance_s: float = DEFAULT_GAP_TOLERANCE_S
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start).total_seconds()
+
+    def role(self, role: Role) -> RoleTimeline:
+        return self.student if role == "student" else self.teacher
+
+
+@dataclass(frozen=True)
+class SamplePoint:
+    """One second to sample: ``t`` seconds after the lesson start (``at``), found ``offset_s``
+    seconds into the student recording ``path``."""
+
+    index: int
+    t: float
+    at: datetime
+    path: Path
+    offset_s: float
+
+
+SpanLike = Interval | tuple[datetime, datetime]
+
+
+def merge_intervals(spans: Iterable[SpanLike], gap_tolerance_s: float = DEFAULT_GAP_TOLERANCE_S) -> list[Interval]:
+    """Sort and merge spans that overlap, touch, or are at most ``gap_tolerance_s`` apart.
+
+    Empty or reversed spans (end <= start) are ignored.
+    """
+    if gap_tolerance_s < 0:
+        raise ValueError("gap_tolerance_s must be >= 0")
+    tolerance = timedelta(seconds=gap_tolerance_s)
+    spans = sorted(
+        (Interval(*span) if isinstance(span, tuple) else span for span in spans), key=lambda s: (s.start, s.end)
+    )
+    merged: list[Interval] = []
+    for span in spans:
+        if span.end <= span.start:
+            continue
+        if merged and span.start <= merged[-1].end + tolerance:
+            if span.end > merged[-1].end:
+                merged[-1] = Interval(merged[-1].start, span.end)
+        else:
+            merged.append(span)
+    return merged
+
+
+def _first_common_moment(a: Sequence[Interval], b: Sequence[Interval]) -> datetime | None:
+    """The earliest instant inside an interval of ``a`` and one of ``b`` (both sorted, disjoint)."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start, end = max(a[i].start, b[j].start), min(a[i].end, b[j].end)
+        if start < end:
+            return start
+        if a[i].end <= b[j].end:
+            i += 1
+        else:
+            j += 1
+    return None
+
+
+def _gaps_inside(online: Sequence[Interval], start: datetime, end: datetime) -> tuple[tuple[Interval, ...], float]:
+    """Gaps between consecutive online intervals that begin inside ``[start, end)``, cut at
+    ``end``, and the seconds they cover inside the lesson."""
+    gaps = []
+    for before, after in zip(online, online[1:]):
+        if start <= before.end < end:
+            gaps.append(Interval(before.end, min(after.start, end)))
+    return tuple(gaps), float(sum(gap.duration_s for gap in gaps))
+
+
+def lesson_bounds(
+    lesson_id: str,
+    student: Iterable[SpanLike],
+    teacher: Iterable[SpanLike],
+    gap_tolerance_s: float = DEFAULT_GAP_TOLERANCE_S,
+) -> LessonTimeline:
+    """The lesson's timeline from each role's recording spans (the pure core of this stage)."""
+    merged = {
+        "student": merge_intervals(student, gap_tolerance_s),
+        "teacher": merge_intervals(teacher, gap_tolerance_s),
+    }
+
+    def no_lesson(reason: str) -> LessonTimeline:
+        return LessonTimeline(
+            lesson_id, "no_lesson", reason, None, None,
+            RoleTimeline("student", tuple(merged["student"])), RoleTimeline("teacher", tuple(merged["teacher"])),
+            gap_tolerance_s,
+        )  # fmt: skip
+
+    missing = [role for role in ("student", "teacher") if not merged[role]]
+    if missing:
+        return no_lesson(" and ".join(f"no {role} recording" for role in missing))
+    start = _first_common_moment(merged["student"], merged["teacher"])
+    if start is None:
+        return no_lesson("the student's and the teacher's cameras were never on at the same time")
+    end = min(merged["student"][-1].end, merged["teacher"][-1].end)
+    roles = {}
+    for role, online in merged.items():
+        gaps, offline_s = _gaps_inside(online, start, end)
+        roles[role] = RoleTimeline(role, tuple(online), gaps, round(offline_s, 6))  # type: ignore[arg-type]
+    return LessonTimeline(lesson_id, "ok", None, start, end, roles["student"], roles["teacher"], gap_tolerance_s)
+
+
+def lesson_timeline(lesson: LessonInput, gap_tolerance_s: float = DEFAULT_GAP_TOLERANCE_S) -> LessonTimeline:
+    """The timeline of a lesson whose recordings all have ``ended_at``
+    (:func:`highlights.frames.resolve_end_times` fills it in from the media)."""
+    unresolved = [r.source for r in lesson.recordings if r.ended_at is None]
+    if unresolved:
+        raise ValueError(f"lesson {lesson.lesson_id}: end time unknown for {', '.join(map(str, unresolved))}")
+    spans = {role: [(r.started_at, r.ended_at) for r in lesson.by_role(role)] for role in ("student", "teacher")}
+    return lesson_bounds(lesson.lesson_id, spans["student"], spans["teacher"], gap_tolerance_s)  # type: ignore[arg-type]
+
+
+def covering_recording(recordings: Sequence[Recording], at: datetime) -> Recording | None:
+    """The recording showing instant ``at``: of those with ``started_at <= at < ended_at``, the
+    one that started last (after a reconnect the new connection is the live one)."""
+    best = None
+    for recording in recordings:
+        if recording.ended_at is not None and recording.started_at <= at < recording.ended_at:
+            if best is None or recording.started_at > best.started_at:
+                best = recording
+    return best
+
+
+def sample_points(timeline: LessonTimeline, recordings: Sequence[Recording], fps: float = 1.0) -> list[SamplePoint]:
+    """The instants to sample, ``1 / fps`` apart from the lesson start, that some student
+    recording covers (seconds while the student is offline are skipped)."""
+    if fps <= 0:
+        raise ValueError("fps must be positive")
+    if timeline.status != "ok" or timeline.start is None or timeline.duration_s is None:
+        return []
+    student = [r for r in recordings if r.role == "student"]
+    points: list[SamplePoint] = []
+    count = math.ceil(timeline.duration_s * fps - 1e-9)
+    for k in range(count):
+        t = k / fps
+        at = timeline.start + timedelta(seconds=t)
+        recording = covering_recording(student, at)
+        if recording is None:
+            continue
+        offset = (at - recording.started_at).total_seconds()
+        points.append(SamplePoint(len(points), t, at, recording.path, offset))
+    return points
+
+
+PlanStatus = Literal["ok", "no_lesson", "failed"]
+
+
+@dataclass(frozen=True)
+class LessonPlan:
+    """One lesson through the timeline stage: its bounds and the seconds to sample.
+
+    ``status``: ``ok``; ``no_lesson`` (``timeline.reason`` says why); ``failed``: the lesson's
+    manifest or lessons-file rows are bad, or a recording could not be read (``reason`` names
+    file and row; ``timeline`` is None). ``lesson`` has every ``ended_at`` filled in unless failed.
+    """
+
+    lesson: LessonInput
+    status: PlanStatus
+    reason: str | None
+    timeline: LessonTimeline | None
+    points: tuple[SamplePoint, ...] = ()
+    fps: float = 1.0
+    gap_tolerance_s: float = DEFAULT_GAP_TOLERANCE_S
+
+    @property
+    def lesson_id(self) -> str:
+        return self.lesson.lesson_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary; ``lesson`` and ``disconnects`` as in ``result.json``, ``frames``
+        the number of sample points. ``lesson`` is null unless ok, ``disconnects`` null if failed."""
+        tl = self.timeline
+        bounds = None
+        if tl is not None and tl.start is not None and tl.end is not None:
+            bounds = {"start": tl.start.isoformat(), "end": tl.end.isoformat(), "duration_s": round(tl.duration_s or 0.0, 6)}
+        disconnects = None
+        if tl is not None:
+            disconnects = {
+                "student": len(tl.student.disconnects), "teacher": len(tl.teacher.disconnects),
+                "student_offline_s": float(tl.student.offline_s), "teacher_offline_s": float(tl.teacher.offline_s),
+            }  # fmt: skip
+        return {
+            "lesson_id": self.lesson_id,
+            "status": self.status,
+            "reason": self.reason,
+            "lesson": bounds,
+            "disconnects": disconnects,
+            "frames": len(self.points),
+            "fps": self.fps,
+            "gap_tolerance_s": self.gap_tolerance_s,
+        }
+
+
+def plan_lesson(
+    lesson: LessonInput, gap_tolerance_s: float = DEFAULT_GAP_TOLERANCE_S, fps: float = 1.0
+) -> LessonPlan:
+    """The lesson's timeline and sample points; never raises for a problem of the lesson itself.
+
+    Recordings without ``ended_at`` are measured by :func:`highlights.frames.resolve_end_times`
+    (which decodes media); a lesson whose recordings all have it needs no media access at all.
+
+    >>> plan = plan_lesson(manifest.lessons["L-1001"], fps=1.0)  # doctest: +SKIP
+    >>> plan.status, plan.timeline.duration_s, len(plan.points)  # doctest: +SKIP
+    ('ok', 1795.0, 1790)
+    """
+    if gap_tolerance_s < 0:
+        raise ValueError("gap_tolerance_s must be >= 0")
+    if fps <= 0:
+        raise ValueError("fps must be positive")
+    if lesson.problems:
+        return LessonPlan(lesson, "failed", "; ".join(map(str, lesson.problems)), None, (), fps, gap_tolerance_s)
+    if any(r.ended_at is None for r in lesson.recordings):
+        from highlights.frames import RecordingError, resolve_end_times  # media stack only when needed
+
+        try:
+            lesson = resolve_end_times(lesson)
+        except (RecordingError, OSError) as error:
+            return LessonPlan(lesson, "failed", _unreadable(lesson, error), None, (), fps, gap_tolerance_s)
+    timeline = lesson_timeline(lesson, gap_tolerance_s)
+    status: PlanStatus = "ok" if timeline.status == "ok" else "no_lesson"
+    points = tuple(sample_points(timeline, lesson.recordings, fps))
+    return LessonPlan(lesson, status, timeline.reason, timeline, points, fps, gap_tolerance_s)
+
+
+def plan_manifest(
+    manifest: Manifest,
+    lesson_ids: Sequence[str] | None = None,
+    *,
+    gap_tolerance_s: float = DEFAULT_GAP_TOLERANCE_S,
+    fps: float = 1.0,
+) -> list[LessonPlan]:
+    """:func:`plan_lesson` for every lesson of ``manifest`` (or those named, in that order); a
+    named lesson the manifest lacks comes back ``failed``."""
+    plans = []
+    for lesson_id in dict.fromkeys(lesson_ids) if lesson_ids else manifest.lessons:
+        lesson = manifest.lessons.get(lesson_id)
+        if lesson is None:
+            problem = InputProblem(manifest.path, None, lesson_id, "no such lesson in the manifest")
+            lesson = LessonInput(lesson_id, [], LessonInfo(lesson_id), [problem])
+        plans.append(plan_lesson(lesson, gap_tolerance_s, fps))
+    return plans
+
+
+def _unreadable(lesson: LessonInput, error: Exception) -> str:
+    """The read error as a problem of the manifest row that lists the file."""
+    error_path = getattr(error, "path", None) or getattr(error, "filename", None)
+    for recording in lesson.recordings:
+        if error_path is not None and Path(recording.path) == Path(error_path):
+            source = recording.source
+            detail = getattr(error, "message", None) or str(error)  # RecordingError's message lacks the name
+            message = f"{recording.role} recording {recording.path.name} cannot be read: {detail}"
+            return str(InputProblem(source.file, source.row, lesson.lesson_id, message))
+    return f"lesson {lesson.lesson_id}: a recording cannot be read: {error}"
+
+
+__all__ = [
+    "DEFAULT_GAP_TOLERANCE_S",
+    "Interval",
+    "LessonPlan",
+    "LessonTimeline",
+    "RoleTimeline",
+    "SamplePoint",
+    "covering_recording",
+    "lesson_bounds",
+    "lesson_timeline",
+    "merge_intervals",
+    "plan_lesson",
+    "plan_manifest",
+    "sample_points",
+]

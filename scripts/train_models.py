@@ -1,0 +1,222 @@
+#!/usr/bin/env python
+"""Train the shipped smile and child/adult models, verify them, and write their model card.
+
+    python scripts/train_models.py                 # both models: ~30-40 min on 2 cores
+    python scripts/train_models.py --tasks age     # one model
+    python scripts/train_models.py --card-only     # re-evaluate the shipped files, rewrite the card
+
+Needs ``../shared/data`` (or ``HIGHLIGHTS_SHARED_DATA``). Writes ``highlights/faces/weights/
+{smile,age}.pt``, ``checksums.json`` (sha256 per file, verified on every load) and
+``MODEL_CARD.md`` (data, recipe, figures, limits), all from the weights' own metadata and a fresh
+evaluation, so the card never disagrees with the files. Training is deterministic given the seed:
+running this again on the same data and torch version reproduces the same weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from highlights.faces.models import CHECKSUMS_FILE, WEIGHTS_DIR, file_sha256, load_face_model  # noqa: E402
+from highlights.io import write_json_atomic, write_text_atomic  # noqa: E402
+from highlights.training.evaluate import EvaluationResult, evaluate_model  # noqa: E402
+from highlights.training.train import TrainConfig, train_model  # noqa: E402
+
+SHARED_DATA = Path(os.environ.get("HIGHLIGHTS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+TRAIN_DATA = {"smile": SHARED_DATA / "faces" / "smile", "age": SHARED_DATA / "faces" / "age" / "utkface"}
+ADULT_ONLY_SETS = [SHARED_DATA / "faces" / "smile" / "lfw_expressions", SHARED_DATA / "faces" / "smile" / "smilesmiled"]
+
+
+def train(task: str, seed: int) -> None:
+    result = train_model(task, TRAIN_DATA[task], WEIGHTS_DIR / f"{task}.pt", TrainConfig(task=task, seed=seed))
+    print(result.validation.report() if result.validation else "(no validation split)")
+    print(f"{task}: {result.seconds / 60:.1f} min, threshold {result.threshold:.3f}")
+
+
+def write_checksums() -> dict[str, str]:
+    sums = {path.name: file_sha256(path) for path in sorted(WEIGHTS_DIR.glob("*.pt"))}
+    write_json_atomic(CHECKSUMS_FILE, sums)
+    return sums
+
+
+def evaluate_all() -> dict[str, list[EvaluationResult]]:
+    smile = evaluate_model("smile", TRAIN_DATA["smile"], split="validation")
+    age = evaluate_model("age", TRAIN_DATA["age"], split="validation", adult_only=ADULT_ONLY_SETS[0], max_adult_only=None)
+    others = [
+        evaluate_model("age", TRAIN_DATA["age"], split="validation", adult_only=folder, max_adult_only=None)
+        for folder in ADULT_ONLY_SETS[1:]
+    ]
+    return {"smile": [smile], "age": [age, *others]}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _calibration_table(result: EvaluationResult) -> str:
+    cal = result.calibration
+    lines = ["| predicted | faces | mean predicted | observed share |", "|---|---:|---:|---:|"]
+    for b, count in enumerate(cal.counts):
+        if count:
+            lines.append(
+                f"| {cal.bin_edges[b]:.1f}-{cal.bin_edges[b + 1]:.1f} | {count} | "
+                f"{cal.mean_probability[b]:.3f} | {cal.positive_rate[b]:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def _data_line(meta: dict) -> str:
+    data = meta["data"]
+    train, val = data["train"], data["validation"]
+    return (
+        f"train {train['faces']} faces ({train['positives']} positive; {train['by_source']}), "
+        f"validation {val['faces']} faces ({val['positives']} positive; {val['by_source']}); "
+        f"{data['whole_image_crops']} tight crops used whole (no face found), "
+        f"{data['images_without_face']} images without a usable face left out"
+    )
+
+
+def model_card(results: dict[str, list[EvaluationResult]], sums: dict[str, str]) -> str:
+    smile_model, age_model = load_face_model("smile"), load_face_model("age")
+    smile, age = results["smile"][0], results["age"][0]
+    sm, am = smile_model.meta, age_model.meta
+    bands = "\n".join(
+        f"| {b.band} | {b.faces} | {'n/a' if b.auc != b.auc else f'{b.auc:.4f}'} | {_pct(b.called_child)} |"
+        for b in age.bands
+    )
+    adult_only = "\n".join(
+        f"| {r.adult_only_source} | {_pct(r.adult_only_false_child_rate)} |" for r in results["age"]
+    )
+    recipe = sm["recipe"]
+    return f"""# Model card: the shipped smile and child/adult models
+
+Written by `scripts/train_models.py` from the weights' own metadata and a fresh evaluation;
+do not edit by hand. Both are `FaceCNN` (highlights/faces/models.py): a ResNet-style CNN,
+widths {recipe['widths']}, one logit, {sum(p.numel() for p in smile_model.network.parameters()):,}
+parameters, {(WEIGHTS_DIR / 'smile.pt').stat().st_size / 1e6:.1f} MB per file.
+
+| file | sha256 | threshold | trained |
+|---|---|---:|---|
+| smile.pt | `{sums['smile.pt']}` | {smile_model.threshold:.3f} | {sm['date']}, {sm['train_seconds'] / 60:.0f} min, torch {sm['torch']} |
+| age.pt | `{sums['age.pt']}` | {age_model.threshold:.3f} | {am['date']}, {am['train_seconds'] / 60:.0f} min, torch {am['torch']} |
+
+Loading verifies each file against `checksums.json`; a corrupt or replaced file is refused.
+
+## Input: the per-face recipe
+
+MTCNN face box (facenet-pytorch) padded to a square (black outside the frame), grayscale,
+CLAHE (clip limit 2.0, 4x4 tiles), 64x64, scaled to [0, 1]. Training images that are tight face
+crops get a 40 px black border before detection so their crop is framed like a face cut from a
+frame; a small image where no face is found is used whole. Crop recipe: `{recipe['crop_recipe']}`.
+
+Training: AdamW, one-cycle learning rate (peak {recipe['lr']}), batch {recipe['batch_size']}, up to
+{recipe['epochs']} epochs with early stopping on validation ROC AUC (patience {recipe['patience']}),
+class-balanced loss with the prior shift taken back out of the output bias, seed {sm['seed']}.
+Augmentations (both models): horizontal flip, rotation up to {recipe['augment']['max_rotation']:g} deg,
+zoom up to {recipe['augment']['max_zoom']:g}, brightness/contrast, a random square crop of at least
+{recipe['augment']['min_crop_area']:.0%} of the area, and a black band over 10-25% of one side (top and
+bottom more often) imitating a face cut off by the frame edge. Source-shift augmentations (low
+resolution, blur, sensor noise, JPEG compression, uneven lighting) at strength
+{recipe['augment']['shift']:g} for smiles and {am['recipe']['augment']['shift']:g} for child/adult.
+
+## Smile model (`smile.pt`): probability that the face smiles
+
+Data: `faces/smile` of the shared set: SMILEsmileD (LFW crops, `smile` label) and the LFW
+facial-expression set (happiness = 1, every other expression = 0). {_data_line(sm)}.
+
+Validation is identity-disjoint: held-out people of the expression set (people with at most 30
+images, {sm['split']['fraction']:.0%} of them by a seeded hash of the name); SMILEsmileD crops carry no
+names, so every SMILEsmileD crop whose nearest face belongs to a held-out person, or that nearly
+copies one, is dropped from training (leak guard: {sm['data']['leak_guard']}).
+
+| figure (validation, {smile.faces} faces) | value |
+|---|---|
+| ROC AUC | **{smile.auc:.4f}** (target >= 0.95) |
+| accuracy at threshold {smile.threshold:.3f} | {smile.accuracy:.4f} |
+| true-positive rate / false-positive rate | {smile.true_positive_rate:.4f} / {smile.false_positive_rate:.4f} |
+| expected calibration error / Brier score | {smile.calibration.ece:.4f} / {smile.calibration.brier:.4f} |
+
+Calibration (the selection stage uses the probability itself; its default cut is 0.6):
+
+{_calibration_table(smile)}
+
+## Child/adult model (`age.pt`): probability that the face is a child
+
+Data: UTKFace crop_part1. A child is 15 or younger (label 1), an adult 20 or older (label 0).
+Ages 16-19 are left out of training and out of the AUC: school students are at most about 15-16,
+so the model need not decide on late teens, and training on them with either label would blur the
+boundary the product cares about (a primary-school child vs a parent). They are reported apart.
+{_data_line(am)}. Validation: a seeded split stratified by label and age decade.
+
+The decision threshold is the lowest one that calls at most 1% of validation adults children: an
+adult taken for the child is the costly error (an adult's face in a child's highlights), a child
+taken for an adult only costs a frame.
+
+| figure (validation, {age.faces} faces) | value |
+|---|---|
+| ROC AUC | **{age.auc:.4f}** (target >= 0.97) |
+| accuracy at threshold {age.threshold:.3f} | {age.accuracy:.4f} |
+| children called child / adults called child | {age.true_positive_rate:.4f} / {age.false_positive_rate:.4f} |
+| expected calibration error / Brier score | {age.calibration.ece:.4f} / {age.calibration.brier:.4f} |
+| ages 16-19 called child | {_pct(age.teen_child_rate)} of {age.teen_faces} |
+
+Per age band (AUC of the band's faces against all faces of the other class; "called child" at the
+threshold):
+
+| band | faces | ROC AUC | called child |
+|---|---:|---:|---:|
+{bands}
+
+Out of source: adults from other photo sets (never seen in training) called children:
+
+| adult-only set | called child |
+|---|---:|
+{adult_only}
+
+## Limits
+
+- The training faces are public research sets (LFW, SMILEsmileD, UTKFace): mostly adults,
+  mostly frontal press and web photos. Children in webcam light, at webcam angles, with
+  headsets or hands in the face are under-represented: expect lower figures on lesson frames.
+- The data sets are for research use (UTKFace: non-commercial research only). For production,
+  label your own frames (`labels.csv`: `file,label`) and fine-tune from these weights:
+  `highlights train smile --data YOUR_FRAMES --init highlights/faces/weights/smile.pt --out smile.pt`.
+- Smiles are a binary label (happiness vs the rest); a slight smile sits near the threshold.
+- The child/adult model judges appearance, not age: a small adult or an older teenager may be
+  called a child. The selection stage therefore also excludes every frame in which any face is
+  judged an adult.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", choices=["smile", "age"], default=["smile", "age"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--card-only", action="store_true", help="Only re-evaluate and rewrite the card.")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    if not (SHARED_DATA / "README.md").is_file():
+        print(f"needs the shared data at {SHARED_DATA}", file=sys.stderr)
+        return 2
+    if not args.card_only:
+        for task in args.tasks:
+            train(task, args.seed)
+    sums = write_checksums()
+    results = evaluate_all()
+    for task_results in results.values():
+        for result in task_results:
+            print(result.report())
+    write_text_atomic(WEIGHTS_DIR / "MODEL_CARD.md", model_card(results, sums))
+    summary = {task: [r.summary() for r in rs] for task, rs in results.items()}
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

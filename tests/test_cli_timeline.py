@@ -1,0 +1,240 @@
+"""``highlights timeline``: the lesson bounds, disconnects and frame counts of a manifest, as a
+table or JSON Lines. Manifests give ``ended_at`` for every row (no media decoding), except in the
+test at the end that reads a real, tiny video."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from highlights.cli import main
+
+HEADER = "lesson_id,role,path,started_at,ended_at"
+
+
+def at(second: int) -> str:
+    """An ISO time ``second`` seconds after 15:00:00 UTC."""
+    return f"2026-11-21T15:{second // 60:02d}:{second % 60:02d}+00:00"
+
+
+@pytest.fixture()
+def runner(monkeypatch) -> CliRunner:
+    for name in ("HIGHLIGHTS_CONFIG", "HIGHLIGHTS_FPS", "HIGHLIGHTS_GAP_TOLERANCE_S", "HIGHLIGHTS_TIMEZONE"):
+        monkeypatch.delenv(name, raising=False)  # the developer's own settings must not leak in
+    return CliRunner()
+
+
+def write_manifest(folder: Path, *rows: tuple[str, str, str, str, str], name: str = "manifest.csv") -> Path:
+    """A CSV manifest and a small dummy file for each recording it names."""
+    for row in rows:
+        media = folder / row[2]
+        media.parent.mkdir(parents=True, exist_ok=True)
+        if not media.exists():
+            media.write_bytes(b"not really a video")
+    path = folder / name
+    path.write_text("\n".join([HEADER, *(",".join(row) for row in rows)]) + "\n", encoding="utf-8")
+    return path
+
+
+LESSONS = (
+    # L-1: the student joins 90 s late and drops out for 30 s
+    ("L-1", "teacher", "L-1/t.mp4", at(0), at(600)),
+    ("L-1", "student", "L-1/s1.webm", at(90), at(300)),
+    ("L-1", "student", "L-1/s2.webm", at(330), at(600)),
+    # L-2: never on together
+    ("L-2", "teacher", "L-2/t.mp4", at(0), at(100)),
+    ("L-2", "student", "L-2/s.webm", at(200), at(300)),
+    # L-3: a bad row (unknown role)
+    ("L-3", "teacher", "L-3/t.mp4", at(0), at(100)),
+    ("L-3", "parent", "L-3/s.webm", at(0), at(100)),
+)
+
+
+def json_lines(text: str) -> dict[str, dict]:
+    records = [json.loads(line) for line in text.splitlines()]
+    return {record["lesson_id"]: record for record in records}
+
+
+def test_table_shows_every_lesson_and_a_failed_one_does_not_stop_the_others(runner: CliRunner, tmp_path: Path):
+    result = runner.invoke(main, ["timeline", str(write_manifest(tmp_path, *LESSONS))])
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["LESSON", "STATUS", "START", "END", "DURATION", "STUDENT", "TEACHER", "FRAMES", "NOTE"]
+    l1, l2, l3 = lines[1:4]
+    assert l1.split()[:2] == ["L-1", "ok"]
+    assert "2026-11-21 15:01:30+00:00" in l1 and "2026-11-21 15:10:00+00:00" in l1 and "0:08:30" in l1
+    assert "1 / 30.0s" in l1 and "0 / 0.0s" in l1 and l1.split()[-1] == "480"  # 510 s minus 30 offline
+    assert l2.split()[:2] == ["L-2", "no_lesson"] and "never on at the same time" in l2
+    assert l3.split()[:2] == ["L-3", "failed"]
+    assert "manifest.csv row 8 (lesson L-3): role 'parent' is not 'student' or 'teacher'" in l3
+    assert lines[4] == "1 failed, 1 no_lesson, 1 ok"
+
+
+def test_json_lines(runner: CliRunner, tmp_path: Path):
+    result = runner.invoke(main, ["timeline", str(write_manifest(tmp_path, *LESSONS)), "--json"])
+    assert result.exit_code == 1
+    records = json_lines(result.stdout)
+    assert list(records) == ["L-1", "L-2", "L-3"]
+    assert records["L-1"] == {
+        "lesson_id": "L-1",
+        "status": "ok",
+        "reason": None,
+        "lesson": {"start": "2026-11-21T15:01:30+00:00", "end": "2026-11-21T15:10:00+00:00", "duration_s": 510.0},
+        "disconnects": {"student": 1, "teacher": 0, "student_offline_s": 30.0, "teacher_offline_s": 0.0},
+        "frames": 480,
+        "fps": 1.0,
+        "gap_tolerance_s": 2.0,
+    }
+    assert records["L-2"]["status"] == "no_lesson" and records["L-2"]["lesson"] is None
+    assert records["L-2"]["disconnects"]["student"] == 0 and records["L-2"]["frames"] == 0
+    assert records["L-3"]["status"] == "failed" and records["L-3"]["disconnects"] is None
+    assert records["L-3"]["gap_tolerance_s"] == 2.0
+    assert all(isinstance(records["L-1"]["disconnects"][k], float) for k in ("student_offline_s", "teacher_offline_s"))
+    assert records["L-3"]["reason"].startswith("manifest.csv row 8 (lesson L-3): ")
+
+
+def test_exit_status_is_0_when_no_lesson_failed(runner: CliRunner, tmp_path: Path):
+    result = runner.invoke(main, ["timeline", str(write_manifest(tmp_path, *LESSONS[:5]))])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[3] == "1 no_lesson, 1 ok"
+
+
+def test_lesson_option_picks_lessons_in_the_order_given(runner: CliRunner, tmp_path: Path):
+    manifest = str(write_manifest(tmp_path, *LESSONS))
+    result = runner.invoke(main, ["timeline", manifest, "--lesson", "L-2", "--lesson", "L-1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert list(json_lines(result.stdout)) == ["L-2", "L-1"]
+
+
+def test_an_unknown_lesson_fails_and_the_others_still_print(runner: CliRunner, tmp_path: Path):
+    manifest = str(write_manifest(tmp_path, *LESSONS))
+    result = runner.invoke(main, ["timeline", manifest, "--lesson", "L-9", "--lesson", "L-1", "--json"])
+    assert result.exit_code == 1
+    records = json_lines(result.stdout)
+    assert records["L-9"]["status"] == "failed"
+    assert records["L-9"]["reason"] == "manifest.csv (lesson L-9): no such lesson in the manifest"
+    assert records["L-1"]["status"] == "ok"
+
+
+def test_gap_tolerance_and_fps(runner: CliRunner, tmp_path: Path):
+    manifest = str(write_manifest(tmp_path, *LESSONS[:3]))
+    result = runner.invoke(main, ["timeline", manifest, "--gap-tolerance", "30", "--fps", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json_lines(result.stdout)["L-1"]
+    assert record["disconnects"]["student"] == 0 and record["disconnects"]["student_offline_s"] == 0
+    assert (record["fps"], record["gap_tolerance_s"]) == (2.0, 30.0)
+    assert record["frames"] == 2 * 480  # the 30 s without video are still not sampled
+
+
+def test_settings_come_from_the_config_file_and_the_options_win(runner: CliRunner, tmp_path: Path):
+    manifest = str(write_manifest(tmp_path, *LESSONS[:3]))
+    config = tmp_path / "highlights.toml"
+    config.write_text("gap_tolerance_s = 60.0\nfps = 0.5\n", encoding="utf-8")
+    record = json_lines(runner.invoke(main, ["timeline", manifest, "--config", str(config), "--json"]).stdout)["L-1"]
+    assert (record["gap_tolerance_s"], record["fps"], record["frames"]) == (60.0, 0.5, 240)
+    record = json_lines(runner.invoke(main, ["timeline", manifest, "--config", str(config), "--fps", "1", "--json"]).stdout)["L-1"]
+    assert (record["gap_tolerance_s"], record["fps"], record["frames"]) == (60.0, 1.0, 480)
+
+
+def test_naive_times_need_a_time_zone(runner: CliRunner, tmp_path: Path):
+    rows = (("L-1", "teacher", "t.mp4", "2026-11-21T16:00:00", "2026-11-21T16:10:00"),
+            ("L-1", "student", "s.webm", "2026-11-21T16:00:00", "2026-11-21T16:10:00"))
+    manifest = str(write_manifest(tmp_path, *rows))
+    result = runner.invoke(main, ["timeline", manifest, "--json"])
+    assert result.exit_code == 1
+    assert "manifest.csv row 2 (lesson L-1): started_at '2026-11-21T16:00:00' has no UTC offset" in json_lines(result.stdout)["L-1"]["reason"]
+    result = runner.invoke(main, ["timeline", manifest, "--timezone", "Europe/Berlin", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json_lines(result.stdout)["L-1"]["lesson"]["start"] == "2026-11-21T15:00:00+00:00"
+    result = runner.invoke(main, ["timeline", manifest, "--timezone", "Mars/Olympus"])
+    assert result.exit_code == 1 and "unknown time zone 'Mars/Olympus'" in result.stderr
+
+
+def test_lessons_file(runner: CliRunner, tmp_path: Path):
+    manifest = str(write_manifest(tmp_path, *LESSONS[:3]))
+    lessons = tmp_path / "lessons.csv"
+    lessons.write_text("lesson_id,student_name,locale,lesson_url\nL-1,Ada,en,javascript:alert(1)\nL-7,Bo,de,\n", encoding="utf-8")
+    result = runner.invoke(main, ["timeline", manifest, "--lessons", str(lessons), "--json"])
+    records = json_lines(result.stdout)
+    assert result.exit_code == 1
+    assert records["L-1"]["status"] == "failed" and "lessons.csv row 2 (lesson L-1): lesson_url" in records["L-1"]["reason"]
+    assert records["L-7"]["status"] == "no_lesson"
+    assert records["L-7"]["reason"] == "no student recording and no teacher recording"
+    assert "Ada" not in result.output
+
+
+def test_jsonl_manifest(runner: CliRunner, tmp_path: Path):
+    write_manifest(tmp_path, *LESSONS[:3])
+    keys = HEADER.split(",")
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("\n".join(json.dumps(dict(zip(keys, row))) for row in LESSONS[:3]) + "\n", encoding="utf-8")
+    result = runner.invoke(main, ["timeline", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json_lines(result.stdout)["L-1"]["frames"] == 480
+
+
+def test_rows_naming_no_lesson_are_reported_on_stderr(runner: CliRunner, tmp_path: Path):
+    manifest = str(write_manifest(tmp_path, *LESSONS[:3], ("../x", "student", "x.webm", at(0), at(10))))
+    result = runner.invoke(main, ["timeline", manifest, "--json"])
+    assert result.exit_code == 1
+    assert list(json_lines(result.stdout)) == ["L-1"]  # stdout stays JSON Lines
+    assert "manifest problem: manifest.csv row 5: lesson_id '../x' is not a valid id" in result.stderr
+
+
+def test_unusable_manifest_is_an_error_message_not_a_traceback(runner: CliRunner, tmp_path: Path):
+    path = tmp_path / "manifest.csv"
+    path.write_text("lesson_id,role,path\nL-1,student,x.webm\n", encoding="utf-8")
+    result = runner.invoke(main, ["timeline", str(path)])
+    assert result.exit_code == 1
+    assert "missing: started_at" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option", [["--fps", "0"], ["--gap-tolerance", "-1"]])
+def test_bad_options(runner: CliRunner, tmp_path: Path, option: list[str]):
+    result = runner.invoke(main, ["timeline", str(write_manifest(tmp_path, *LESSONS[:3])), *option])
+    assert result.exit_code == 2
+
+
+def test_python_api_matches_the_command(tmp_path: Path):
+    from highlights.recordings import read_manifest
+    from highlights.timeline import plan_manifest
+
+    plans = plan_manifest(read_manifest(write_manifest(tmp_path, *LESSONS)), fps=1.0)
+    assert [(p.lesson_id, p.status, len(p.points)) for p in plans] == [("L-1", "ok", 480), ("L-2", "no_lesson", 0), ("L-3", "failed", 0)]
+    assert plans[0].points[0].path.name == "s1.webm" and plans[0].points[-1].path.name == "s2.webm"
+
+
+# --------------------------------------------------------------------------- real media
+
+
+def test_end_times_read_from_real_media_and_an_unreadable_recording(runner: CliRunner, tmp_path: Path):
+    pytest.importorskip("highlights.frames")
+    import numpy as np
+
+    from highlights.synthetic import write_video
+
+    (tmp_path / "L-1").mkdir()
+    write_video(tmp_path / "L-1/student.webm", (np.full((48, 64, 3), 40 * i % 255, np.uint8) for i in range(30)), fps=10, codec="vp8")
+    (tmp_path / "L-2").mkdir()
+    (tmp_path / "L-2/student.webm").write_bytes(b"\x1aE\xdf\xa3 this is not a video at all" * 10)
+    rows = (
+        ("L-1", "teacher", "L-1/teacher.mp4", at(0), at(60)),
+        ("L-1", "student", "L-1/student.webm", at(10), ""),  # 3 s of video: ends at 15:00:13
+        ("L-2", "teacher", "L-2/teacher.mp4", at(0), at(60)),
+        ("L-2", "student", "L-2/student.webm", at(10), ""),
+        ("L-3", "teacher", "L-3/teacher.mp4", at(0), at(60)),
+        ("L-3", "student", "L-3/student.webm", at(0), at(60)),
+    )
+    result = runner.invoke(main, ["timeline", str(write_manifest(tmp_path, *rows)), "--json"])
+    assert result.exit_code == 1, result.output
+    records = json_lines(result.stdout)
+    assert records["L-1"]["status"] == "ok"
+    assert records["L-1"]["lesson"]["start"] == "2026-11-21T15:00:10+00:00"
+    assert records["L-1"]["lesson"]["duration_s"] == pytest.approx(3.0, abs=0.15)
+    assert records["L-1"]["frames"] == 3
+    assert records["L-2"]["status"] == "failed"
+    assert records["L-2"]["reason"].startswith("manifest.csv row 5 (lesson L-2): student recording student.webm cannot be read: ")
+    assert records["L-3"]["status"] == "ok"

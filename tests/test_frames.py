@@ -1,0 +1,375 @@
+"""The decoding stage (highlights.frames) on recordings written at run time by highlights.synthetic.
+
+Every synthetic frame carries its own number (``index_frame``/``read_index``), so each check
+says exactly which source frame came back; a frame turned the wrong way reads as another number.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from highlights import frames as frames_module
+from highlights.frames import (
+    FrameNotFoundError,
+    RecordingError,
+    RecordingInfo,
+    iter_frames_at,
+    on_screen,
+    probe_recording,
+    read_frame_at,
+    resolve_end_times,
+    sample_frames,
+)
+from highlights.recordings import LessonInfo, LessonInput, Recording, SourceRow, read_manifest
+from highlights.synthetic import corrupt_file, index_frame, read_index, truncate_file, write_video
+from highlights.timeline import lesson_timeline
+
+FPS = 25
+SIZE = (160, 120)  # width, height
+T0 = datetime(2026, 11, 21, 15, 0, 0, tzinfo=timezone.utc)
+
+
+def indexed(path: Path, count: int, fps: float = FPS, codec: str = "h264", first: int = 0,
+            size: tuple[int, int] = SIZE, **options) -> Path:
+    """A recording whose frame ``i`` shows the number ``first + i``."""
+    return write_video(path, (index_frame(first + i, size) for i in range(count)), fps, codec, **options)
+
+
+def numbers(images) -> list[int | None]:
+    return [None if image is None else read_index(image) for image in images]
+
+
+def expected_cfr(offsets, fps: float = FPS, first: int = 0) -> list[int]:
+    return [first + int(offset * fps + 1e-6) for offset in offsets]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    """The recordings most tests share: 2 s (50 frames) at 25 fps in each format."""
+    folder = tmp_path_factory.mktemp("media")
+    return {
+        "h264": indexed(folder / "h264.mp4", 50),
+        "vp8": indexed(folder / "vp8.webm", 50, codec="vp8"),
+        "vp9": indexed(folder / "vp9.webm", 50, codec="vp9"),
+        "vp8-live": indexed(folder / "vp8-live.webm", 50, codec="vp8", no_duration=True),
+        "vp9-live": indexed(folder / "vp9-live.webm", 50, codec="vp9", no_duration=True),
+    }
+
+
+@pytest.fixture(scope="module")
+def long_gop(tmp_path_factory) -> dict[str, Path]:
+    """12 s (300 frames): H.264 with one keyframe every 250 frames, a browser WebM (no cues) with
+    one every 100, and a faststart H.264 with one every 50 (for truncation and damage)."""
+    folder = tmp_path_factory.mktemp("long_gop")
+    return {
+        "h264": indexed(folder / "gop250.mp4", 300, gop=250),
+        "vp8-live": indexed(folder / "gop100-live.webm", 300, codec="vp8", gop=100, no_duration=True),
+        "faststart": indexed(folder / "gop50-faststart.mp4", 300, gop=50, faststart=True),
+    }
+
+
+FORMATS = ["h264", "vp8", "vp9", "vp8-live", "vp9-live"]
+
+
+# --------------------------------------------------------------------------- probing
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_probe_reads_duration_from_timestamps(media, kind):
+    info = probe_recording(media[kind])
+    assert isinstance(info, RecordingInfo)
+    assert info.duration_s == pytest.approx(2.0, abs=1 / FPS)
+    assert (info.width, info.height, info.rotation) == (160, 120, 0)
+    assert info.codec == {"h264": "h264", "vp8": "vp8", "vp9": "vp9"}[kind.split("-")[0]]
+    assert info.frame_count == 50
+    assert info.first_pts_s == 0.0
+    assert info.has_container_duration == (not kind.endswith("-live"))
+
+
+def test_probe_rejects_what_is_not_a_video(tmp_path):
+    text = tmp_path / "private-folder" / "notes.mp4"
+    text.parent.mkdir()
+    text.write_text("lesson notes, not a video\n" * 40)
+    for call in (probe_recording, lambda p: read_frame_at(p, 0.0), lambda p: list(iter_frames_at(p, [0.0]))):
+        with pytest.raises(RecordingError) as caught:
+            call(text)
+        assert caught.value.path == text
+        assert "notes.mp4" in str(caught.value) and "cannot open" in str(caught.value)
+        assert "private-folder" not in str(caught.value)  # base names only
+    with pytest.raises(RecordingError, match="missing.webm"):
+        probe_recording(tmp_path / "missing.webm")
+
+
+def test_recording_error_survives_pickling(tmp_path):
+    error = pickle.loads(pickle.dumps(RecordingError(tmp_path / "a.webm", "no video stream")))
+    assert error.path == tmp_path / "a.webm" and str(error) == "a.webm: no video stream"
+
+
+# --------------------------------------------------------------------------- choosing frames
+
+
+def test_on_screen_picks_the_last_frame_not_after_each_offset():
+    shown = [(0.0, 0.1, "a"), (0.1, 0.3, "b"), (0.4, 0.1, "c")]
+    offsets = [-0.01, 0.0, 0.05, 0.1 - 1e-6, 0.1, 0.39, 0.4, 0.45, 0.5, 0.7]
+    assert list(on_screen(shown, offsets)) == [None, "a", "a", "b", "b", "b", "c", "c", None, None]
+    assert list(on_screen([], [0.0, 1.0])) == [None, None]
+
+
+def test_on_screen_reads_no_further_than_the_last_offset():
+    consumed = []
+
+    def frames():
+        for i in range(1000):
+            consumed.append(i)
+            yield (i * 0.04, 0.04, i)
+
+    assert list(on_screen(frames(), [0.0, 0.08, 0.08, 0.1])) == [0, 2, 2, 2]
+    assert consumed == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_iter_frames_at_returns_exact_frames(media, kind):
+    offsets = [0.0, 0.02, 0.039, 0.04, 0.5, 0.999, 1.0, 1.5, 1.96, 1.99]
+    assert numbers(iter_frames_at(media[kind], offsets)) == expected_cfr(offsets)
+    # Past the end of the media (2.0 s): no frame.
+    assert numbers(iter_frames_at(media[kind], [1.0, 2.0, 5.0])) == [25, None, None]
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_read_frame_at_matches_sequential_decoding(media, kind):
+    offsets = [0.0, 0.52, 1.0, 1.99]
+    sampled = list(iter_frames_at(media[kind], offsets))
+    for offset, image in zip(offsets, sampled):
+        single = read_frame_at(media[kind], offset)
+        assert single.dtype == np.uint8 and single.shape == (120, 160, 3)
+        assert np.array_equal(single, image), offset
+
+
+def test_read_frame_at_outside_the_media(media):
+    with pytest.raises(FrameNotFoundError, match="h264.mp4"):
+        read_frame_at(media["h264"], 2.5)
+    assert issubclass(FrameNotFoundError, RecordingError)
+
+
+def test_offsets_must_be_sorted(media):
+    with pytest.raises(ValueError):
+        list(iter_frames_at(media["h264"], [1.0, 0.5]))
+
+
+@pytest.mark.parametrize("kind", ["h264", "vp8-live"])
+def test_long_gop_seek_decodes_forward_from_the_keyframe(long_gop, kind):
+    offsets = [3.99, 4.0, 9.0, 9.99, 10.0, 11.5, 11.96]
+    expected = expected_cfr(offsets)
+    sampled = list(iter_frames_at(long_gop[kind], offsets))
+    assert numbers(sampled) == expected
+    for offset, image in zip(offsets, sampled):
+        assert np.array_equal(read_frame_at(long_gop[kind], offset), image), offset
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mp4", "h264"), (".webm", "vp8")])
+def test_variable_frame_rate_uses_timestamps(tmp_path, suffix, codec):
+    stamps = [0.0, 0.04, 0.1, 0.5, 0.52, 0.9, 1.3, 1.31, 1.32, 2.0]
+    path = indexed(tmp_path / f"vfr{suffix}", len(stamps), codec=codec, vfr_timestamps=stamps,
+                   no_duration=suffix == ".webm")
+    offsets = [0.0, 0.05, 0.099, 0.1, 0.3, 0.51, 0.52, 1.0, 1.305, 1.315, 1.9, 2.0]
+    expected = [max(i for i, stamp in enumerate(stamps) if stamp <= offset + 1e-6) for offset in offsets]
+    sampled = list(iter_frames_at(path, offsets))
+    assert numbers(sampled) == expected
+    for offset, image in zip(offsets, sampled):
+        assert np.array_equal(read_frame_at(path, offset), image), offset
+    info = probe_recording(path)
+    assert info.frame_count == len(stamps)
+    # The last frame's duration is what the file says: none in WebM (the mean interval is
+    # assumed), one tick in these MP4s; a frame count at any nominal rate would be far off.
+    assert stamps[-1] <= info.duration_s <= stamps[-1] + (stamps[-1] / (len(stamps) - 1)) + 1e-3
+
+
+@pytest.mark.parametrize("rotate", [90, 180, 270])
+@pytest.mark.parametrize("suffix,codec", [(".mp4", "h264"), (".webm", "vp8")])
+def test_rotation_metadata_gives_upright_frames(tmp_path, rotate, suffix, codec):
+    # A phone held upright: portrait frames, stored sideways (or upside down) and tagged.
+    upright = (120, 160)
+    path = indexed(tmp_path / f"phone-{rotate}{suffix}", 20, codec=codec, size=upright, rotate=rotate)
+    info = probe_recording(path)
+    assert (info.rotation, info.width, info.height) == (rotate, 120, 160)
+    offsets = [0.2, 0.4, 0.76]
+    sampled = list(iter_frames_at(path, offsets))
+    assert numbers(sampled) == expected_cfr(offsets)
+    for offset, image in zip(offsets, sampled):
+        assert image.shape == (160, 120, 3)
+        red_bar = image[130:150, 2:10].mean(axis=(0, 1))  # index_frame's red bar, bottom left
+        assert red_bar[0] > 150 and red_bar[1] < 100, red_bar
+        assert np.array_equal(read_frame_at(path, offset), image)
+
+
+# --------------------------------------------------------------------------- damaged files
+
+
+def test_truncated_file_gives_what_decodes_and_warns_once(long_gop, tmp_path, caplog):
+    for name in ("faststart", "vp8-live"):
+        cut = truncate_file(long_gop[name], 0.5, out=tmp_path / f"cut-{long_gop[name].name}")
+        info = probe_recording(cut)
+        assert 3.0 < info.duration_s < 10.0
+        offsets = [float(s) for s in range(12)]
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="highlights.frames"):
+            got = numbers(iter_frames_at(cut, offsets))
+        decoded = [n for n in got if n is not None]
+        assert decoded == expected_cfr(offsets)[: len(decoded)] and len(decoded) >= 3
+        assert got[len(decoded):] == [None] * (len(offsets) - len(decoded))
+        past_end = [r for r in caplog.records if "past the end" in r.getMessage()]
+        assert len(past_end) == 1
+        assert cut.name in past_end[0].getMessage()
+        assert f"{len(offsets) - len(decoded)} of {len(offsets)}" in past_end[0].getMessage()
+        assert str(tmp_path) not in caplog.text
+
+
+def test_truncated_plain_mp4_cannot_be_opened(long_gop, tmp_path):
+    # A plain MP4 writes its index (moov) last: cut off, nothing can be read.
+    cut = truncate_file(long_gop["h264"], 0.5, out=tmp_path / "cut.mp4")
+    with pytest.raises(RecordingError, match=r"cut\.mp4: cannot open") as caught:
+        probe_recording(cut)
+    assert caught.value.path == cut
+
+
+@pytest.mark.parametrize("name", ["faststart", "vp8-live"])
+def test_partly_corrupt_file_decodes_around_the_damage(long_gop, tmp_path, caplog, name):
+    damaged = corrupt_file(long_gop[name], 0.4, 2000, out=tmp_path / f"damaged-{long_gop[name].name}")
+    offsets = [0.0, 1.0, 2.0, 2.5, 5.0, 8.0, 9.0, 11.0]
+    with caplog.at_level(logging.WARNING, logger="highlights.frames"):
+        got = numbers(iter_frames_at(damaged, offsets))
+    assert len(got) == len(offsets)
+    expected = expected_cfr(offsets)
+    # Before the damage (~40% of the bytes) and after the next keyframe: exact frames.
+    assert got[:4] == expected[:4]
+    assert got[-3:] == expected[-3:]
+    if name == "faststart":  # H.264 reports the damage (a VP8 decoder can miss lost packets)
+        assert any("damaged" in r.getMessage() and damaged.name in r.getMessage() for r in caplog.records)
+
+
+def test_no_decodable_frame_is_an_error(tmp_path):
+    clip = indexed(tmp_path / "clip.webm", 20, codec="vp8", no_duration=True)
+    broken = corrupt_file(clip, 0.05, 10**6, out=tmp_path / "broken.webm")
+    for call in (probe_recording, lambda p: list(iter_frames_at(p, [0.0, 0.5]))):
+        with pytest.raises(RecordingError, match="broken.webm") as caught:
+            call(broken)
+        assert caught.value.path == broken
+
+
+# --------------------------------------------------------------------------- lessons
+
+
+def recording(path: Path, role: str, start_s: float, end_s: float | None, row: int) -> Recording:
+    ended_at = None if end_s is None else T0 + timedelta(seconds=end_s)
+    return Recording("L-1", role, path, T0 + timedelta(seconds=start_s), ended_at, SourceRow(Path("m.csv"), row))
+
+
+def test_resolve_end_times_probes_only_open_ended_recordings(media, tmp_path):
+    never_opened = tmp_path / "teacher.mp4"
+    never_opened.write_text("not a video: must not be probed")
+    lesson = LessonInput("L-1", [recording(media["vp8-live"], "student", 1.5, None, 2),
+                                 recording(never_opened, "teacher", 0.0, 60.0, 3)], LessonInfo("L-1"))
+    resolved = resolve_end_times(lesson)
+    student, teacher = resolved.recordings
+    assert (student.ended_at - student.started_at).total_seconds() == pytest.approx(2.0, abs=1e-3)
+    assert teacher == lesson.recordings[1]
+    assert lesson.recordings[0].ended_at is None  # the input is not changed
+
+
+def test_lesson_with_a_reconnect_skips_the_offline_gap(tmp_path):
+    folder = tmp_path / "L-1"
+    folder.mkdir()
+    indexed(folder / "student-1.webm", 50, fps=5, codec="vp8", no_duration=True)  # 10 s, numbers 0..
+    indexed(folder / "student-2.mp4", 50, fps=5, first=1000)  # 10 s, numbers 1000..
+    (folder / "teacher-1.mp4").write_text("ended_at is given: never opened")
+    manifest = tmp_path / "recordings.csv"
+    manifest.write_text(
+        "lesson_id,role,path,started_at,ended_at\n"
+        "L-1,teacher,L-1/teacher-1.mp4,2026-11-21T15:00:00+00:00,2026-11-21T15:00:40+00:00\n"
+        "L-1,student,L-1/student-1.webm,2026-11-21T15:00:02+00:00,\n"
+        "L-1,student,L-1/student-2.mp4,2026-11-21T15:00:17+00:00,\n"
+    )
+    lesson = read_manifest(manifest).lessons["L-1"]
+    assert lesson.ok, lesson.problems
+    lesson = resolve_end_times(lesson)
+    timeline = lesson_timeline(lesson)
+    assert timeline.status == "ok" and timeline.duration_s == pytest.approx(25.0)
+
+    sampled = list(sample_frames(lesson, timeline, fps=1.0))
+    ts = [frame.t for frame in sampled]
+    assert ts == [float(t) for t in [*range(0, 10), *range(15, 25)]]  # 15:00:12-15:00:17 offline
+    assert [frame.index for frame in sampled] == list(range(20))
+    for frame in sampled:
+        assert frame.at == T0 + timedelta(seconds=2 + frame.t)
+        first_part = frame.t < 10
+        assert frame.source == (folder / ("student-1.webm" if first_part else "student-2.mp4")).resolve()
+        assert frame.offset_s == pytest.approx(frame.t if first_part else frame.t - 15)
+        assert frame.image.shape == (120, 160, 3) and frame.image.dtype == np.uint8
+        assert read_index(frame.image) == expected_cfr([frame.offset_s], fps=5, first=0 if first_part else 1000)[0]
+        assert np.array_equal(read_frame_at(frame.source, frame.offset_s), frame.image)
+
+
+def test_interleaved_recordings_are_each_decoded_once(tmp_path, monkeypatch, caplog):
+    long_part = indexed(tmp_path / "a.webm", 100, fps=5, codec="vp8")  # 0-20 s
+    reconnect = indexed(tmp_path / "b.mp4", 25, fps=5, first=1000)  # 5-10 s, the newer connection
+    teacher = tmp_path / "t.mp4"
+    lesson = LessonInput("L-1", [
+        recording(long_part, "student", 0.0, 22.0, 2),  # the manifest claims 2 s more than the media
+        recording(reconnect, "student", 5.0, None, 3),
+        recording(teacher, "teacher", 0.0, 30.0, 4),
+    ], LessonInfo("L-1"))
+    lesson = resolve_end_times(lesson)
+    timeline = lesson_timeline(lesson)
+    opened: list[str] = []
+    real_open = frames_module.av.open
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(Path(file).name)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(frames_module.av, "open", counting_open)
+    with caplog.at_level(logging.WARNING, logger="highlights.frames"):
+        sampled = list(sample_frames(lesson, timeline, fps=1.0))
+    assert sorted(opened) == ["a.webm", "b.mp4"]
+    assert [f.t for f in sampled] == [float(t) for t in range(20)]  # t 20, 21: past a.webm's end
+    assert [read_index(f.image) for f in sampled] == [
+        *(5 * t for t in range(5)), *(1000 + 5 * (t - 5) for t in range(5, 10)), *(5 * t for t in range(10, 20))
+    ]
+    warnings = [r.getMessage() for r in caplog.records if "past the end" in r.getMessage()]
+    assert warnings == ["a.webm: 2 of 17 sampled offset(s) lie past the end of the decodable video; skipped"]
+
+
+def test_no_lesson_samples_nothing(media):
+    lesson = LessonInput("L-1", [recording(media["h264"], "student", 0.0, 2.0, 2)], LessonInfo("L-1"))
+    assert list(sample_frames(lesson, lesson_timeline(lesson))) == []
+
+
+def test_a_recording_without_frames_fails_the_lesson(tmp_path):
+    broken = tmp_path / "student.webm"
+    broken.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(200))  # an EBML magic number and nothing else
+    lesson = LessonInput("L-1", [recording(broken, "student", 0.0, 10.0, 2),
+                                 recording(tmp_path / "t.mp4", "teacher", 0.0, 10.0, 3)], LessonInfo("L-1"))
+    with pytest.raises(RecordingError) as caught:
+        next(sample_frames(lesson, lesson_timeline(lesson)))
+    assert caught.value.path == broken
+
+
+# --------------------------------------------------------------------------- real footage
+
+
+def test_real_clips_decode(shared_data):
+    clips = sorted((shared_data / "video").glob("*.mp4"))
+    assert clips, "no .mp4 clips in the shared data"
+    for clip in clips:
+        info = probe_recording(clip)
+        assert info.duration_s > 1 and info.width > 0 and info.height > 0 and info.frame_count > 0
+        offsets = [t * 0.5 for t in range(int(min(info.duration_s, 4.0) * 2))]
+        sampled = list(iter_frames_at(clip, offsets))
+        assert all(image is not None and image.shape == (info.height, info.width, 3) for image in sampled)
+        assert np.array_equal(read_frame_at(clip, offsets[-1]), sampled[-1]), clip.name

@@ -1,0 +1,453 @@
+"""Reading the recordings manifest (CSV and JSON Lines) and the lessons file: what is accepted,
+what becomes a problem of one lesson (naming file and row), and what makes the whole file unusable."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from highlights.recordings import (
+    InputError,
+    LessonInput,
+    is_valid_lesson_id,
+    read_lessons_file,
+    read_manifest,
+    with_end_times,
+)
+from highlights.timeline import lesson_timeline
+
+HEADER = "lesson_id,role,path,started_at,ended_at"
+T0 = "2026-11-21T15:00:00+00:00"
+T1 = "2026-11-21T15:30:00+00:00"
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    """A manifest folder with a few (empty) recording files beside it."""
+    for name in ("L-1/student.webm", "L-1/teacher.mp4", "L-2/student.webm", "L-2/teacher.mp4", "L-3/student.webm"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"\0")
+    return tmp_path
+
+
+def write_csv(folder: Path, *rows: str, header: str = HEADER, name: str = "manifest.csv", **kwargs) -> Path:
+    path = folder / name
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8", **kwargs)
+    return path
+
+
+def write_jsonl(folder: Path, *records: dict | str, name: str = "manifest.jsonl") -> Path:
+    path = folder / name
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    return path
+
+
+def problems(lesson: LessonInput) -> list[str]:
+    return [str(p) for p in lesson.problems]
+
+
+GOOD = (
+    f"L-1,teacher,L-1/teacher.mp4,{T0},{T1}",
+    f"L-1,student,L-1/student.webm,2026-11-21T15:01:40+00:00,",
+    f"L-2,student,L-2/student.webm,{T0},{T1}",
+    f"L-2,teacher,L-2/teacher.mp4,{T0},{T1}",
+)
+
+
+# ----------------------------------------------------------------------------- good input
+
+
+def test_good_csv(folder: Path):
+    manifest = read_manifest(write_csv(folder, *GOOD))
+    assert list(manifest.lessons) == ["L-1", "L-2"] and manifest.problems == []
+    lesson = manifest.lessons["L-1"]
+    assert lesson.ok and len(lesson.recordings) == 2
+    teacher, = lesson.by_role("teacher")
+    assert teacher.path == (folder / "L-1/teacher.mp4").resolve()
+    assert teacher.started_at == datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
+    assert teacher.ended_at == datetime(2026, 11, 21, 15, 30, tzinfo=timezone.utc)
+    assert (teacher.source.file, teacher.source.row) == (folder / "manifest.csv", 2)
+    student, = lesson.by_role("student")
+    assert student.ended_at is None and student.source.row == 3  # to be read from the media
+    assert lesson.info.lesson_id == "L-1" and lesson.info.locale == "en"
+
+
+def test_good_jsonl_reads_like_the_csv(folder: Path):
+    keys = HEADER.split(",")
+    records = [dict(zip(keys, row.split(","))) for row in GOOD]
+    del records[1]["ended_at"]  # optional key absent
+    records[2]["ended_at"] = None  # ... or null
+    from_jsonl = read_manifest(write_jsonl(folder, *records))
+    from_csv = read_manifest(write_csv(folder, *GOOD))
+    assert list(from_jsonl.lessons) == list(from_csv.lessons)
+    l1_jsonl, l1_csv = from_jsonl.lessons["L-1"], from_csv.lessons["L-1"]
+    assert [(r.role, r.path, r.started_at, r.ended_at) for r in l1_jsonl.recordings] == [
+        (r.role, r.path, r.started_at, r.ended_at) for r in l1_csv.recordings
+    ]
+    assert [r.source.row for r in l1_jsonl.recordings] == [1, 2]  # JSON Lines: the line number
+    assert from_jsonl.lessons["L-2"].by_role("student")[0].ended_at is None
+
+
+def test_relative_paths_are_relative_to_the_manifest_folder_not_the_working_directory(folder: Path, tmp_path_factory, monkeypatch):
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    manifest = read_manifest(write_csv(folder, f"L-1,student,./L-1/../L-1/student.webm,{T0},{T1}"))
+    assert manifest.lessons["L-1"].recordings[0].path == (folder / "L-1/student.webm").resolve()
+
+
+def test_absolute_paths_are_taken_as_they_are(folder: Path, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("media") / "rec.webm"
+    elsewhere.write_bytes(b"\0")
+    manifest = read_manifest(write_csv(folder, f"L-1,student,{elsewhere},{T0},{T1}"))
+    assert manifest.lessons["L-1"].recordings[0].path == elsewhere.resolve()
+
+
+def test_header_names_are_case_and_space_insensitive_and_column_order_is_free(folder: Path):
+    path = write_csv(folder, f" {T0} , Student ,L-1/student.webm,L-1", header="Started_At, ROLE ,path,lesson_id")
+    lesson = read_manifest(path).lessons["L-1"]
+    assert lesson.ok and lesson.recordings[0].role == "student"
+
+
+def test_bom_and_blank_lines_and_crlf(folder: Path):
+    path = folder / "manifest.csv"
+    path.write_bytes(("\ufeff" + HEADER + "\r\n\r\n" + GOOD[0] + "\r\n  \r\n,,,,\r\n" + GOOD[1] + "\r\n\r\n").encode("utf-8"))
+    manifest = read_manifest(path)
+    assert manifest.problems == []
+    lesson = manifest.lessons["L-1"]
+    assert lesson.ok and [r.source.row for r in lesson.recordings] == [3, 6]
+
+
+def test_jsonl_with_bom_and_blank_lines(folder: Path):
+    keys = HEADER.split(",")
+    path = folder / "manifest.jsonl"
+    lines = [json.dumps(dict(zip(keys, GOOD[0].split(",")))), "", "   ", json.dumps(dict(zip(keys, GOOD[2].split(","))))]
+    path.write_bytes(("\ufeff" + "\n".join(lines) + "\n").encode("utf-8"))
+    manifest = read_manifest(path)
+    assert list(manifest.lessons) == ["L-1", "L-2"] and manifest.problems == []
+    assert manifest.lessons["L-2"].recordings[0].source.row == 4
+
+
+def test_quoted_field_with_a_newline_keeps_the_row_numbers_right(folder: Path):
+    path = write_csv(folder, f'L-1,"teach\ner",L-1/teacher.mp4,{T0},{T1}', f"L-2,parent,L-2/teacher.mp4,{T0},{T1}")
+    manifest = read_manifest(path)
+    assert problems(manifest.lessons["L-1"])[0].startswith("manifest.csv row 2 (lesson L-1): role")
+    assert problems(manifest.lessons["L-2"])[0].startswith("manifest.csv row 4 (lesson L-2): role")
+
+
+def test_header_only_is_a_manifest_without_lessons(folder: Path):
+    manifest = read_manifest(write_csv(folder))
+    assert manifest.lessons == {} and manifest.problems == []
+
+
+def test_lesson_ids():
+    assert is_valid_lesson_id("L-1001") and is_valid_lesson_id("a.b_c-9") and is_valid_lesson_id("x" * 64)
+    for bad in ("", ".", "..", "../x", "a..b", "x" * 65, "a/b", "a b", "ü", "a\\b"):
+        assert not is_valid_lesson_id(bad), bad
+
+
+def test_naive_time_with_a_time_zone(folder: Path):
+    path = write_csv(folder, "L-1,student,L-1/student.webm,2026-11-21T16:00:00,2026-11-21T16:30:00+01:00")
+    recording = read_manifest(path, timezone="Europe/Berlin").lessons["L-1"].recordings[0]
+    assert recording.started_at == datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
+    assert recording.ended_at - recording.started_at == timedelta(minutes=30)
+
+
+def test_naive_times_across_a_daylight_saving_change_keep_real_durations(folder: Path):
+    # Berlin falls back from 03:00 CEST to 02:00 CET on 2026-10-25: 01:30 to 03:30 local is 3 hours.
+    path = write_csv(
+        folder,
+        "L-1,student,L-1/student.webm,2026-10-25T01:30:00,2026-10-25T03:30:00",
+        "L-1,teacher,L-1/teacher.mp4,2026-10-25T01:30:00,2026-10-25T03:30:00",
+    )
+    lesson = read_manifest(path, timezone="Europe/Berlin").lessons["L-1"]
+    assert lesson.ok
+    recording = lesson.recordings[0]
+    assert recording.started_at == datetime(2026, 10, 24, 23, 30, tzinfo=timezone.utc)
+    assert (recording.ended_at - recording.started_at) == timedelta(hours=3)
+    assert lesson_timeline(lesson).duration_s == 3 * 3600
+
+
+def test_utc_z_suffix_and_other_offsets_are_accepted(folder: Path):
+    path = write_csv(folder, "L-1,student,L-1/student.webm,2026-11-21T15:00:00Z,2026-11-21T10:30:00-05:00")
+    recording = read_manifest(path).lessons["L-1"].recordings[0]
+    assert recording.ended_at - recording.started_at == timedelta(minutes=30)
+
+
+# ----------------------------------------------------------------------------- bad rows
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (f"L-1,parent,L-1/student.webm,{T0},{T1}", "role 'parent' is not 'student' or 'teacher'"),
+        (f"L-1,,L-1/student.webm,{T0},{T1}", "role '' is not"),
+        (f"L-1,student,L-1/missing.webm,{T0},{T1}", "recording 'L-1/missing.webm' not found"),
+        (f"L-1,student,L-1,{T0},{T1}", "'L-1' is not a file"),
+        (f"L-1,student,,{T0},{T1}", "path is empty"),
+        (f"L-1,student,L-1/student.webm,2026-11-21T15:00:00,{T1}", "started_at '2026-11-21T15:00:00' has no UTC offset"),
+        (f"L-1,student,L-1/student.webm,{T0},2026-11-21T15:30:00", "ended_at '2026-11-21T15:30:00' has no UTC offset"),
+        (f"L-1,student,L-1/student.webm,yesterday,{T1}", "started_at 'yesterday' is not an ISO-8601 time"),
+        (f"L-1,student,L-1/student.webm,{T0},2026-13-01T00:00:00+00:00", "ended_at '2026-13-01T00:00:00+00:00' is not an ISO-8601"),
+        (f"L-1,student,L-1/student.webm,,{T1}", "started_at is empty"),
+        (f"L-1,student,L-1/student.webm,{T1},{T0}", f"ended_at '{T0}' is not after started_at"),
+        (f"L-1,student,L-1/student.webm,{T0},{T0}", f"ended_at '{T0}' is not after started_at"),
+        (f"L-1,student,L-1/student.webm,{T0}", "4 fields where the header has 5"),
+        (f"L-1,student,L-1/student.webm,{T0},{T1},extra", "6 fields where the header has 5"),
+    ],
+)
+def test_a_bad_row_spoils_its_own_lesson_only(folder: Path, row: str, message: str):
+    path = write_csv(folder, f"L-1,teacher,L-1/teacher.mp4,{T0},{T1}", row, *GOOD[2:])
+    manifest = read_manifest(path)
+    bad, other = manifest.lessons["L-1"], manifest.lessons["L-2"]
+    assert not bad.ok
+    assert problems(bad) == [problems(bad)[0]] and problems(bad)[0].startswith("manifest.csv row 3 (lesson L-1): ")
+    assert message in problems(bad)[0]
+    assert [r.role for r in bad.recordings] == ["teacher"]  # the good row is still read
+    assert other.ok and len(other.recordings) == 2
+    assert manifest.problems == []
+
+
+def test_several_problems_of_one_row_are_all_reported(folder: Path):
+    path = write_csv(folder, "L-1,parent,L-1/missing.webm,noon,")
+    messages = problems(read_manifest(path).lessons["L-1"])
+    assert len(messages) == 3 and all(m.startswith("manifest.csv row 2 (lesson L-1): ") for m in messages)
+
+
+def test_naive_time_without_a_zone_is_a_problem_but_an_unknown_zone_spoils_the_run(folder: Path):
+    path = write_csv(folder, "L-1,student,L-1/student.webm,2026-11-21T15:00:00,")
+    assert "pass --timezone" in problems(read_manifest(path).lessons["L-1"])[0]
+    with pytest.raises(InputError, match="unknown time zone 'Mars/Olympus'"):
+        read_manifest(path, timezone="Mars/Olympus")
+    with pytest.raises(InputError, match="unknown time zone"):
+        read_manifest(path, timezone="../../etc/passwd")
+
+
+@pytest.mark.parametrize(
+    ("lesson_id", "message"),
+    [
+        ("../x", "lesson_id '../x' is not a valid id"),
+        ("x" * 65, "is not a valid id"),
+        ("", "lesson_id is empty"),
+        ("a/b", "is not a valid id"),
+    ],
+)
+def test_rows_with_a_bad_lesson_id_belong_to_no_lesson(folder: Path, lesson_id: str, message: str):
+    path = write_csv(folder, f"{lesson_id},student,L-1/student.webm,{T0},{T1}", *GOOD[2:])
+    manifest = read_manifest(path)
+    assert list(manifest.lessons) == ["L-2"] and manifest.lessons["L-2"].ok
+    problem, = manifest.problems
+    assert (problem.row, problem.lesson_id) == (2, None)
+    assert str(problem).startswith("manifest.csv row 2: ") and message in str(problem)
+
+
+def test_the_same_recording_listed_twice(folder: Path):
+    path = write_csv(
+        folder,
+        f"L-1,student,L-1/student.webm,{T0},{T1}",
+        f"L-1,teacher,L-1/teacher.mp4,{T0},{T1}",
+        f"L-2,student,L-2/student.webm,{T0},{T1}",
+        f"L-3,student,{folder}/L-1/student.webm,{T0},{T1}",  # the same file, written absolute
+        f"L-2,teacher,L-1/teacher.mp4,{T0},{T1}",
+    )
+    manifest = read_manifest(path)
+    assert manifest.lessons["L-1"].ok  # the first mention stands
+    assert problems(manifest.lessons["L-3"]) == ["manifest.csv row 5 (lesson L-3): student.webm is listed twice (also row 2)"]
+    assert problems(manifest.lessons["L-2"]) == ["manifest.csv row 6 (lesson L-2): teacher.mp4 is listed twice (also row 3)"]
+
+
+def test_one_file_cannot_be_both_people(folder: Path):
+    path = write_csv(folder, f"L-1,student,L-1/student.webm,{T0},{T1}", f"L-1,teacher,L-1/student.webm,{T0},{T1}")
+    assert problems(read_manifest(path).lessons["L-1"]) == [
+        "manifest.csv row 3 (lesson L-1): student.webm is listed twice (also row 2)"
+    ]
+
+
+def test_undecodable_bytes_spoil_only_their_row(folder: Path):
+    path = folder / "manifest.csv"
+    path.write_bytes(
+        (HEADER + "\n" + GOOD[0] + "\n").encode() + b"L-1,student,L-1/stud\xff\xfeent.webm," + f"{T0},{T1}\n".encode()
+        + "\n".join(GOOD[2:]).encode() + b"\n"
+    )
+    manifest = read_manifest(path)
+    assert manifest.lessons["L-2"].ok
+    message, = problems(manifest.lessons["L-1"])
+    assert message.startswith("manifest.csv row 3 (lesson L-1): ") and "UTF-8" in message
+
+
+def test_undecodable_bytes_in_json_lines_spoil_only_their_line(folder: Path):
+    keys = HEADER.split(",")
+    good = json.dumps(dict(zip(keys, GOOD[2].split(",")))).encode()
+    bad = json.dumps(dict(zip(keys, GOOD[0].split(",")))).encode().replace(b"teacher.mp4", b"teach\xffer.mp4")
+    path = folder / "manifest.jsonl"
+    path.write_bytes(bad + b"\n" + good + b"\n")
+    manifest = read_manifest(path)
+    assert manifest.lessons["L-2"].ok
+    message, = problems(manifest.lessons["L-1"])
+    assert message.startswith("manifest.jsonl row 1 (lesson L-1): ") and "UTF-8" in message
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "manifest.jsonl row 1: not valid JSON"),
+        ("[1, 2]", "manifest.jsonl row 1: not a JSON object"),
+        (json.dumps({"role": "student", "path": "L-1/student.webm", "started_at": T0}), "manifest.jsonl row 1: missing lesson_id"),
+    ],
+)
+def test_json_lines_that_name_no_lesson(folder: Path, line: str, message: str):
+    keys = HEADER.split(",")
+    path = write_jsonl(folder, line, dict(zip(keys, GOOD[2].split(","))))
+    manifest = read_manifest(path)
+    problem, = manifest.problems
+    assert str(problem).startswith(message)
+    assert list(manifest.lessons) == ["L-2"] and manifest.lessons["L-2"].ok
+
+
+def test_json_line_missing_a_required_key_spoils_its_lesson(folder: Path):
+    path = write_jsonl(folder, {"lesson_id": "L-1", "role": "student", "started_at": T0})
+    assert problems(read_manifest(path).lessons["L-1"]) == ["manifest.jsonl row 1 (lesson L-1): missing path"]
+
+
+def test_json_values_that_are_not_strings(folder: Path):
+    path = write_jsonl(folder, {"lesson_id": 1001, "role": "student", "path": "L-1/student.webm", "started_at": 1700000000})
+    lesson = read_manifest(path).lessons["1001"]
+    assert problems(lesson) == ["manifest.jsonl row 1 (lesson 1001): started_at '1700000000' is not an ISO-8601 time "
+                                "(e.g. 2026-11-21T15:00:03+00:00)"]
+
+
+# ----------------------------------------------------------------------------- unusable files
+
+
+def test_missing_manifest(tmp_path: Path):
+    with pytest.raises(InputError, match="no such file"):
+        read_manifest(tmp_path / "nope.csv")
+
+
+def test_empty_manifest(tmp_path: Path):
+    (tmp_path / "m.csv").write_bytes(b"")
+    with pytest.raises(InputError, match="m.csv: the file is empty"):
+        read_manifest(tmp_path / "m.csv")
+    (tmp_path / "m.jsonl").write_bytes(b"")
+    with pytest.raises(InputError, match="the file is empty"):
+        read_manifest(tmp_path / "m.jsonl")
+
+
+def test_bom_only_manifest_has_no_header(tmp_path: Path):
+    (tmp_path / "m.csv").write_bytes("\ufeff".encode())
+    with pytest.raises(InputError, match=r"\(no header\)"):
+        read_manifest(tmp_path / "m.csv")
+
+
+@pytest.mark.parametrize(
+    ("header", "missing"),
+    [("lesson_id,role,path", "started_at"), ("lesson,role,file,start", "lesson_id, path, started_at")],
+)
+def test_missing_required_columns(folder: Path, header: str, missing: str):
+    with pytest.raises(InputError, match=f"missing: {missing}"):
+        read_manifest(write_csv(folder, "L-1,student,x", header=header))
+
+
+def test_a_column_named_twice(folder: Path):
+    with pytest.raises(InputError, match="named twice"):
+        read_manifest(write_csv(folder, header="lesson_id,role,path,started_at,role"))
+
+
+def test_undecodable_header(tmp_path: Path):
+    (tmp_path / "m.csv").write_bytes(b"lesson_id,r\xffole,path,started_at\n")
+    with pytest.raises(InputError, match="m.csv"):
+        read_manifest(tmp_path / "m.csv")
+
+
+# ----------------------------------------------------------------------------- the lessons file
+
+LESSONS_HEADER = "lesson_id,student_name,subject,locale,lesson_url,tutor"
+
+
+def test_lessons_file_joins_on_lesson_id_and_keeps_extra_columns(folder: Path):
+    lessons = write_csv(
+        folder,
+        "L-2,Ada,Maths,pt_BR,https://school.example/l/2,Grace",
+        "L-1,,,,,",
+        header=LESSONS_HEADER,
+        name="lessons.csv",
+    )
+    manifest = read_manifest(write_csv(folder, *GOOD), lessons_path=lessons)
+    info = manifest.lessons["L-2"].info
+    assert (info.student_name, info.subject, info.locale, info.lesson_url) == ("Ada", "Maths", "pt-BR", "https://school.example/l/2")
+    assert dict(info.extra) == {"tutor": "Grace"}
+    assert (info.source.file.name, info.source.row) == ("lessons.csv", 2)
+    l1 = manifest.lessons["L-1"].info
+    assert (l1.student_name, l1.locale, l1.lesson_url, dict(l1.extra)) == (None, "en", None, {})
+    assert all(lesson.ok for lesson in manifest.lessons.values())
+
+
+def test_lessons_file_as_json_lines(folder: Path):
+    lessons = write_jsonl(folder, {"lesson_id": "L-1", "locale": "de", "room": 12}, name="lessons.jsonl")
+    info = read_manifest(write_csv(folder, *GOOD), lessons_path=lessons).lessons["L-1"].info
+    assert info.locale == "de" and dict(info.extra) == {"room": "12"}
+
+
+def test_lesson_only_in_the_lessons_file_is_listed_with_no_recordings(folder: Path):
+    lessons = write_csv(folder, "L-9,Ada,Maths,en,,", header=LESSONS_HEADER, name="lessons.csv")
+    manifest = read_manifest(write_csv(folder, *GOOD), lessons_path=lessons)
+    assert list(manifest.lessons) == ["L-1", "L-2", "L-9"]
+    only = manifest.lessons["L-9"]
+    assert only.ok and only.recordings == [] and only.info.subject == "Maths"
+    assert lesson_timeline(only).reason == "no student recording and no teacher recording"
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("L-1,Ada,Maths,english!,,", "locale 'english!' is not a language tag"),
+        ("L-1,Ada,Maths,en,javascript:alert(1),", "lesson_url 'javascript:alert(1)' is not an http(s) URL"),
+        ("L-1,Ada,Maths,en,https:///nohost,", "is not an http(s) URL"),
+        ("L-1,Ada,Maths,en,ftp://school.example/x,", "is not an http(s) URL"),
+        ("L-1,Ada,Maths", "3 fields where the header has 6"),
+    ],
+)
+def test_a_bad_lessons_row_spoils_its_lesson_only(folder: Path, row: str, message: str):
+    lessons = write_csv(folder, row, "L-2,Bob,Art,fr,http://school.example/2,", header=LESSONS_HEADER, name="lessons.csv")
+    manifest = read_manifest(write_csv(folder, *GOOD), lessons_path=lessons)
+    assert manifest.lessons["L-2"].ok and manifest.lessons["L-2"].info.locale == "fr"
+    messages = problems(manifest.lessons["L-1"])
+    assert len(messages) == 1 and messages[0].startswith("lessons.csv row 2 (lesson L-1): ") and message in messages[0]
+    info = manifest.lessons["L-1"].info
+    assert info.lesson_url is None or info.lesson_url.startswith("http")
+    assert "Ada" not in messages[0]  # student names stay out of messages
+
+
+def test_lessons_file_rows_with_a_bad_id_or_listed_twice(folder: Path):
+    lessons = write_csv(folder, "../x,Ada,,,,", "L-1,Ada,,,,", "L-1,Eve,,,,", header=LESSONS_HEADER, name="lessons.csv")
+    manifest = read_manifest(write_csv(folder, *GOOD), lessons_path=lessons)
+    assert [str(p) for p in manifest.problems] == [
+        "lessons.csv row 2: lesson_id '../x' is not a valid id (1-64 of A-Z a-z 0-9 _ . -, no '..')"
+    ]
+    assert problems(manifest.lessons["L-1"]) == ["lessons.csv row 4 (lesson L-1): lesson listed twice (also row 3)"]
+    assert manifest.lessons["L-1"].info.student_name == "Ada"
+    assert manifest.lessons["L-2"].ok
+
+
+def test_lessons_file_must_have_a_lesson_id_column(folder: Path):
+    lessons = write_csv(folder, "L-1,Ada", header="id,student_name", name="lessons.csv")
+    with pytest.raises(InputError, match="lessons.csv.*missing: lesson_id"):
+        read_manifest(write_csv(folder, *GOOD), lessons_path=lessons)
+    with pytest.raises(InputError, match="no such file"):
+        read_lessons_file(folder / "absent.csv")
+
+
+# ----------------------------------------------------------------------------- with_end_times
+
+
+def test_with_end_times_fills_only_unknown_ends_and_copies(folder: Path):
+    lesson = read_manifest(write_csv(folder, *GOOD)).lessons["L-1"]
+    teacher, = lesson.by_role("teacher")
+    student, = lesson.by_role("student")
+    end = datetime(2026, 11, 21, 16, 0, tzinfo=timezone.utc)
+    resolved = with_end_times(lesson, {student.path: end, teacher.path: end})
+    assert resolved.by_role("student")[0].ended_at == end
+    assert resolved.by_role("teacher")[0].ended_at == teacher.ended_at  # given in the manifest: kept
+    assert lesson.by_role("student")[0].ended_at is None  # the input is unchanged
+    assert resolved.problems is not lesson.problems
