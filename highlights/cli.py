@@ -22,6 +22,12 @@ def main(verbose: int) -> None:
 # --------------------------------------------------------------------------- highlights run
 
 
+class UnusableInput(click.ClickException):
+    """The manifest or lessons file cannot be read at all: exit status 2, like a usage error."""
+
+    exit_code = 2
+
+
 class _BarProgress:
     """Progress on a terminal: one bar over lessons, the current lesson's stage and frames."""
 
@@ -106,7 +112,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     try:
         parsed = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
     except InputError as error:
-        raise click.ClickException(str(error)) from error
+        raise UnusableInput(str(error)) from error
 
     show_bar = sys.stderr.isatty() if progress is None else progress
     bar = _BarProgress() if show_bar else None
@@ -215,7 +221,8 @@ def timeline_command(manifest, lesson_ids, lessons_path, timezone, gap_tolerance
     "frames", "fps", "gap_tolerance_s"}. Problems of rows that name no lesson go to stderr.
 
     Exit status 0 when every lesson is ok or no_lesson; 1 when one failed (bad rows, unreadable
-    recording, unknown --lesson) or a manifest row was unusable; 2 for bad options.
+    recording, unknown --lesson) or a manifest row was unusable; 2 for bad options or an
+    unreadable manifest.
     """
     import json
     import sys
@@ -233,7 +240,7 @@ def timeline_command(manifest, lesson_ids, lessons_path, timezone, gap_tolerance
     try:
         parsed = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
     except InputError as error:
-        raise click.ClickException(str(error)) from error
+        raise UnusableInput(str(error)) from error
 
     plans = plan_manifest(parsed, list(lesson_ids) or None, gap_tolerance_s=settings.gap_tolerance_s, fps=settings.fps)
     if as_json:

@@ -17,6 +17,8 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
     The temporary file keeps ``path``'s suffix, so writers that pick a format by extension
     (imageio, pandas) still work. On error the temporary file is removed and ``path`` untouched.
+    The file gets the permissions a plain ``open()`` would give it (``0666`` less the umask), not
+    ``mkstemp``'s ``0600``: the GIF is served by a web server that runs as another user.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,10 +27,18 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it; there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:

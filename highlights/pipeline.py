@@ -259,8 +259,7 @@ def describe_error(lesson: LessonInput, stage: str, error: BaseException) -> str
     if error_path is not None:
         for recording in lesson.recordings:
             if Path(recording.path) == Path(error_path) or Path(recording.path).name == Path(str(error_path)).name:
-                source = recording.source
-                where = f" ({recording.role} recording, {source.file} row {source.row})"
+                where = f" ({recording.role} recording, {recording.source})"  # file name and row, no folders
                 break
     message = str(error) or type(error).__name__
     if type(error).__name__ not in message and not isinstance(error, (LessonFailed,)):
@@ -486,6 +485,7 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
         # No lesson, but the report still shows both cameras: the data team sees why.
         result = LessonResult(status="no_lesson", reason=timeline.reason or "no lesson took place", **base)
         no_selection = Selection("no_highlight", result.reason, [], SelectionStats())
+        remove_stale_gifs(folder, keep=None)  # an earlier run's GIF no longer stands
         _write_report(c, result, timeline, empty_scores(), no_selection)
         return result
 

@@ -9,7 +9,9 @@ Rules, in the order they apply:
 
 1. Privacy: a frame in which any adult face is detected (``is_child`` False, or unknown) is
    excluded entirely unless ``allow_adult``. Every detected face counts here, whatever its
-   detection probability or quality: a blurred adult is still an adult.
+   detection probability or quality: a blurred adult is still an adult. Frames within
+   ``adult_margin_s`` of such a frame are excluded too: the detector misses a face in about one
+   frame in 300, and an adult seen one second before and after is almost surely there in between.
 2. The frame's face is its best child face: among the child faces that pass the quality filters
    (smile, sharpness, brightness, size, detection probability) the most smiling one, ties going to
    the larger face. A frame with two children therefore still gives one pick, framed on one face.
@@ -55,6 +57,9 @@ class SelectionOptions:
     min_smile: 0.6 on the smile model's probability — precision over recall: a GIF of neutral
         faces is worse than no GIF.
     allow_adult: False — by default no frame in which an adult face is visible is used at all.
+    adult_margin_s: 2 s — nor a frame within 2 s of one with an adult (a detector miss in one
+        frame must not let a parent's face through; 2 s at one frame per second covers a miss in
+        up to two frames in a row).
     min_sharpness: 40, variance of the Laplacian of the 64x64 gray crop. Measured: sharp face
         crops 150-2000, LFW-like soft crops 90-250, a Gaussian blur of sigma 2 px (at 64 px) ~25.
     min_brightness / max_brightness: 50 / 220, mean gray (0-255) of the crop: rejects faces in
@@ -73,6 +78,7 @@ class SelectionOptions:
     min_gap_s: float = 20.0
     min_smile: float = 0.6
     allow_adult: bool = False
+    adult_margin_s: float = 2.0
     min_sharpness: float = 40.0
     min_brightness: float = 50.0
     max_brightness: float = 220.0
@@ -83,8 +89,8 @@ class SelectionOptions:
     def __post_init__(self) -> None:
         if not 1 <= self.min_frames <= self.max_frames:
             raise ValueError("need 1 <= min_frames <= max_frames")
-        if self.min_gap_s < 0 or self.hash_distance < 0:
-            raise ValueError("min_gap_s and hash_distance must be >= 0")
+        if self.min_gap_s < 0 or self.hash_distance < 0 or self.adult_margin_s < 0:
+            raise ValueError("min_gap_s, adult_margin_s and hash_distance must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -165,9 +171,20 @@ def candidate_faces(scores: pd.DataFrame, options: SelectionOptions) -> pd.DataF
     )
     if not options.allow_adult:
         good &= ~faces["frame"].isin(adult_frames)
+        adult_times = np.sort(faces.loc[~child, "t"].to_numpy(dtype=float))
+        if options.adult_margin_s > 0 and len(adult_times):
+            good &= ~_near_any(faces["t"].to_numpy(dtype=float), adult_times, options.adult_margin_s)
     usable = faces[good].assign(_side=side[good])
     usable = usable.sort_values(["frame", "smile_prob", "_side"], ascending=[True, False, False])
     return usable.drop_duplicates("frame", keep="first").drop(columns="_side")
+
+
+def _near_any(times: np.ndarray, sorted_marks: np.ndarray, margin: float) -> np.ndarray:
+    """For each time, whether some mark lies within ``margin`` seconds of it."""
+    at = np.searchsorted(sorted_marks, times)
+    before = np.abs(times - sorted_marks[np.clip(at - 1, 0, len(sorted_marks) - 1)])
+    after = np.abs(sorted_marks[np.clip(at, 0, len(sorted_marks) - 1)] - times)
+    return np.minimum(before, after) <= margin
 
 
 def selection_stats(scores: pd.DataFrame, options: SelectionOptions, candidates: int) -> SelectionStats:

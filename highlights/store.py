@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +35,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from highlights.results import DONE_STATUSES, LessonResult
@@ -131,6 +132,14 @@ class Highlight:
     snippet_text: str | None
 
 
+def _make_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite database file (SQLite creates the file, not its folder)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        if not parsed.database.startswith("file:"):
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
 class ResultStore:
     """The ``lesson_highlights`` table behind one SQLAlchemy URL.
 
@@ -143,6 +152,7 @@ class ResultStore:
         if isinstance(url_or_engine, Engine):
             self.engine = url_or_engine
         else:
+            _make_sqlite_folder(url_or_engine)
             self.engine = create_engine(url_or_engine, future=True)
         Base.metadata.create_all(self.engine)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Build the demo lesson in ``fixtures/demo/`` (deterministic; a few seconds).
+"""Build the demo lesson in ``fixtures/demo/`` (fixed seeds; about 10 s).
 
     python scripts/make_demo_lesson.py fixtures/demo
+    python scripts/make_demo_lesson.py --real-faces out/demo-input    # needs ../shared/data
 
 The student's camera shows scikit-image's astronaut photo (a real, public-domain photo of a
 smiling adult that ships inside the scikit-image wheel) on a webcam-like room background, with
@@ -9,8 +10,17 @@ the framing drifting and zooming and the light changing, so no two seconds look 
 teacher's camera is a synthetic whiteboard scene without a face. The student joins 25 s late and
 drops out once for 15 s, so the lesson has two student recordings.
 
-The demo is about the machinery: the face is an adult's, so whether the child model calls it a
-child (and the lesson ends ``ok`` with a GIF, or ``no_highlight``) depends on the shipped models.
+The astronaut is an adult, and the shipped child/adult model says so: this lesson shows the
+privacy rule at work and ends ``no_highlight`` ("no child's face was found"), with its report,
+timeline and analytics but no GIF. No freely licensed photo of a child ships in any package this
+project may depend on, and the shared research data may not be committed.
+
+``--real-faces FOLDER`` builds a second lesson from hand-labelled photos of children and adults
+in ``../shared/data`` (``tests/real_face_lesson.py``: a 5-minute lesson with thirteen smiling
+moments, a parent beside the child, a parent alone, an empty room and a disconnect); it ends
+``ok`` with a GIF and snippet. Its media go to an ignored folder, never the repository.
+``bash scripts/dev.sh demo`` runs both when the shared data is there.
+
 The media files are not committed (``.gitignore``); the CSV files are, and this script rewrites
 them identically.
 """
@@ -131,10 +141,30 @@ def write_csvs(folder: Path) -> None:
         writer.writerow([LESSON_ID, "Ada", "Maths", "en", "https://school.example/lessons/demo-0001"])
 
 
+def write_real_face_lesson(folder: Path) -> int:
+    import os
+
+    root = Path(__file__).resolve().parent.parent
+    shared = Path(os.environ.get("HIGHLIGHTS_SHARED_DATA", root.parent / "shared" / "data"))
+    if not (shared / "faces").is_dir():
+        print(f"no shared data at {shared}: the lesson of real faces is not built", file=sys.stderr)
+        return 3
+    sys.path.insert(0, str(root / "tests"))
+    from real_face_lesson import build_real_face_lesson
+
+    lesson = build_real_face_lesson(shared, folder)
+    print(f"wrote lesson {lesson.lesson_id} ({lesson.duration_s} s) to {folder}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", default="fixtures/demo", type=Path)
+    parser.add_argument("--real-faces", action="store_true",
+                        help="Build the lesson of real faces from ../shared/data (HIGHLIGHTS_SHARED_DATA) instead.")
     args = parser.parse_args(argv)
+    if args.real_faces:
+        return write_real_face_lesson(args.folder)
     for path in write_demo(args.folder):
         print(f"wrote {path}")
     print(f"wrote {args.folder / 'manifest.csv'} and {args.folder / 'lessons.csv'}")

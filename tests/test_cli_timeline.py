@@ -150,7 +150,7 @@ def test_naive_times_need_a_time_zone(runner: CliRunner, tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert json_lines(result.stdout)["L-1"]["lesson"]["start"] == "2026-11-21T15:00:00+00:00"
     result = runner.invoke(main, ["timeline", manifest, "--timezone", "Mars/Olympus"])
-    assert result.exit_code == 1 and "unknown time zone 'Mars/Olympus'" in result.stderr
+    assert result.exit_code == 2 and "unknown time zone 'Mars/Olympus'" in result.stderr
 
 
 def test_lessons_file(runner: CliRunner, tmp_path: Path):
@@ -188,7 +188,7 @@ def test_unusable_manifest_is_an_error_message_not_a_traceback(runner: CliRunner
     path = tmp_path / "manifest.csv"
     path.write_text("lesson_id,role,path\nL-1,student,x.webm\n", encoding="utf-8")
     result = runner.invoke(main, ["timeline", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "missing: started_at" in result.stderr and "Traceback" not in result.output
 
 

@@ -26,6 +26,7 @@ EDGE_S = 1.0
 """A pick may sit this far outside its smiling segment: the frame sampled at a segment's first
 second may be the previous frame, 0.2 s earlier, if a decoder rounds down."""
 PRIVATE_KINDS = ("adult_beside", "adult_only", "nobody", "offline")
+LESSON_ID_IN_NAME = "real-faces"
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,24 @@ def test_the_pipeline_picks_the_child_smiling_and_never_an_adult(lesson: RealFac
 
     with Image.open(result.gif_path) as gif:
         assert gif.n_frames == len(times)
+        assert gif.info.get("loop") == 0  # loops forever
+        assert gif.size[0] == gif.size[1] >= 160
+    assert result.gif_path.stat().st_size <= settings.gif.max_bytes
+    assert LESSON_ID_IN_NAME not in result.gif_path.name.lower()
+
+    # The snippet and the database row the email campaign reads.
+    snippet = result.path(result.snippet).read_text(encoding="utf-8")
+    assert result.gif_url in snippet and 'width="' in snippet and 'alt="' in snippet
+    from highlights.store import ResultStore
+
+    store = ResultStore(settings.database_url)
+    try:
+        highlight = store.highlight_for_lesson(lesson.lesson_id)
+        row = store.row(lesson.lesson_id)
+    finally:
+        store.dispose()
+    assert highlight is not None and highlight.gif_url == result.gif_url and highlight.snippet_html == snippet
+    assert row["status"] == "ok" and row["frame_count"] == len(times) and row["student_disconnects"] == 1
     saved = read_result(result.folder)
     assert saved is not None and [f.t for f in saved.frames] == times
 

@@ -104,6 +104,19 @@ def test_frames_with_an_adult_are_excluded_by_default_and_allowed_on_request():
     assert all(p.face == 0 for p in allowed.picks)  # the adult face itself is never the pick
 
 
+def test_frames_next_to_an_adult_detection_are_excluded_too():
+    # A parent seen at t=100 and t=103: the detector may have missed them at 101-102 (and near).
+    rows = [face_row(i, t=float(t), smile_prob=0.99 if 98 <= t <= 106 else 0.7) for i, t in enumerate(range(60, 180, 1))]
+    rows += [face_row(1000, t=100.0, face=1, is_child=False, child_prob=0.05)]
+    rows += [face_row(1001, t=103.0, face=1, is_child=False, child_prob=0.05)]
+    sel = select_highlights(table(rows), SelectionOptions(min_gap_s=10.0))
+    assert sel.status == "ok"
+    assert all(not 98.0 <= p.t <= 105.0 for p in sel.picks)
+    assert any(p.t == 106.0 for p in sel.picks)  # 3 s after the last adult sighting is fine
+    near = select_highlights(table(rows), SelectionOptions(min_gap_s=10.0, adult_margin_s=0.0))
+    assert any(98.0 <= p.t <= 105.0 for p in near.picks)  # without the margin, frames beside the adult are used
+
+
 def test_adult_with_unknown_or_poor_scores_still_excludes_the_frame():
     rows = [face_row(i, t=30.0 * i) for i in range(6)]
     rows.append(face_row(0, t=0.0, face=1, is_child=None, child_prob=math.nan))  # unknown -> adult
@@ -202,6 +215,7 @@ def test_random_tables_respect_privacy_gap_and_order(frames, allow_adult):
     assert len(sel.picks) <= opts.max_frames
     faces = scores[scores["face"] >= 0]
     adult_frames = set(faces.loc[faces["is_child"].ne(True), "frame"])
+    adult_times = faces.loc[faces["is_child"].ne(True), "t"].tolist()
     for p in sel.picks:
         row = faces[(faces["frame"] == p.frame) & (faces["face"] == p.face)].iloc[0]
         assert row["is_child"] == True  # noqa: E712  (the GIF is framed on a child, always)
@@ -209,6 +223,7 @@ def test_random_tables_respect_privacy_gap_and_order(frames, allow_adult):
         assert opts.min_brightness <= row["brightness"] <= opts.max_brightness
         if not allow_adult:
             assert p.frame not in adult_frames
+            assert all(abs(p.t - t) > opts.adult_margin_s for t in adult_times)
     times = sorted(p.t for p in sel.picks)
     assert all(b - a >= opts.min_gap_s for a, b in zip(times, times[1:]))
     hashes = [p.crop_hash for p in sel.picks]

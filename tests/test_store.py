@@ -109,3 +109,12 @@ def test_postgresql(tmp_path):
         with store.engine.begin() as connection:
             connection.execute(text("DELETE FROM lesson_highlights WHERE lesson_id = :l"), {"l": lesson_id})
         store.dispose()
+
+
+def test_sqlite_database_folder_is_created(tmp_path):
+    # The default URL points into the output folder, which a first run has not created yet.
+    url = f"sqlite:///{tmp_path / 'fresh' / 'out' / 'highlights.sqlite'}"
+    store = ResultStore(url)
+    store.save(LessonResult("L-1", "no_highlight", reason="no smiling child"))
+    assert (tmp_path / "fresh" / "out" / "highlights.sqlite").is_file()
+    assert store.row("L-1")["status"] == "no_highlight"

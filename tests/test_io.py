@@ -1,0 +1,32 @@
+"""Atomic writes: all or nothing, and the permissions a plain write would give."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from highlights.io import atomic_path, write_json_atomic, write_text_atomic
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "snippet.html"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["snippet.html"]
+
+
+def test_files_are_readable_by_others_as_the_umask_allows(tmp_path):
+    # The GIF is served by a web server running as another user: not mkstemp's 0600.
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "a" / "result.json", {"x": 1})
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "a" / "result.json").stat().st_mode)
+    assert mode == 0o644

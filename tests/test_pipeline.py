@@ -1,0 +1,468 @@
+"""Tests of :mod:`highlights.pipeline` (``run_manifest`` / ``run_lesson``) on recordings built at run time.
+
+The videos are real files (teacher: H.264 MP4, student: VP8 WebM, written by
+:func:`highlights.synthetic.write_video`) and go through the real stages: end times from the
+media, timeline, frame sampling, selection, GIF, snippet, analytics, report, ``result.json`` and
+the database row. Only the face models are replaced, by :class:`FakeScorer`, a test double with
+the part of :class:`~highlights.faces.scoring.FaceScorer`'s interface the pipeline uses
+(``versions``, ``options``, ``score_images``). It "sees" what is drawn into the student's frames:
+
+- the top half of every frame carries its frame number (:func:`highlights.synthetic.index_frame`
+  blocks); the fake turns it into the second of the recording and a random 64-bit crop hash per
+  second, so no two seconds look like near-duplicates;
+- a white 64 px square at ``CHILD_BOX`` is the child's face; a dark "mouth" bar inside it is a
+  smile, and the bar's darkness is the smile probability (no bar: not smiling);
+- a blue 64 px square at ``ADULT_BOX`` is an adult's face.
+
+Which seconds hold a smiling child or an adult is therefore decided by the video alone, and
+``FakeScorer.calls`` tells a rerun that scored the frames again from one that reused them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import highlights.pipeline
+from highlights.cli import main
+from highlights.config import Settings
+from highlights.email import EmailOptions
+from highlights.faces.detection import DetectionOptions
+from highlights.faces.scoring import FaceScore
+from highlights.pipeline import lesson_lock, run_lesson, run_manifest
+from highlights.recordings import read_manifest
+from highlights.results import LessonResult, read_result
+from highlights.selection import SelectionOptions
+from highlights.store import ResultStore
+from highlights.synthetic import index_frame, read_index, write_video
+
+# --------------------------------------------------------------------------- the scene
+
+FPS = 2  # frames per second of the synthetic recordings
+STUDENT_SIZE = (320, 240)  # width, height
+STUDENT_SECONDS = 90
+TEACHER_SIZE = (160, 120)
+TEACHER_SECONDS = 100
+BACKGROUND = 100  # gray level of the lower half of the student's frames
+
+CHILD_BOX = (40, 150, 104, 214)  # x1, y1, x2, y2: the child's face, 64 px
+MOUTH = (52, 194, 92, 208)  # the smile bar, inside CHILD_BOX
+ADULT_BOX = (200, 150, 264, 214)  # the adult's face, 64 px
+
+SMILES = {
+    # second of the student recording: smile probability drawn as the mouth's darkness
+    4: 0.80, 5: 0.84, 6: 0.82,
+    28: 0.90, 29: 0.88,
+    39: 0.99, 40: 0.99, 41: 0.99, 42: 0.99, 43: 0.99, 44: 0.99,  # the best smiles: adult nearby
+    46: 0.86,
+    55: 0.85, 56: 0.87,
+    80: 0.92, 81: 0.90,
+}  # fmt: skip
+ADULT_SECONDS = {41, 42, 70}
+"""Seconds with an adult in view: no pick may lie within ``adult_margin_s`` (2 s) of them."""
+
+T0 = datetime(2026, 11, 21, 15, 0, 0, tzinfo=timezone.utc)
+STUDENT_DELAY_S = 2.0  # the student joins 2 s after the teacher: the lesson starts then
+PUBLIC_BASE = "https://cdn.example.com/highlights"
+
+
+def student_frame(index: int, *, smile: float | None, adult: bool) -> np.ndarray:
+    """Frame ``index``: its number in the top half, the faces of that second in the bottom half."""
+    image = index_frame(index, STUDENT_SIZE, color=False)
+    image[STUDENT_SIZE[1] // 2 :] = BACKGROUND
+    x1, y1, x2, y2 = CHILD_BOX
+    image[y1:y2, x1:x2] = 255
+    if smile is not None:
+        mx1, my1, mx2, my2 = MOUTH
+        image[my1:my2, mx1:mx2] = round(255 * (1 - smile))
+    if adult:
+        x1, y1, x2, y2 = ADULT_BOX
+        image[y1:y2, x1:x2] = (30, 60, 230)
+    return image
+
+
+def write_student(path: Path, smiles: dict[int, float], adults: set[int]) -> Path:
+    frames = (
+        student_frame(i, smile=smiles.get(i // FPS), adult=i // FPS in adults)
+        for i in range(STUDENT_SECONDS * FPS)
+    )
+    return write_video(path, frames, fps=FPS, codec="vp8")
+
+
+def write_teacher(path: Path) -> Path:
+    width, height = TEACHER_SIZE
+    frames = (np.full((height, width, 3), 40 + i % 50, np.uint8) for i in range(TEACHER_SECONDS * FPS))
+    return write_video(path, frames, fps=FPS, codec="h264")
+
+
+# --------------------------------------------------------------------------- the fake scorer
+
+
+def _hash_for(second: int, salt: int = 0) -> str:
+    return f"{random.Random(second * 7919 + salt).getrandbits(64):016x}"
+
+
+class FakeScorer:
+    """Stands in for ``FaceScorer``: finds the drawn squares, scores the drawn smile.
+
+    ``smiles=False`` makes it judge every child face neutral (a "new model" that sees no smile).
+    ``calls`` / ``images`` count the ``score_images`` calls and the images scored.
+    """
+
+    versions = {"detector": "fake-detector-1", "smile": "fake-smile-1", "age": "fake-age-1"}
+    options = DetectionOptions()
+
+    def __init__(self, smiles: bool = True) -> None:
+        self.smiles = smiles
+        self.calls = 0
+        self.images = 0
+
+    def score_images(self, images) -> list[list[FaceScore]]:
+        self.calls += 1
+        self.images += len(images)
+        return [self._faces(np.asarray(image)) for image in images]
+
+    def _faces(self, image: np.ndarray) -> list[FaceScore]:
+        assert image.shape == (STUDENT_SIZE[1], STUDENT_SIZE[0], 3), "only student frames are scored"
+        second = read_index(image) // FPS
+        faces: list[FaceScore] = []
+        x1, y1, x2, y2 = CHILD_BOX
+        _, my1, _, _ = MOUTH
+        if image[y1 + 4 : my1 - 4, x1 + 4 : x2 - 4].mean() > 200:
+            mx1, my1, mx2, my2 = MOUTH
+            mouth = float(image[my1 + 2 : my2 - 2, mx1 + 2 : mx2 - 2].mean())
+            smile = round(1 - mouth / 255, 2) if self.smiles else 0.05
+            faces.append(self._face(CHILD_BOX, child=True, smile=smile, crop_hash=_hash_for(second)))
+        x1, y1, x2, y2 = ADULT_BOX
+        region = image[y1 + 4 : y2 - 4, x1 + 4 : x2 - 4].astype(float)
+        if region[..., 2].mean() > 150 and region[..., 0].mean() < 110:
+            faces.append(self._face(ADULT_BOX, child=False, smile=0.3, crop_hash=_hash_for(second, salt=1)))
+        return [replace(face, face=k) for k, face in enumerate(faces)]
+
+    @staticmethod
+    def _face(box, *, child: bool, smile: float, crop_hash: str) -> FaceScore:
+        return FaceScore(
+            face=0, box=tuple(float(v) for v in box), det_prob=0.999,
+            child_prob=0.95 if child else 0.04, smile_prob=smile, is_child=child,
+            sharpness=300.0, brightness=130.0, crop_hash=crop_hash,
+        )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The recordings, encoded once per module; tests copy them into their own folders."""
+    folder = tmp_path_factory.mktemp("videos")
+    return {
+        "teacher": write_teacher(folder / "teacher.mp4"),
+        "student": write_student(folder / "student.webm", SMILES, ADULT_SECONDS),
+        "shy": write_student(folder / "shy.webm", {}, set()),
+    }
+
+
+def lesson_rows(
+    videos: dict[str, Path], root: Path, lesson_id: str, *, student: str = "student",
+    student_start_s: float = STUDENT_DELAY_S, student_started_at: str | None = None,
+) -> list[list[str]]:
+    """Copy a teacher and a student recording into ``root/lesson_id/``; their manifest rows."""
+    folder = root / lesson_id
+    folder.mkdir(parents=True)
+    shutil.copyfile(videos["teacher"], folder / "teacher.mp4")
+    shutil.copyfile(videos[student], folder / "student.webm")
+    started = student_started_at or (T0 + timedelta(seconds=student_start_s)).isoformat()
+    return [
+        [lesson_id, "teacher", f"{lesson_id}/teacher.mp4", T0.isoformat()],
+        [lesson_id, "student", f"{lesson_id}/student.webm", started],
+    ]
+
+
+def write_manifest(root: Path, rows: list[list[str]], header: str = "lesson_id,role,path,started_at,ended_at") -> Path:
+    path = root / "manifest.csv"
+    lines = [header] + [",".join(row + [""] * (header.count(",") + 1 - len(row))) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def one_lesson(videos, root: Path, lesson_id: str = "L-1001", **kwargs) -> Path:
+    """A manifest with one lesson; its path."""
+    return write_manifest(root, lesson_rows(videos, root, lesson_id, **kwargs))
+
+
+def run_one(manifest: Path, settings: Settings, scorer: FakeScorer) -> LessonResult:
+    [result] = run_manifest(manifest, settings, scorer=scorer)
+    return result
+
+
+def db_row(settings: Settings, lesson_id: str):
+    """(the lesson's row, the campaign's answer) from the run's database."""
+    store = ResultStore(settings.database_url)
+    try:
+        return store.row(lesson_id), store.highlight_for_lesson(lesson_id)
+    finally:
+        store.dispose()
+
+
+def gifs_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.gif"))
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_good_lesson_ends_ok_with_gif_snippet_report_and_database_row(videos, tmp_path: Path) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec")
+    settings = Settings(out_dir=tmp_path / "out", email=EmailOptions(public_base_url=PUBLIC_BASE))
+    fake = FakeScorer()
+    result = run_one(manifest, settings, fake)
+
+    assert result.status == "ok", result.reason
+    assert fake.images == STUDENT_SECONDS  # one frame per second of lesson, each scored once
+    folder = settings.out_dir / "L-1001"
+    stored = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    assert stored["status"] == "ok" and stored["gif"] == result.gif
+
+    # The GIF: a real, looping GIF with one frame per pick, under a name unrelated to the lesson.
+    assert result.gif is not None and "L-1001" not in result.gif
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}\.gif", result.gif)
+    assert gifs_in(folder) == [result.gif]
+    assert 3 <= len(result.frames) <= 9
+    with Image.open(folder / result.gif) as gif:
+        assert gif.format == "GIF"
+        assert gif.n_frames == len(result.frames)
+        assert gif.info.get("loop") == 0
+    assert result.gif_url == f"{PUBLIC_BASE}/L-1001/{result.gif}"
+    assert result.gif_url in (folder / "snippet.html").read_text(encoding="utf-8")
+    assert (folder / "report.html").is_file() and (folder / "analytics.json").is_file()
+
+    row, highlight = db_row(settings, "L-1001")
+    assert row["status"] == "ok"
+    assert highlight is not None and highlight.gif_url == result.gif_url
+
+    # The picks: smiling seconds, never near an adult, spread out, the best smile first.
+    options = SelectionOptions()
+    offsets = [frame.offset_s for frame in result.frames]
+    assert all(round(offset) in SMILES for offset in offsets), offsets
+    for offset in offsets:
+        nearest_adult = min(abs(offset - second) for second in ADULT_SECONDS)
+        assert nearest_adult > options.adult_margin_s, f"pick at {offset} s is {nearest_adult} s from an adult"
+    times = sorted(frame.t for frame in result.frames)
+    assert all(b - a >= options.min_gap_s for a, b in zip(times, times[1:])), times
+    assert result.frames[0].smile == max(frame.smile for frame in result.frames)
+
+
+def test_output_folder_is_created_when_missing(videos, tmp_path: Path) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec")
+    settings = Settings(out_dir=tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()
+
+    result = run_one(manifest, settings, FakeScorer())
+
+    assert result.status == "ok", result.reason
+    assert (settings.out_dir / "highlights.sqlite").is_file()
+    assert (settings.out_dir / "L-1001" / "result.json").is_file()
+    assert db_row(settings, "L-1001")[1].gif_url == result.gif_url
+
+
+def test_rerun_skips_done_lesson_and_redoes_it_after_a_touch_or_with_force(videos, tmp_path: Path) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec")
+    settings = Settings(out_dir=tmp_path / "out")
+    folder = settings.out_dir / "L-1001"
+    first = run_one(manifest, settings, FakeScorer())
+    assert first.status == "ok", first.reason
+
+    # Same inputs: skipped, the models are not even asked.
+    fake = FakeScorer()
+    again = run_one(manifest, settings, fake)
+    assert again.skipped and again.status == "ok"
+    assert fake.calls == 0
+    assert again.gif == first.gif and gifs_in(folder) == [first.gif]
+
+    # A recording changed (new mtime): redone, and the GIF keeps its name (links stay valid).
+    student = tmp_path / "rec" / "L-1001" / "student.webm"
+    stat = student.stat()
+    os.utime(student, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    fake = FakeScorer()
+    touched = run_one(manifest, settings, fake)
+    assert not touched.skipped and touched.status == "ok", touched.reason
+    assert fake.calls > 0
+    assert touched.fingerprint != first.fingerprint
+    assert touched.gif == first.gif and gifs_in(folder) == [first.gif]
+
+    # force: redone although nothing changed, same GIF name.
+    fake = FakeScorer()
+    forced = run_one(manifest, replace(settings, force=True), fake)
+    assert not forced.skipped and forced.status == "ok", forced.reason
+    assert fake.calls > 0
+    assert forced.gif == first.gif and gifs_in(folder) == [first.gif]
+
+
+def test_interrupted_lesson_resumes_without_scoring_again(videos, tmp_path: Path) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec")
+    settings = Settings(out_dir=tmp_path / "out")
+    folder = settings.out_dir / "L-1001"
+    first = run_one(manifest, settings, FakeScorer())
+    assert first.status == "ok", first.reason
+    (folder / "selection.json").unlink()
+    (folder / "result.json").unlink()
+
+    fake = FakeScorer()
+    resumed = run_one(manifest, settings, fake)
+
+    assert fake.calls == 0  # scores.csv reused (stages.json)
+    assert not resumed.skipped and resumed.status == "ok", resumed.reason
+    assert (folder / "selection.json").is_file()
+    assert read_result(folder) is not None and read_result(folder).status == "ok"
+    assert resumed.gif == first.gif and gifs_in(folder) == [first.gif]
+    assert [f.t for f in resumed.frames] == [f.t for f in first.frames]
+
+
+def test_bad_lessons_fail_alone_with_reasons_naming_lesson_file_and_row(videos, tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    good = lesson_rows(videos, root, "L-good")  # manifest rows 2, 3
+    garbage = lesson_rows(videos, root, "L-garbage")  # rows 4, 5 (student)
+    (root / "L-garbage" / "student.webm").write_bytes(b"this is not a video, just some bytes\n" * 200)
+    bad_time = lesson_rows(videos, root, "L-badtime", student_started_at="yesterday afternoon")  # rows 6, 7
+    manifest = write_manifest(root, good + garbage + bad_time)
+    settings = Settings(out_dir=tmp_path / "out")
+
+    results = {r.lesson_id: r for r in run_manifest(manifest, settings, scorer=FakeScorer())}
+
+    assert results["L-good"].status == "ok", results["L-good"].reason
+    broken = results["L-garbage"]
+    assert broken.status == "failed"
+    assert "L-garbage" in broken.reason and "student.webm" in broken.reason
+    assert "manifest.csv row 5" in broken.reason, broken.reason
+    late = results["L-badtime"]
+    assert late.status == "failed"
+    assert "L-badtime" in late.reason and "manifest.csv row 7" in late.reason, late.reason
+    assert "started_at" in late.reason
+    # Reasons reach logs and the database: file names and rows, never the folders they lie in.
+    assert str(root) not in broken.reason and str(root) not in late.reason
+
+    for lesson_id, status in (("L-good", "ok"), ("L-garbage", "failed"), ("L-badtime", "failed")):
+        row, _ = db_row(settings, lesson_id)
+        assert row is not None and row["status"] == status, (lesson_id, row)
+        assert (settings.out_dir / lesson_id / "result.json").is_file()
+
+
+def test_cameras_that_never_overlap_give_no_lesson_without_scoring(videos, tmp_path: Path) -> None:
+    # The teacher leaves after 100 s; the student joins after 200 s.
+    manifest = one_lesson(videos, tmp_path / "rec", student_start_s=200.0)
+    settings = Settings(out_dir=tmp_path / "out")
+    fake = FakeScorer()
+
+    result = run_one(manifest, settings, fake)
+
+    assert result.status == "no_lesson", result.reason
+    assert fake.calls == 0
+    folder = settings.out_dir / "L-1001"
+    assert (folder / "report.html").is_file()
+    assert gifs_in(folder) == [] and result.gif is None
+    assert read_result(folder).status == "no_lesson"
+    assert db_row(settings, "L-1001")[0]["status"] == "no_lesson"
+
+
+def test_lesson_corrected_to_no_lesson_loses_its_old_gif(videos, tmp_path: Path) -> None:
+    settings = Settings(out_dir=tmp_path / "out")
+    first = run_one(one_lesson(videos, tmp_path / "rec"), settings, FakeScorer())
+    assert first.status == "ok" and gifs_in(settings.out_dir / "L-1001")
+    # The manifest is corrected: the cameras never overlapped after all.
+    corrected = one_lesson(videos, tmp_path / "rec2", student_start_s=200.0)
+    second = run_one(corrected, settings, FakeScorer())
+    assert second.status == "no_lesson"
+    assert gifs_in(settings.out_dir / "L-1001") == []
+
+
+def test_child_who_never_smiles_gets_no_highlight_and_no_gif(videos, tmp_path: Path) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec", student="shy")
+    settings = Settings(out_dir=tmp_path / "out")
+    fake = FakeScorer()
+
+    result = run_one(manifest, settings, fake)
+
+    assert result.status == "no_highlight", result.reason
+    assert fake.calls > 0
+    assert result.gif is None and gifs_in(settings.out_dir / "L-1001") == []
+    row, highlight = db_row(settings, "L-1001")
+    assert row["status"] == "no_highlight"
+    assert highlight is None
+
+
+def test_rerun_that_finds_no_smile_removes_the_old_gif(videos, tmp_path: Path) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec")
+    settings = Settings(out_dir=tmp_path / "out")
+    folder = settings.out_dir / "L-1001"
+    first = run_one(manifest, settings, FakeScorer())
+    assert first.status == "ok" and gifs_in(folder) == [first.gif]
+
+    result = run_one(manifest, replace(settings, force=True), FakeScorer(smiles=False))
+
+    assert result.status == "no_highlight", result.reason
+    assert gifs_in(folder) == []  # the GIF nobody stands behind any more is gone
+    row, highlight = db_row(settings, "L-1001")
+    assert row["status"] == "no_highlight"
+    assert highlight is None
+
+
+def test_lesson_locked_by_another_run_is_reported_busy(videos, tmp_path: Path) -> None:
+    manifest = read_manifest(one_lesson(videos, tmp_path / "rec"))
+    lesson = manifest.lessons["L-1001"]
+    settings = Settings(out_dir=tmp_path / "out")
+    folder = settings.out_dir / "L-1001"
+    fake = FakeScorer()
+
+    with lesson_lock(folder) as locked:
+        assert locked
+        result = run_lesson(lesson, settings, scorer=fake)
+        assert result.status == "failed"
+        assert "another highlights run" in result.reason and "L-1001" in result.reason
+        assert not (folder / "result.json").exists()
+        assert fake.calls == 0
+
+    # Once the lock is released the lesson runs.
+    assert run_lesson(lesson, settings, scorer=fake).status == "ok"
+
+
+def test_cli_run_exit_status_and_summary(videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("HIGHLIGHTS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(highlights.pipeline, "load_scorer", lambda settings: FakeScorer())
+    runner = CliRunner()
+
+    def run(manifest: Path, out: Path):
+        return runner.invoke(main, ["run", str(manifest), "--out", str(out), "--no-progress"])
+
+    # All lessons ok: exit 0.
+    good = one_lesson(videos, tmp_path / "good")
+    outcome = run(good, tmp_path / "out-good")
+    assert outcome.exit_code == 0, outcome.output
+    assert "L-1001" in outcome.stdout and "ok" in outcome.stdout
+
+    # One lesson failed: exit 1, both lessons in the summary.
+    root = tmp_path / "mixed"
+    rows = lesson_rows(videos, root, "L-2001") + lesson_rows(videos, root, "L-2002")
+    (root / "L-2002" / "student.webm").write_bytes(b"\x00garbage" * 500)
+    outcome = run(write_manifest(root, rows), tmp_path / "out-mixed")
+    assert outcome.exit_code == 1, outcome.output
+    assert "L-2001" in outcome.stdout and "L-2002" in outcome.stdout
+    assert "failed" in outcome.stdout
+
+    # A manifest without a required column: unusable, exit 2.
+    root = tmp_path / "nocolumn"
+    rows = [row[:3] for row in lesson_rows(videos, root, "L-3001")]
+    outcome = run(write_manifest(root, rows, header="lesson_id,role,path"), tmp_path / "out-nocolumn")
+    assert outcome.exit_code == 2, outcome.output
+    assert "started_at" in outcome.output
