@@ -32,6 +32,7 @@ from highlights.training.datasets import (
     ADULT_MIN_AGE,
     CHILD_MAX_AGE,
     LabelledImages,
+    LabelsError,
     face_crops,
     load_labelled_folder,
     load_lfw_expressions,
@@ -368,6 +369,9 @@ def load_adult_only(folder: Path | str) -> LabelledImages:
     try:
         images = load_lfw_expressions(folder)
     except Exception:  # noqa: BLE001 - not the expression set: a generic folder
-        images = load_labelled_folder(folder, "age")
+        try:
+            images = load_labelled_folder(folder, "age")
+        except LabelsError:  # a smile set (SMILEsmileD's file,smile): its faces are adults too
+            images = load_labelled_folder(folder, "smile")
     images.labels = np.zeros(len(images), np.int64)
     return images
