@@ -50,7 +50,7 @@ import highlights
 from highlights.analytics import lesson_analytics, write_analytics
 from highlights.config import Settings
 from highlights.email import render_snippet
-from highlights.frames import read_frame_at, resolve_end_times, sample_frames
+from highlights.frames import read_frame_at, sample_frames
 from highlights.gif import GifFrame, build_gif, public_gif_name
 from highlights.io import atomic_path, write_json_atomic, write_text_atomic
 from highlights.recordings import LessonInput, Manifest, read_manifest
@@ -67,7 +67,7 @@ from highlights.results import (
 from highlights.faces.scoring import empty_scores
 from highlights.selection import Pick, Selection, SelectionStats, select_highlights
 from highlights.store import ResultStore
-from highlights.timeline import LessonTimeline, lesson_timeline
+from highlights.timeline import LessonTimeline, plan_lesson
 
 log = logging.getLogger(__name__)
 
@@ -471,10 +471,13 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
         reason = "; ".join(str(problem) for problem in lesson.problems)
         return LessonResult(status="failed", reason=f"lesson {lesson.lesson_id}: {reason}", **base)
 
-    # Timeline: cheap, recomputed every time; written for people and later stages' records.
+    # Timeline: cheap, recomputed every time (the same plan `highlights timeline` prints);
+    # written for people and later stages' records.
     with _stage(c, "timeline"):
-        resolved = resolve_end_times(lesson)
-        timeline = lesson_timeline(resolved, gap_tolerance_s=settings.gap_tolerance_s)
+        plan = plan_lesson(lesson, gap_tolerance_s=settings.gap_tolerance_s, fps=settings.fps)
+        if plan.status == "failed" or plan.timeline is None:
+            raise LessonFailed(plan.reason or f"lesson {lesson.lesson_id}: a recording cannot be read")
+        resolved, timeline = plan.lesson, plan.timeline
         if not c.state.done("timeline", keys.timeline):
             write_json_atomic(folder / TIMELINE_FILE, timeline_to_dict(timeline))
             c.state.record("timeline", keys.timeline, [TIMELINE_FILE])
