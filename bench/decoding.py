@@ -12,6 +12,11 @@ as a browser does (no duration, no cues), then times, each in a fresh process:
 and prints, per method, seconds per video-minute of wall-clock time and of CPU time (all the
 process's threads; the fairer figure on a shared machine) and the process's peak RSS.
 
+Then a late start: a lesson that begins 80% into the student's recording (8 minutes into a
+10-minute file: the student joined before the teacher), sampled by sample_frames at 1 fps to the
+end, decoding from the start (late_from_start, as before seeking existed) and with the seek to
+the keyframe before the first sample (late_seek, the default); total wall and CPU seconds.
+
     nice -n 10 python bench/decoding.py                 # 10-minute files, a few minutes
     nice -n 10 python bench/decoding.py --quick         # 2-minute files, H.264 GOP 250 only
     nice -n 10 python bench/decoding.py --minutes 30 --keep /tmp/bench-videos
@@ -36,24 +41,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from highlights import synthetic  # noqa: E402
 
 METHODS = ("sample_frames", "pyav_all_rgb", "cv2_read", "probe")
+LATE_METHODS = ("late_from_start", "late_seek")
+LATE_START = 0.8  # of the file: 8 minutes into a 10-minute recording
 
 
 # --------------------------------------------------------------------------- measurements
 # Each runs in its own process (``--run METHOD FILE``) so peak RSS belongs to it alone.
 
 
-def run_sample_frames(path: Path) -> int:
+def run_sample_frames(path: Path, teacher_joins_s: float = 0.0) -> int:
     from highlights.frames import resolve_end_times, sample_frames
     from highlights.recordings import LessonInfo, LessonInput, Recording, SourceRow
     from highlights.timeline import lesson_timeline
 
     start = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
+    joins = start + timedelta(seconds=teacher_joins_s)
     row = SourceRow(Path("bench.csv"), 2)
     student = Recording("BENCH", "student", path, start, None, row)
-    teacher = Recording("BENCH", "teacher", path, start, start + timedelta(hours=24), row)
+    teacher = Recording("BENCH", "teacher", path, joins, joins + timedelta(hours=24), row)
     lesson = resolve_end_times(LessonInput("BENCH", [student, teacher], LessonInfo("BENCH")))
     timeline = lesson_timeline(lesson)
     return sum(1 for _ in sample_frames(lesson, timeline, fps=1.0))
+
+
+def run_late_seek(path: Path) -> int:
+    from highlights.frames import probe_recording
+
+    return run_sample_frames(path, teacher_joins_s=LATE_START * probe_recording(path).duration_s)
+
+
+def run_late_from_start(path: Path) -> int:
+    import math
+
+    from highlights import frames
+
+    frames.SEEK_THRESHOLD_S = math.inf  # never seek: decode from the start, as before
+    return run_late_seek(path)
 
 
 def run_pyav_all_rgb(path: Path) -> int:
@@ -172,6 +195,18 @@ def main() -> None:
                 wall, cpu = result["seconds"] / minutes, result["cpu_seconds"] / minutes
                 cells.append(f"{wall:5.2f} / {cpu:4.2f} ({result['peak_rss_mib']:3.0f} MiB)")
             print(f"{label:<30}" + "".join(f"{c:>26}" for c in cells), flush=True)
+        print(f"\nlate start: sample_frames at 1 fps from {LATE_START * minutes:g} min into the "
+              f"{minutes:g}-minute files to their end; seconds in all, wall / CPU (peak RSS)")
+        print(f"{'file':<30}" + "".join(f"{m:>26}" for m in LATE_METHODS) + f"{'CPU saved':>12}{'frames':>8}")
+        for label, path in videos:
+            results = [measure_in_child(method, path) for method in LATE_METHODS]
+            cells = [f"{r['seconds']:5.2f} / {r['cpu_seconds']:5.2f} ({r['peak_rss_mib']:3.0f} MiB)" for r in results]
+            if results[0]["frames"] != results[1]["frames"]:
+                raise RuntimeError(f"{path.name}: {results[0]['frames']} frames decoding from the start, "
+                                   f"{results[1]['frames']} with the seek")
+            saved = 1 - results[1]["cpu_seconds"] / results[0]["cpu_seconds"]
+            print(f"{label:<30}" + "".join(f"{c:>26}" for c in cells) + f"{saved:>12.0%}{results[1]['frames']:>8}",
+                  flush=True)
         size = ", ".join(f"{p.name} {p.stat().st_size / 2**20:.0f} MiB" for _, p in videos)
         print(f"\nfiles: {size}")
 

@@ -28,6 +28,12 @@ class UnusableInput(click.ClickException):
     exit_code = 2
 
 
+class UnusableOutput(click.ClickException):
+    """The output folder cannot be created or written: exit status 2, like a usage error."""
+
+    exit_code = 2
+
+
 class _BarProgress:
     """Progress on a terminal: one bar over lessons, the current lesson's stage and frames."""
 
@@ -101,6 +107,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     from highlights.config import ConfigError, load_settings
     from highlights.pipeline import Progress, manifest_problems, run_manifest
     from highlights.recordings import InputError, read_manifest
+    from highlights.store import StoreError
 
     try:
         settings = load_settings(
@@ -109,6 +116,14 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
         )
     except ConfigError as error:
         raise click.UsageError(str(error)) from error
+    try:
+        database = _safe_url(settings.database_url)
+    except Exception as error:  # noqa: BLE001 - never echo the URL itself: it may hold a password
+        raise click.UsageError(
+            f"--db / db_url is not a database URL ({type(error).__name__}: {error}); "
+            "expected e.g. postgresql+psycopg://user@host/db"
+        ) from error
+    _check_out_dir(Path(settings.out_dir))
     try:
         parsed = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
     except InputError as error:
@@ -143,7 +158,9 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     try:
         with logging_redirect_tqdm() if bar else nullcontext():
             results = run_manifest(parsed, settings, list(lesson_ids) or None, progress=_Timed())
-    except Exception as error:  # models or database unusable: nothing can run
+    except StoreError as error:  # the database cannot be opened: nothing can be recorded
+        raise click.ClickException(str(error)) from error
+    except Exception as error:  # models unusable: nothing can run
         raise click.ClickException(f"{type(error).__name__}: {error}") from error
     finally:
         if bar:
@@ -153,11 +170,25 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     problems = manifest_problems(parsed)
     for problem in problems:
         click.echo(f"manifest problem: {problem}", err=True)
-    click.echo(f"results: {settings.out_dir}/<lesson_id>/result.json; database: {_safe_url(settings.database_url)}")
+    click.echo(f"results: {settings.out_dir}/<lesson_id>/result.json; database: {database}")
     for r in [r for r in results if r.gif][:10]:
         click.echo(f"{r.lesson_id}: gif {r.gif_path}  snippet {r.path(r.snippet)}  report {r.path(r.report)}")
     if any(r.status == "failed" for r in results) or problems:
         sys.exit(1)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Create the output folder and make sure it is writable, before any lesson runs."""
+    import os
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UnusableOutput(f"output folder {out_dir} is a file, not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UnusableOutput(f"output folder {out_dir} cannot be created: {error.strerror or error}") from error
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UnusableOutput(f"output folder {out_dir} is not writable")
 
 
 def _safe_url(url: str) -> str:

@@ -148,12 +148,26 @@ def _coerce(value: Any, annotation: Any, current: Any, where: str) -> Any:
                 if lowered in ("0", "false", "no", "off"):
                     return False
                 raise ValueError(f"not a boolean: {value!r}")
-            return bool(value)
+            if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+                return bool(value)
+            raise ValueError(f"not a boolean: {value!r}")
+        if target in (int, float) and isinstance(value, (bool, list, tuple, dict)):
+            raise ValueError(f"expected a number, got {value!r}")
         if target is int:
-            return int(value)
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(f"expected a whole number, got {value!r}")
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(f"expected a whole number, got {value!r}") from None
         if target is float:
-            return float(value)
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError(f"expected a number, got {value!r}") from None
         if target is Path:
+            if not isinstance(value, (str, Path)) or not str(value).strip():
+                raise ValueError(f"expected a path, got {value!r}")
             return Path(value)
         if target in (tuple, list):
             if isinstance(value, str):
@@ -183,7 +197,12 @@ def _set(obj: Any, path: list[str], value: Any, where: str) -> Any:
         if not is_dataclass(current):
             raise ConfigError(f"{where}: {name!r} has no fields")
         return replace(obj, **{name: _set(current, path[1:], value, where)})
-    if is_dataclass(current) and isinstance(value, Mapping):
+    if is_dataclass(current):
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{where}: {name!r} is a section, not a value: set its fields "
+                f"([{name}] in TOML, HIGHLIGHTS_{name.upper()}__<FIELD> in the environment)"
+            )
         for key, item in value.items():
             current = _set(current, [key], item, f"{where}.{key}")
         return replace(obj, **{name: current})

@@ -21,10 +21,14 @@ Conventions (the same in every function here):
 How: :func:`sample_frames` decodes each recording once, front to back, and converts to RGB only
 the frames it returns (every frame must be decoded anyway, since each depends on the ones before
 it; converting all of them would add about 40%). Only the frame on screen is held, so memory stays flat for
-a recording of any length. Seeking per sample pays only with short keyframe intervals, and
-webcams often write long or irregular ones; :func:`read_frame_at`, which needs a single frame,
-does seek to the keyframe before it and decodes forward (falling back to decoding from the start
-where the file has no usable seek index, as browsers' WebM files often have none).
+a recording of any length. Where a recording's first sampled offset lies more than
+:data:`SEEK_THRESHOLD_S` into it (a student who joined before the teacher), it seeks once to the
+keyframe at or before that offset and decodes forward from there, falling back to decoding from
+the start wherever the seek could change a frame (see :func:`_frames_after_seek`). Seeking per
+sample pays only with short keyframe intervals, and webcams often write long or irregular ones;
+:func:`read_frame_at`, which needs a single frame, does seek to the keyframe before it and
+decodes forward (falling back to decoding from the start where the file has no usable seek
+index).
 
 Measured with ``bench/decoding.py`` (10-minute 640x480 25 fps files, 1.5 Mbit/s, on 2 cores
 shared with a training job, so CPU seconds are the figure to compare; wall clock ran about
@@ -66,6 +70,10 @@ log = logging.getLogger(__name__)
 PTS_EPSILON_S = 1e-4
 """Tolerance when comparing an offset with a pts: absorbs float and microsecond rounding, far
 below any frame interval (4 ms at 240 fps)."""
+
+SEEK_THRESHOLD_S = 5.0
+""":func:`iter_frames_at` seeks (once, to the keyframe before it) when its first offset lies
+further than this into the file, instead of decoding the seconds before it for nothing."""
 
 _Item = TypeVar("_Item")
 
@@ -222,10 +230,18 @@ def sample_frames(lesson: LessonInput, timeline: LessonTimeline, fps: float = 1.
             reader.close()
 
 
-def iter_frames_at(path: Path | str, offsets: Sequence[float]) -> Iterator[np.ndarray | None]:
+def iter_frames_at(
+    path: Path | str, offsets: Sequence[float], *, seek_threshold_s: float | None = None
+) -> Iterator[np.ndarray | None]:
     """For each offset (in non-decreasing order), the upright RGB frame on screen then, or None
-    where the offset lies outside what decodes. Decodes ``path`` once from the start and stops
-    after the last offset. Raises :class:`RecordingError` if no frame decodes at all.
+    where the offset lies outside what decodes. Decodes ``path`` once and stops after the last
+    offset. Raises :class:`RecordingError` if no frame decodes at all.
+
+    Where the first offset lies more than ``seek_threshold_s`` (default
+    :data:`SEEK_THRESHOLD_S`; ``math.inf`` never seeks) into the file, it first seeks to the
+    keyframe at or before that offset and decodes forward from there; wherever that could give
+    a different frame than decoding from the start (the seek fails or lands after the offset;
+    an offset on the last frame: see :func:`_frames_after_seek`), it decodes from the start.
 
     >>> [read_index(img) for img in iter_frames_at("clip.webm", [0.0, 0.5, 1.0])]  # doctest: +SKIP
     [0, 12, 25]
@@ -236,42 +252,40 @@ def iter_frames_at(path: Path | str, offsets: Sequence[float]) -> Iterator[np.nd
         raise ValueError("offsets must be in non-decreasing order")
     if not offsets:
         return
-    with _open_video(path) as (container, stream):
-        # FFmpeg's default (slice) threading, not frame threads: these were no faster on 2 busy
-        # cores, and with them decode errors surface frames late or not at all (a damaged VP8
-        # keyframe decoded to garbage without an error; an error at the final flush lost the
-        # frames still in flight), so damaged files would decode differently from probing.
-        stats = _DecodeStats()
-        frames = _timed(_decoded(container, stream, stats), stream.time_base, origin=None)
-        shown: VideoFrame | None = None
-        image: np.ndarray | None = None
-        outside = 0
-        for frame in on_screen(frames, offsets):
-            if frame is None:
-                if stats.frames == 0:
+    threshold = SEEK_THRESHOLD_S if seek_threshold_s is None else float(seek_threshold_s)
+    stats = _DecodeStats()
+    done = outside = 0
+    if offsets[0] > threshold:
+        with _open_video(path) as (container, stream):
+            for image in _upright(_frames_after_seek(path, container, stream, offsets, stats)):
+                done, outside = done + 1, outside + (image is None)
+                yield image
+    if done < len(offsets):
+        stats = _DecodeStats()  # this pass reads everything the seek pass did, and more
+        with _open_video(path) as (container, stream):
+            # FFmpeg's default (slice) threading, not frame threads: these were no faster on 2
+            # busy cores, and with them decode errors surface frames late or not at all (a
+            # damaged VP8 keyframe decoded to garbage without an error; an error at the final
+            # flush lost the frames still in flight), so damaged files would decode differently
+            # from probing.
+            frames = _timed(_decoded(container, stream, stats), stream.time_base, origin=None)
+            for image in _upright(on_screen(frames, offsets[done:])):
+                if image is None and stats.frames == 0:
                     raise RecordingError(path, f"no video frame could be decoded{_stopped(stats)}")
-                outside += 1
-                yield None
-                continue
-            if frame is shown and image is not None:
-                yield image.copy()  # a frame shown for several offsets (low or variable rate)
-                continue
-            shown, image = frame, to_upright_rgb(frame)
-            yield image
-        _warn_damage(path, stats, outside, len(offsets))
+                outside += image is None
+                yield image
+        log.debug("%s: decoded %d frame(s) from the start", path.name, stats.frames)
+    _warn_damage(path, stats, outside, len(offsets))
 
 
 def read_frame_at(path: Path | str, offset_s: float) -> np.ndarray:
     """The upright RGB frame on screen ``offset_s`` seconds into ``path``: the same frame
-    :func:`sample_frames` returns for that offset. Seeks to the keyframe before it and decodes
-    forward; decodes from the start where the file cannot seek there (no cues). Raises
+    :func:`sample_frames` returns for that offset: the same reader, which seeks to the keyframe
+    before it and decodes forward, and falls back to decoding from the start wherever a seek
+    could give a different answer (a missed seek, an offset on the last frame). Raises
     :class:`FrameNotFoundError` for an offset outside the decodable media."""
     path = Path(path)
-    offset_s = float(offset_s)
-    image = _read_by_seeking(path, offset_s)
-    if image is None:
-        log.debug("%s: seek to %.3f s missed; decoding from the start", path.name, offset_s)
-        [image] = iter_frames_at(path, [offset_s])  # run to the end: closes the file, logs
+    [image] = iter_frames_at(path, [float(offset_s)], seek_threshold_s=0.0)  # runs to the end: closes, logs
     if image is None:
         raise FrameNotFoundError(path, f"no frame at {offset_s:.3f} s (outside the decodable video)")
     return image
@@ -409,32 +423,78 @@ def _first_frame(stream: VideoStream, packet: av.Packet | None, stats: _DecodeSt
     return next((f for f in frames if f.pts is not None), None)
 
 
-def _read_by_seeking(path: Path, offset_s: float) -> np.ndarray | None:
-    """The frame at ``offset_s`` via a seek to the keyframe before it; None when the seek
-    lands after the offset (no usable index) so the caller must decode from the start."""
-    with _open_video(path) as (container, stream):
-        stats = _DecodeStats()
-        first = next((f for f in _decoded(container, stream, stats) if f.pts is not None), None)
-        if first is None:
-            raise RecordingError(path, f"no video frame could be decoded{_stopped(stats)}")
-        target = first.pts + math.floor(offset_s / stream.time_base)
-        try:
-            container.seek(max(target, first.pts), stream=stream, backward=True, any_frame=False)
-        except av.FFmpegError:
-            return None
-        frames = _timed(_decoded(container, stream, _DecodeStats()), stream.time_base, origin=first.pts)
-        landed = next(frames, None)
-        if landed is None or landed.pts > offset_s + PTS_EPSILON_S or not landed.frame.key_frame:
-            return None
-
-        def resumed() -> Iterator[_Timed]:
-            yield landed
-            yield from frames
-
-        frame = next(on_screen(resumed(), [offset_s]))
+def _upright(frames: Iterable[VideoFrame | None]) -> Iterator[np.ndarray | None]:
+    """Each frame as an upright RGB image (None stays None), converting each frame once: a frame
+    shown for several offsets (low or variable rate) comes back as copies."""
+    shown: VideoFrame | None = None
+    image: np.ndarray | None = None
+    for frame in frames:
         if frame is None:
-            raise FrameNotFoundError(path, f"no frame at {offset_s:.3f} s (outside the decodable video)")
-        return to_upright_rgb(frame)
+            yield None
+        elif frame is shown and image is not None:
+            yield image.copy()
+        else:
+            shown, image = frame, to_upright_rgb(frame)
+            yield image
+
+
+def _frames_after_seek(
+    path: Path, container: InputContainer, stream: VideoStream, offsets: Sequence[float], stats: _DecodeStats
+) -> Iterator[VideoFrame | None]:
+    """The frames on screen at a leading run of ``offsets`` (what :func:`on_screen` gives when
+    decoding from the start), decoded forward from the keyframe at or before ``offsets[0]``.
+
+    Stops early, leaving the rest of the offsets to a decode from the start, wherever the frames
+    after the seek alone might not give the same answer:
+
+    * the seek fails, or its first frame is not a keyframe, lies after ``offsets[0]`` (a file
+      without a usable seek index, or any oddity of the demuxer) or is the first frame anyway;
+    * an offset may lie on the last frame, after which nothing decodes. Whether it does depends
+      on that frame's duration, which a seek can change: FFmpeg's demuxer estimates durations
+      the file does not state for packets read after a seek, not for those it read while probing
+      the stream (the first few seconds of a WebM), and without one :func:`_timed` assumes the
+      mean frame interval since the first frame it saw. So an offset before the last frame's pts
+      + the larger of its duration here and (pts / frames seen here), which bounds the mean
+      interval over the whole file, is answered from the start; one beyond is past the end
+      either way.
+    """
+    time_base = stream.time_base
+    first = next((f for f in _decoded(container, stream, stats) if f.pts is not None), None)
+    if first is None:
+        return  # the decode from the start raises the RecordingError
+    try:
+        container.seek(max(first.pts + math.floor(offsets[0] / time_base), first.pts),
+                       stream=stream, backward=True, any_frame=False)
+    except av.FFmpegError as exc:
+        log.debug("%s: seek to %.3f s failed (%s); decoding from the start", path.name, offsets[0], _why(exc))
+        return
+    frames = _timed(_decoded(container, stream, stats), time_base, origin=first.pts)
+    landed = next(frames, None)
+    if landed is None or not 0 < landed.pts <= offsets[0] + PTS_EPSILON_S or not landed.frame.key_frame:
+        kind = "nothing" if landed is None else "a keyframe" if landed.frame.key_frame else "a non-key frame"
+        where = kind if landed is None else f"{kind} at {landed.pts:.3f} s"
+        log.debug("%s: seek to %.3f s reached %s; decoding from the start", path.name, offsets[0], where)
+        return
+
+    last, count = landed, 1
+
+    def resumed() -> Iterator[_Timed]:
+        nonlocal last, count
+        yield landed
+        for timed in frames:
+            last, count = timed, count + 1
+            yield timed
+
+    for offset, frame in zip(offsets, on_screen(resumed(), offsets)):
+        # on_screen answers an offset at or past the last frame's pts once the frames run out.
+        end_at_most = last.pts + max(last.duration, last.pts / count) + PTS_EPSILON_S
+        if last.pts <= offset + PTS_EPSILON_S < end_at_most + PTS_EPSILON_S:
+            log.debug("%s: %.3f s may lie on the last frame, whose duration a seek can change; "
+                      "decoding from the start", path.name, offset)
+            return
+        yield frame
+    log.debug("%s: seeked to the keyframe at %.3f s for %.3f s; decoded %d frame(s)",
+              path.name, landed.pts, offsets[0], stats.frames)
 
 
 def _finish(reader: Iterator[object]) -> None:
@@ -462,6 +522,7 @@ def _why(exc: BaseException) -> str:
 
 __all__ = [
     "PTS_EPSILON_S",
+    "SEEK_THRESHOLD_S",
     "FrameNotFoundError",
     "RecordingError",
     "RecordingInfo",

@@ -348,23 +348,64 @@ def run_lesson(
 
     if not settings.force:
         previous = read_result(folder)
-        if previous is not None and previous.done and previous.fingerprint == keys.overall:
+        current = previous is not None and previous.done and previous.fingerprint == keys.overall
+        missing = _missing_artifacts(previous) if current else []
+        if missing:  # result.json outlived its files: redo what is missing, under the same GIF name
+            log.warning("lesson %s: done before, but %s missing: redoing it", lesson.lesson_id, ", ".join(missing))
+        elif current:
             previous.skipped = True
             log.info("lesson %s: already done (%s), skipped", lesson.lesson_id, previous.status)
             if store is not None:
-                _sync_store(store, previous)
+                try:
+                    _sync_store(store, previous)
+                except Exception as error:  # noqa: BLE001 - one lesson's row must not stop the batch
+                    reason = f"lesson {lesson.lesson_id}: database {store.url}: {type(error).__name__}: {error}"
+                    log.warning("%s", reason)
+                    return LessonResult(lesson.lesson_id, "failed", reason=reason, versions=versions,
+                                        fingerprint=keys.overall, folder=folder, started_at=started,
+                                        finished_at=utc_now_iso())
             return previous
 
-    with lesson_lock(folder) as locked:
-        if not locked:
-            reason = f"lesson {lesson.lesson_id}: another highlights run is working on it (lock {folder / LOCK_FILE})"
-            log.warning("%s", reason)
-            return LessonResult(lesson.lesson_id, "failed", reason=reason, versions=versions, folder=folder,
-                                started_at=started, finished_at=utc_now_iso())
-        return _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started)
+    try:
+        with lesson_lock(folder) as locked:
+            if not locked:
+                reason = f"lesson {lesson.lesson_id}: another highlights run is working on it (lock {folder / LOCK_FILE})"
+                log.warning("%s", reason)
+                return LessonResult(lesson.lesson_id, "failed", reason=reason, versions=versions, folder=folder,
+                                    started_at=started, finished_at=utc_now_iso())
+            return _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started)
+    except OSError as error:
+        # The lesson's folder cannot be created or written (a file in its place, permissions, a
+        # full disk): this lesson fails, the batch goes on.
+        problem = error.strerror or type(error).__name__
+        name = Path(error.filename).name if getattr(error, "filename", None) else folder.name
+        if folder.exists() and not folder.is_dir():
+            problem = "a file is in its place"
+        elif name != folder.name:
+            problem = f"{name}: {problem}"  # the file's name only, never the folders above it
+        reason = f"lesson {lesson.lesson_id}: output folder {folder.name} cannot be written ({problem})"
+        log.warning("%s", reason)
+        result = LessonResult(lesson.lesson_id, "failed", reason=reason, versions=versions,
+                              fingerprint=keys.overall, started_at=started, finished_at=utc_now_iso())
+        if store is not None:
+            try:
+                store.save(result)
+            except Exception as db_error:  # noqa: BLE001
+                log.warning("lesson %s: database %s: %s", lesson.lesson_id, store.url, type(db_error).__name__)
+        return result
+
+
+def _missing_artifacts(result: LessonResult) -> list[str]:
+    """The files a finished result names that are no longer in its folder (deleted by hand, a
+    sync, a cleanup): such a lesson is not "done" and must be redone, not skipped."""
+    if result.folder is None:
+        return []
+    names = [result.gif, result.snippet, result.snippet_text, result.report, result.scores, result.analytics]
+    return [name for name in names if name and not (result.folder / name).is_file()]
 
 
 def _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started) -> LessonResult:
+    remove_leftover_temp_files(folder)
     context = _Context(
         lesson, settings, folder, keys, StageState(folder, settings.force), versions, progress,
         previous_gif=previous_gif_name(folder),
@@ -412,6 +453,17 @@ def lesson_lock(folder: Path) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_leftover_temp_files(folder: Path) -> None:
+    """Delete the temporary files (``.<name>.<random>.tmp<suffix>``, see
+    :func:`highlights.io.atomic_path`) that a crashed or killed run left in the lesson's folder:
+    half-written GIFs and snippets (with the student's name) must not linger in a served folder.
+    Called only while holding the lesson's lock, so no live writer owns them."""
+    for path in folder.glob(".*.tmp*"):
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            log.info("lesson folder %s: removed leftover temporary file %s", folder.name, path.name)
 
 
 def previous_gif_name(folder: Path) -> str | None:
@@ -653,7 +705,7 @@ def run_manifest(
             lesson = manifest.lessons.get(lesson_id)
             if lesson is None:
                 result = LessonResult(
-                    lesson_id, "failed", reason=f"lesson {lesson_id}: not in manifest {manifest.path}",
+                    lesson_id, "failed", reason=f"lesson {lesson_id}: not in manifest {Path(manifest.path).name}",
                     started_at=utc_now_iso(), finished_at=utc_now_iso(),
                 )
             else:

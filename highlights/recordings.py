@@ -6,12 +6,12 @@ The manifest lists every recording segment of every lesson, one row each::
     L-1001,teacher,L-1001/teacher-1.mp4,2026-11-21T15:00:03+00:00
     L-1001,student,L-1001/student-1.webm,2026-11-21T15:01:40+00:00
 
-as CSV, or as JSON Lines (``.jsonl``/``.ndjson``) with the same keys. A nightly batch must not
-lose every lesson to one bad row, so problems are collected, not raised: each one names the file
-and the row it came from, spoils the lesson it belongs to (``LessonInput.problems``) and leaves
-the others alone. Rows that belong to no valid lesson land in ``Manifest.problems``. Only a
-manifest that is unusable as a whole (missing, empty, without the required columns) raises
-:class:`InputError`.
+as CSV, or as JSON Lines (``.jsonl``/``.ndjson``, or any file whose first character is ``{``)
+with the same keys. A nightly batch must not lose every lesson to one bad row, so problems are
+collected, not raised: each one names the file and the row it came from, spoils the lesson it
+belongs to (``LessonInput.problems``) and leaves the others alone. Rows that belong to no valid
+lesson land in ``Manifest.problems``. Only a manifest that is unusable as a whole (missing,
+empty, without the required columns) raises :class:`InputError`.
 
 The lessons file (CSV or JSON Lines, ``lesson_id`` plus optional ``student_name``, ``subject``,
 ``locale``, ``lesson_url`` and any other columns, kept in ``LessonInfo.extra``) carries what the
@@ -150,7 +150,7 @@ def is_valid_lesson_id(value: str) -> bool:
 def read_manifest(
     path: Path | str, *, lessons_path: Path | str | None = None, timezone: str | None = None
 ) -> Manifest:
-    """Read and validate a recordings manifest (CSV, or JSON Lines by extension).
+    """Read and validate a recordings manifest (CSV, or JSON Lines by extension or content).
 
     ``timezone``: an IANA name (``Europe/Berlin``) given to ``started_at``/``ended_at`` values
     that carry no UTC offset; without it such values are problems, since guessing the zone would
@@ -318,10 +318,21 @@ def _rows(path: Path, *, required: tuple[str, ...]) -> Iterator[tuple[int, dict[
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InputError(f"{path.name}: the file is empty")
-    if path.suffix.lower() in _JSONL_SUFFIXES:
+    if path.suffix.lower() in _JSONL_SUFFIXES or _starts_like_json(path):
         yield from _jsonl_rows(path, required)
     else:
         yield from _csv_rows(path, required)
+
+
+def _starts_like_json(path: Path) -> bool:
+    """Whether the file's first non-blank character is ``{``: JSON Lines under another name
+    (``manifest.json``, ``.txt``). No CSV header starts with a brace."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{")
 
 
 def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:

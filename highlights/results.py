@@ -183,7 +183,7 @@ def read_result(folder: Path | str) -> LessonResult | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return LessonResult.from_dict(data, folder=folder)
-    except FileNotFoundError:
+    except OSError:  # missing, or the folder unusable (a file in its place, permissions)
         return None
     except (ValueError, TypeError, KeyError):
         return None

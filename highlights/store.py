@@ -132,6 +132,11 @@ class Highlight:
     snippet_text: str | None
 
 
+class StoreError(RuntimeError):
+    """The database cannot be opened (bad URL, missing driver, server unreachable, folder not
+    creatable). The message names the database by its URL without the password."""
+
+
 def _make_sqlite_folder(url: str) -> None:
     """Create the folder of a SQLite database file (SQLite creates the file, not its folder)."""
     parsed = make_url(url)
@@ -151,10 +156,29 @@ class ResultStore:
     def __init__(self, url_or_engine: str | Engine) -> None:
         if isinstance(url_or_engine, Engine):
             self.engine = url_or_engine
-        else:
+            Base.metadata.create_all(self.engine)
+            return
+        try:
+            parsed = make_url(url_or_engine)
+        except Exception as error:  # noqa: BLE001 - never echo the URL: it may hold a password
+            raise StoreError(
+                f"database URL cannot be parsed ({type(error).__name__}: {error}); "
+                "expected e.g. postgresql+psycopg://user@host/db or sqlite:///out/highlights.sqlite"
+            ) from error
+        try:
             _make_sqlite_folder(url_or_engine)
-            self.engine = create_engine(url_or_engine, future=True)
-        Base.metadata.create_all(self.engine)
+            # hide_parameters: a failed statement's message must not carry the row's values
+            # (the snippet holds the student's name) into logs, result.json and last_error.
+            self.engine = create_engine(parsed, future=True, hide_parameters=True)
+            Base.metadata.create_all(self.engine)
+        except Exception as error:  # noqa: BLE001
+            message = str(error) or type(error).__name__
+            if parsed.password:
+                message = message.replace(str(parsed.password), "***")
+            raise StoreError(
+                f"database {parsed.render_as_string(hide_password=True)} cannot be opened: "
+                f"{type(error).__name__}: {message}"
+            ) from error
 
     @property
     def url(self) -> str:

@@ -139,6 +139,45 @@ def test_settings_come_from_the_config_file_and_the_options_win(runner: CliRunne
     assert (record["gap_tolerance_s"], record["fps"], record["frames"]) == (60.0, 1.0, 480)
 
 
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ("fpss = 2\n", "fpss: unknown setting 'fpss'"),
+        ("[gif]\nmax_byte = 5\n", "gif.max_byte: unknown setting 'max_byte'"),
+        ("[gif]\nmax_bytes = \"big\"\n", "gif.max_bytes: expected a whole number, got 'big'"),
+        # These were taken silently: a section replaced by a number, 1.5 truncated to 1, true as 1.0.
+        ("gif = 5\n", "gif: 'gif' is a section, not a value"),
+        ("[detection]\nmax_side = 1.5\n", "detection.max_side: expected a whole number, got 1.5"),
+        ("fps = true\n", "fps: expected a number, got True"),
+        ("force = 5\n", "force: not a boolean: 5"),
+        ("out_dir = \"\"\n", "out_dir: expected a path, got ''"),
+    ],
+)
+def test_a_bad_config_file_is_a_usage_error_naming_the_key(runner: CliRunner, tmp_path: Path, toml: str, message: str):
+    manifest = str(write_manifest(tmp_path, *LESSONS[:3]))
+    config = tmp_path / "highlights.toml"
+    config.write_text(toml, encoding="utf-8")
+    result = runner.invoke(main, ["timeline", manifest, "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert f"highlights.toml: {message}" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("HIGHLIGHTS_GIF__MAX_BYTES", "abc", "expected a whole number, got 'abc'"),
+        ("HIGHLIGHTS_GIF", "5", "'gif' is a section, not a value"),
+        ("HIGHLIGHTS_OUT_DIR", "", "expected a path, got ''"),
+    ],
+)
+def test_a_bad_environment_variable_is_a_usage_error_naming_it(runner: CliRunner, tmp_path: Path, name, value, message):
+    manifest = str(write_manifest(tmp_path, *LESSONS[:3]))
+    result = runner.invoke(main, ["timeline", manifest], env={name: value})
+    assert result.exit_code == 2, result.output
+    assert f"environment variable {name}: {message}" in result.stderr
+
+
 def test_naive_times_need_a_time_zone(runner: CliRunner, tmp_path: Path):
     rows = (("L-1", "teacher", "t.mp4", "2026-11-21T16:00:00", "2026-11-21T16:10:00"),
             ("L-1", "student", "s.webm", "2026-11-21T16:00:00", "2026-11-21T16:10:00"))

@@ -7,7 +7,9 @@ says exactly which source frame came back; a frame turned the wrong way reads as
 from __future__ import annotations
 
 import logging
+import math
 import pickle
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -206,6 +208,171 @@ def test_rotation_metadata_gives_upright_frames(tmp_path, rotate, suffix, codec)
         red_bar = image[130:150, 2:10].mean(axis=(0, 1))  # index_frame's red bar, bottom left
         assert red_bar[0] > 150 and red_bar[1] < 100, red_bar
         assert np.array_equal(read_frame_at(path, offset), image)
+
+
+# --------------------------------------------------------------------------- seeking to a late start
+
+
+@pytest.fixture(scope="module")
+def late_start(tmp_path_factory) -> dict[str, Path]:
+    """90 s at 10 fps (900 frames): H.264 with a keyframe every 25 s, a VP8 WebM with cues and
+    one written as browsers do (no duration, no cues). A student who joined a minute early."""
+    folder = tmp_path_factory.mktemp("late_start")
+    return {
+        "h264": indexed(folder / "gop250.mp4", 900, fps=10, gop=250),
+        "vp8": indexed(folder / "vp8.webm", 900, fps=10, codec="vp8"),
+        "vp8-live": indexed(folder / "vp8-live.webm", 900, fps=10, codec="vp8", no_duration=True),
+    }
+
+
+def decoded_counts(caplog) -> dict[str, list[int]]:
+    """Frames :func:`iter_frames_at` says it decoded, per pass: after its seek, from the start."""
+    counts: dict[str, list[int]] = {"seek": [], "start": []}
+    for record in caplog.records:
+        found = re.search(r"decoded (\d+) frame\(s\)( from the start)?$", record.getMessage())
+        if found:
+            counts["start" if found[2] else "seek"].append(int(found[1]))
+    return counts
+
+
+def same_frames(path: Path, offsets, **seeking) -> list[int | None]:
+    """The frames at ``offsets``, checked pixel for pixel against decoding from the start."""
+    sought = list(iter_frames_at(path, offsets, **seeking))
+    from_start = list(iter_frames_at(path, offsets, seek_threshold_s=math.inf))
+    assert numbers(sought) == numbers(from_start)
+    for offset, a, b in zip(offsets, sought, from_start):
+        assert (a is None and b is None) or np.array_equal(a, b), offset
+    return numbers(sought)
+
+
+@pytest.mark.parametrize("kind,keyframe", [("h264", 50.0), ("vp8", 51.2), ("vp8-live", 51.2)])
+def test_a_late_first_offset_seeks_to_the_keyframe_before_it(late_start, caplog, kind, keyframe):
+    offsets = [60.0 + 0.5 * i for i in range(60)]  # 60 .. 89.5 s
+    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        got = numbers(iter_frames_at(late_start[kind], offsets))
+    assert got == expected_cfr(offsets, fps=10)
+    assert f"seeked to the keyframe at {keyframe:.3f} s for 60.000 s" in caplog.text
+    assert "from the start" not in caplog.text
+    counts = decoded_counts(caplog)
+    assert counts["start"] == [] and len(counts["seek"]) == 1
+    assert counts["seek"][0] < 900 / 2  # about (90 - keyframe) * 10 of the 900
+    # The default threshold seeks; the same frames as decoding every frame from the start. The
+    # cue-less WebM seeks too: FFmpeg's demuxer reads its clusters forward, without decoding.
+    assert same_frames(late_start[kind], offsets) == got
+
+
+@pytest.mark.parametrize("kind", ["h264", "vp8-live"])
+def test_offsets_past_the_end_after_a_seek(late_start, caplog, kind):
+    offsets = [70.0, 89.5, 91.0, 95.0, 95.0]  # 91 s and on: well past the last frame (89.9 s)
+    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        assert numbers(iter_frames_at(late_start[kind], offsets)) == [700, 895, None, None, None]
+    assert "seeked to the keyframe" in caplog.text and "from the start" not in caplog.text
+    assert "3 of 5 sampled offset(s) lie past the end" in caplog.text
+    assert same_frames(late_start[kind], offsets) == [700, 895, None, None, None]
+
+
+def test_the_threshold_decides_whether_to_seek(late_start, caplog, monkeypatch):
+    path = late_start["h264"]
+    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        assert numbers(iter_frames_at(path, [4.9, 60.0])) == [49, 600]  # first offset under 5 s
+        assert numbers(iter_frames_at(path, [60.0], seek_threshold_s=60.0)) == [600]
+        monkeypatch.setattr(frames_module, "SEEK_THRESHOLD_S", math.inf)
+        assert numbers(iter_frames_at(path, [80.0])) == [800]
+    counts = decoded_counts(caplog)
+    assert counts["seek"] == [] and len(counts["start"]) == 3
+    assert counts["start"][-1] >= 800  # decoded up to 80 s
+
+
+class _OddSeek:
+    """An opened container whose seek lands ``late_s`` seconds after the keyframe asked for, or
+    fails (``late_s`` None): what a file without a usable seek index, or a demuxer quirk, does."""
+
+    def __init__(self, container, late_s: float | None) -> None:
+        self._container, self._late_s = container, late_s
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def __enter__(self):
+        self._container.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._container.__exit__(*exc)
+
+    def seek(self, offset, *, stream, **options):
+        if self._late_s is None:
+            raise frames_module.av.FFmpegError(22, "Invalid argument")
+        self._container.seek(offset + int(self._late_s / stream.time_base), stream=stream, **options)
+
+
+@pytest.mark.parametrize("late_s,why", [(30.0, "reached a keyframe at 75.000 s"), (None, "failed (Invalid argument)")])
+def test_a_seek_that_misses_decodes_from_the_start(late_start, caplog, monkeypatch, late_s, why):
+    path = late_start["h264"]
+    offsets = [60.0, 61.0, 80.0]
+    real_open = frames_module.av.open
+    opened: list[str] = []
+
+    def odd_open(file, *args, **kwargs):
+        opened.append(Path(file).name)
+        return _OddSeek(real_open(file, *args, **kwargs), late_s)
+
+    monkeypatch.setattr(frames_module.av, "open", odd_open)
+    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        assert numbers(iter_frames_at(path, offsets)) == [600, 610, 800]
+    assert f"gop250.mp4: seek to 60.000 s {why}; decoding from the start" in caplog.text
+    counts = decoded_counts(caplog)
+    assert counts["seek"] == [] and len(counts["start"]) == 1 and counts["start"][0] >= 800
+    assert opened == ["gop250.mp4", "gop250.mp4"]  # reopened: decoding starts afresh
+
+
+def test_a_last_frame_without_stated_duration_is_decided_from_the_start(tmp_path, caplog):
+    # A short browser WebM (no durations stored): whether 19.96 s still shows the last frame
+    # (19.5 s) depends on its duration, which decoding from the start takes as the mean interval
+    # over the whole file (0.51 s), while after a seek FFmpeg's demuxer estimates one (50 ms).
+    stamps = [0.0, 0.3, 1.0, 1.1, 2.0, *(2.5 + 0.5 * i for i in range(30)), 17.6, 18.0, 18.05, 19.5]
+    path = indexed(tmp_path / "vfr-live.webm", len(stamps), codec="vp8", vfr_timestamps=stamps, gop=5,
+                   no_duration=True)
+    mean = stamps[-1] / (len(stamps) - 1)  # 0.51 s
+    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        assert same_frames(path, [12.0, 19.0, 19.5 + 0.9 * mean, 19.5 + 1.1 * mean]) == [24, 37, 38, None]
+    assert "19.962 s may lie on the last frame" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        assert same_frames(path, [12.0, 18.02, 25.0]) == [24, 36, None]  # certainly past the end
+    assert "seeked to the keyframe at 10.000 s for 12.000 s" in caplog.text
+    assert "may lie on the last frame" not in caplog.text
+    # read_frame_at (the GIF stage re-reads its picks with it) agrees with sample_frames there.
+    assert read_index(read_frame_at(path, 19.5 + 0.9 * mean)) == 38
+
+
+def test_seeking_keeps_awkward_files_exact(long_gop, tmp_path, caplog):
+    # Seeking for every offset past 0 (threshold 0) on rotated, VFR, truncated and damaged files.
+    stamps = [0.0, 0.04, 0.1, 0.5, 0.52, 0.9, 1.3, 1.31, 1.32, 2.0]
+    cases = {
+        "phone.mp4": (indexed(tmp_path / "phone.mp4", 20, size=(120, 160), rotate=90, gop=5), [0.3, 0.5, 0.7]),
+        "phone.webm": (indexed(tmp_path / "phone.webm", 20, codec="vp8", size=(120, 160), rotate=270, gop=5),
+                       [0.3, 0.5, 0.7]),
+        "vfr.mp4": (indexed(tmp_path / "vfr.mp4", 10, vfr_timestamps=stamps, gop=3), [0.6, 1.0, 1.315, 1.9]),
+        "vfr.webm": (indexed(tmp_path / "vfr.webm", 10, codec="vp8", vfr_timestamps=stamps, gop=3,
+                             no_duration=True), [0.6, 1.0, 1.315, 1.9]),
+        "cut.mp4": (truncate_file(long_gop["faststart"], 0.5, out=tmp_path / "cut.mp4"), [4.5, 5.0, 6.0, 11.0]),
+        "cut.webm": (truncate_file(long_gop["vp8-live"], 0.5, out=tmp_path / "cut.webm"), [4.5, 5.0, 6.0, 11.0]),
+        "damaged.mp4": (corrupt_file(long_gop["faststart"], 0.4, 2000, out=tmp_path / "damaged.mp4"),
+                        [6.0, 9.0, 11.0]),
+        "damaged.webm": (corrupt_file(long_gop["vp8-live"], 0.6, 2000, out=tmp_path / "damaged.webm"),
+                         [6.0, 9.0, 11.0]),
+    }
+    for name, (path, offsets) in cases.items():
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+            got = same_frames(path, offsets, seek_threshold_s=0.0)
+        assert f"{name}: seeked to the keyframe" in caplog.text, name
+        if not name.startswith("damaged"):
+            expected = expected_cfr(offsets) if "vfr" not in name else [
+                max(i for i, stamp in enumerate(stamps) if stamp <= offset + 1e-6) for offset in offsets]
+            decoded = [n for n in got if n is not None]  # the cut files end before 11 s
+            assert decoded == expected[: len(decoded)] and len(decoded) >= len(offsets) - 1, name
 
 
 # --------------------------------------------------------------------------- damaged files

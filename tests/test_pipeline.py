@@ -466,3 +466,130 @@ def test_cli_run_exit_status_and_summary(videos, tmp_path: Path, monkeypatch: py
     outcome = run(write_manifest(root, rows, header="lesson_id,role,path"), tmp_path / "out-nocolumn")
     assert outcome.exit_code == 2, outcome.output
     assert "started_at" in outcome.output
+
+
+# --------------------------------------------------------------------------- folders, reruns, database
+
+
+def test_a_lesson_whose_output_folder_cannot_be_written_fails_alone(videos, tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    manifest = write_manifest(root, lesson_rows(videos, root, "L-blocked") + lesson_rows(videos, root, "L-good"))
+    settings = Settings(out_dir=tmp_path / "out")
+    settings.out_dir.mkdir()
+    (settings.out_dir / "L-blocked").write_text("a stray file where the lesson's folder goes\n")
+
+    results = {r.lesson_id: r for r in run_manifest(manifest, settings, scorer=FakeScorer())}
+
+    # It used to raise NotADirectoryError out of run_manifest: the whole batch stopped.
+    blocked = results["L-blocked"]
+    assert blocked.status == "failed"
+    assert blocked.reason == "lesson L-blocked: output folder L-blocked cannot be written (a file is in its place)"
+    assert results["L-good"].status == "ok", results["L-good"].reason
+    assert db_row(settings, "L-blocked")[0]["status"] == "failed"
+
+
+def test_rerun_redoes_a_done_lesson_whose_files_were_deleted(videos, tmp_path: Path) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec")
+    settings = Settings(out_dir=tmp_path / "out")
+    folder = settings.out_dir / "L-1001"
+    first = run_one(manifest, settings, FakeScorer())
+    assert first.status == "ok", first.reason
+    (folder / first.gif).unlink()
+    (folder / "snippet.html").unlink()
+
+    # A new database too: the skip used to copy the result into it and crash on the missing snippet.
+    moved = replace(settings, db_url=f"sqlite:///{tmp_path / 'other.sqlite'}")
+    fake = FakeScorer()
+    again = run_one(manifest, moved, fake)
+
+    assert not again.skipped and again.status == "ok", again.reason
+    assert fake.calls == 0  # only the missing files are made again, from the stored scores
+    assert again.gif == first.gif and gifs_in(folder) == [first.gif]  # the link already sent works again
+    assert (folder / "snippet.html").is_file()
+    assert db_row(moved, "L-1001")[1].gif_url == first.gif_url
+
+
+def test_a_database_error_keeps_the_student_name_out_of_reason_and_logs(videos, tmp_path: Path, caplog) -> None:
+    from sqlalchemy import text
+
+    manifest = one_lesson(videos, tmp_path / "rec")
+    lessons = tmp_path / "rec" / "lessons.csv"
+    lessons.write_text("lesson_id,student_name,locale\nL-1001,Zoë Secretname,en\n", encoding="utf-8")
+    settings = Settings(out_dir=tmp_path / "out")
+    store = ResultStore(settings.database_url)
+    with store.engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TRIGGER refuse BEFORE INSERT ON lesson_highlights BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ))
+    store.dispose()
+
+    with caplog.at_level("DEBUG"):
+        [result] = run_manifest(manifest, settings, lessons_path=lessons, scorer=FakeScorer())
+
+    assert result.status == "failed" and "refused" in result.reason
+    assert "Secretname" not in result.reason
+    assert "Secretname" not in (settings.out_dir / "L-1001" / "result.json").read_text(encoding="utf-8")
+    assert "Secretname" not in caplog.text
+    assert "Secretname" in (settings.out_dir / "L-1001" / "snippet.html").read_text(encoding="utf-8")
+
+
+def test_a_rerun_removes_the_temporary_files_a_crash_left(videos, tmp_path: Path) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec")
+    settings = Settings(out_dir=tmp_path / "out")
+    folder = settings.out_dir / "L-1001"
+    first = run_one(manifest, settings, FakeScorer())
+    assert first.status == "ok", first.reason
+    # What a run killed half-way through atomic writes leaves (highlights.io.atomic_path).
+    leftovers = [f".{first.gif[:-4]}.k3j2l1ab.tmp.gif", ".snippet.ab12cd34.tmp.html", ".scores.zz99xy00.tmp.csv",
+                 ".result.q1w2e3r4.tmp.json"]
+    for name in leftovers:
+        (folder / name).write_text("half a file")
+
+    forced = run_one(manifest, replace(settings, force=True), FakeScorer())
+
+    assert forced.status == "ok", forced.reason
+    assert sorted(p.name for p in folder.glob(".*.tmp*")) == []
+    assert gifs_in(folder) == [first.gif] and (folder / ".lock").exists()
+
+
+def test_cli_run_unusable_database_or_output_folder(videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("HIGHLIGHTS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(highlights.pipeline, "load_scorer", lambda settings: FakeScorer())
+    runner = CliRunner()
+    manifest = one_lesson(videos, tmp_path / "rec")
+    out = tmp_path / "out"
+
+    def run(*options: str):
+        return runner.invoke(main, ["run", str(manifest), "--no-progress", *options])
+
+    # An unreachable PostgreSQL server: a clear error naming the database, exit 1, no password.
+    pytest.importorskip("psycopg")
+    outcome = run("--out", str(out), "--db", "postgresql+psycopg://u:secretpw@127.0.0.1:1/db?connect_timeout=3")
+    assert outcome.exit_code == 1, outcome.output
+    assert "database postgresql+psycopg://u:***@127.0.0.1:1/db?connect_timeout=3 cannot be opened" in outcome.stderr
+    assert "secretpw" not in outcome.output and "Traceback" not in outcome.output
+
+    # A URL that does not parse is a bad option: exit 2, and the URL is not echoed.
+    outcome = run("--out", str(out), "--db", "postgresql+psycopg://u:secretpw@db:notaport/x")
+    assert outcome.exit_code == 2, outcome.output
+    assert "--db / db_url is not a database URL" in outcome.stderr and "secretpw" not in outcome.output
+
+    # An output folder that cannot be made (a file in the way), from --out or the config: exit 2.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    outcome = run("--out", str(blocker / "out"))
+    assert outcome.exit_code == 2, outcome.output
+    assert f"output folder {blocker / 'out'} cannot be created" in outcome.stderr
+    config = tmp_path / "highlights.toml"
+    config.write_text(f'out_dir = "{blocker}"\n', encoding="utf-8")
+    outcome = run("--config", str(config))
+    assert outcome.exit_code == 2, outcome.output
+    assert f"output folder {blocker} is a file, not a folder" in outcome.stderr
+
+    # An unknown --lesson next to a known one: it fails (exit 1) naming the manifest's file, not its folder.
+    outcome = run("--out", str(out), "--lesson", "L-nope", "--lesson", "L-1001", "--lesson", "L-1001")
+    assert outcome.exit_code == 1, outcome.output
+    assert "lesson L-nope: not in manifest manifest.csv" in outcome.stdout
+    assert str(tmp_path) not in outcome.stdout.split("results:")[0]
+    assert [line.split()[0] for line in outcome.stdout.splitlines()[1:3]] == ["L-nope", "L-1001"]

@@ -129,6 +129,19 @@ def test_jsonl_with_bom_and_blank_lines(folder: Path):
     assert manifest.lessons["L-2"].recordings[0].source.row == 4
 
 
+@pytest.mark.parametrize("name", ["manifest.json", "manifest.txt", "manifest.csv"])
+def test_json_lines_under_another_extension_are_read_as_json_lines(folder: Path, name: str):
+    # A JSON Lines manifest named manifest.json used to be read as a CSV and rejected with
+    # "the header must name the columns ... (missing: lesson_id, role, path, started_at)".
+    keys = HEADER.split(",")
+    lines = [json.dumps(dict(zip(keys, row.split(",")))) for row in GOOD]
+    path = folder / name
+    path.write_bytes(("\ufeff\r\n" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+    manifest = read_manifest(path)
+    assert list(manifest.lessons) == ["L-1", "L-2"] and manifest.problems == []
+    assert len(manifest.lessons["L-1"].recordings) == 2
+
+
 def test_quoted_field_with_a_newline_keeps_the_row_numbers_right(folder: Path):
     path = write_csv(folder, f'L-1,"teach\ner",L-1/teacher.mp4,{T0},{T1}', f"L-2,parent,L-2/teacher.mp4,{T0},{T1}")
     manifest = read_manifest(path)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from highlights.results import Disconnects, HighlightFrame, LessonBounds, LessonResult
-from highlights.store import CAMPAIGN_SQL, ResultStore, highlight_for_lesson
+from highlights.store import CAMPAIGN_SQL, ResultStore, StoreError, highlight_for_lesson
 
 
 def _ok(folder, lesson_id="L-1", gif="tok3n.gif", html="<p>hi</p>") -> LessonResult:
@@ -118,3 +118,40 @@ def test_sqlite_database_folder_is_created(tmp_path):
     store.save(LessonResult("L-1", "no_highlight", reason="no smiling child"))
     assert (tmp_path / "fresh" / "out" / "highlights.sqlite").is_file()
     assert store.row("L-1")["status"] == "no_highlight"
+
+
+def test_a_failed_statement_does_not_carry_the_row_values_into_the_error(tmp_path):
+    # The error of a failed save ends up in logs, result.json and last_error; the row holds the
+    # snippet, i.e. the student's name, which must never get there.
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    store = ResultStore(url)
+    with store.engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TRIGGER refuse BEFORE INSERT ON lesson_highlights BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ))
+    with pytest.raises(Exception) as caught:
+        store.save(_ok(tmp_path / "a", "L-1", html="<p>Zoë Secretname smiled</p>"))
+    assert "refused" in str(caught.value)
+    assert "Secretname" not in str(caught.value)
+    store.dispose()
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("postgresql+psycopg://u:secretpw@localhost:notaport/db", "database URL cannot be parsed"),
+        ("nonsense:secretpw", "database URL cannot be parsed"),
+        ("postgresql+psycopg://u:secretpw@127.0.0.1:1/db?connect_timeout=3",
+         "database postgresql+psycopg://u:***@127.0.0.1:1/db?connect_timeout=3 cannot be opened"),
+        ("sqlite:///{tmp}/a-file/h.sqlite", "database sqlite:///{tmp}/a-file/h.sqlite cannot be opened"),
+    ],
+)
+def test_a_database_that_cannot_be_opened_is_named_without_its_password(tmp_path, url, expected):
+    if url.startswith("postgresql") and "127.0.0.1:1" in url:
+        pytest.importorskip("psycopg")
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(StoreError) as caught:
+        ResultStore(url.replace("{tmp}", str(tmp_path)))
+    message = str(caught.value)
+    assert expected.replace("{tmp}", str(tmp_path)) in message
+    assert "secretpw" not in message
