@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -64,6 +65,16 @@ class _BarProgress:
             self.bar.close()
 
 
+def _table(rows: list[tuple[str, ...]], statuses: list[str]) -> list[str]:
+    """Rows as aligned columns (the last one, a free-text note, unpadded), then a line counting
+    the statuses ("2 ok, 1 failed")."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
+    counts = Counter(statuses)
+    lines.append(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no lessons")
+    return [line.rstrip() for line in lines]
+
+
 def _summary_table(results, elapsed: dict[str, float]) -> str:
     rows = [("LESSON", "STATUS", "FRAMES", "GIF KB", "SECONDS", "NOTE")]
     for r in results:
@@ -71,13 +82,7 @@ def _summary_table(results, elapsed: dict[str, float]) -> str:
         kb = f"{r.gif_bytes / 1000:.0f}" if r.gif_bytes else "-"
         seconds = f"{elapsed.get(r.lesson_id, 0.0):.1f}"
         rows.append((r.lesson_id, r.status, str(len(r.frames)), kb, seconds, note))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5] for row in rows]
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    lines.append(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no lessons")
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join(_table(rows, [r.status for r in results]))
 
 
 @main.command("run")
@@ -219,14 +224,9 @@ def _timeline_table(plans) -> str:
         else:
             cells = ["-"] * 5
         rows.append((plan.lesson_id, plan.status, *cells, str(len(plan.points)), plan.reason or ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(8)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:8], widths)) + "  " + row[8] for row in rows]
-    counts: dict[str, int] = {}
-    for plan in plans:
-        counts[plan.status] = counts.get(plan.status, 0) + 1
-    lines.append(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no lessons")
+    lines = _table(rows, [plan.status for plan in plans])
     lines.append("STUDENT, TEACHER: disconnects / seconds offline inside the lesson; FRAMES: seconds to sample")
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join(lines)
 
 
 @main.command("timeline")

@@ -39,7 +39,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -56,9 +56,7 @@ from highlights.io import atomic_path, write_json_atomic, write_text_atomic
 from highlights.recordings import LessonInput, Manifest, read_manifest
 from highlights.report import render_report
 from highlights.results import (
-    Disconnects,
     HighlightFrame,
-    LessonBounds,
     LessonResult,
     read_result,
     utc_now_iso,
@@ -187,18 +185,27 @@ def stage_keys(lesson: LessonInput, settings: Settings, versions: dict[str, Any]
     return StageKeys(timeline, scores, selection, gif, snippet, analytics, report, digest(report))
 
 
+def _gif_name(record: Any) -> str | None:
+    """The GIF file name in a ``stages.json`` gif record, if it is a plain ``*.gif`` name."""
+    name = record.get("gif") if isinstance(record, dict) else None
+    return name if isinstance(name, str) and name.endswith(".gif") and "/" not in name else None
+
+
 class StageState:
     """``stages.json``: the fingerprint and files of each finished stage of one lesson."""
 
     def __init__(self, folder: Path, force: bool = False) -> None:
         self.path = folder / STAGES_FILE
         self.folder = folder
-        self.data: dict[str, Any] = {}
-        if not force and self.path.is_file():
-            try:
-                self.data = json.loads(self.path.read_text(encoding="utf-8"))
-            except ValueError:
-                self.data = {}
+        try:
+            recorded = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = {}
+        recorded = recorded if isinstance(recorded, dict) else {}
+        self.data: dict[str, Any] = {} if force else recorded
+        self.previous_gif = _gif_name(recorded.get("gif"))
+        """The GIF name an earlier run gave this lesson (even after a failure or with ``force``):
+        a rebuilt GIF replaces the file a sent email already links to."""
 
     def done(self, stage: str, key: str) -> dict[str, Any] | None:
         """The stage's record if it finished with fingerprint ``key`` and its files exist."""
@@ -254,13 +261,8 @@ def describe_error(lesson: LessonInput, stage: str, error: BaseException) -> str
     """One line for the result and the log: lesson, stage, file and manifest row, the error.
 
     Holds file names and row numbers, never the lesson's metadata (student names)."""
-    where = ""
-    error_path = getattr(error, "path", None) or getattr(error, "filename", None)
-    if error_path is not None:
-        for recording in lesson.recordings:
-            if Path(recording.path) == Path(error_path) or Path(recording.path).name == Path(str(error_path)).name:
-                where = f" ({recording.role} recording, {recording.source})"  # file name and row, no folders
-                break
+    recording = lesson.recording_of(error)
+    where = f" ({recording.role} recording, {recording.source})" if recording else ""  # file and row, no folders
     message = str(error) or type(error).__name__
     if type(error).__name__ not in message and not isinstance(error, (LessonFailed,)):
         message = f"{type(error).__name__}: {message}"
@@ -297,33 +299,7 @@ class _Context:
     state: StageState
     versions: dict[str, Any]
     progress: Progress
-    previous_gif: str | None = None
-    """The GIF name of an earlier run: reused so a link already sent keeps working."""
     started_at: str = field(default_factory=utc_now_iso)
-
-
-def _bounds(timeline: LessonTimeline) -> LessonBounds | None:
-    if timeline.start is None or timeline.end is None:
-        return None
-    return LessonBounds(_iso(timeline.start), _iso(timeline.end), round(float(timeline.duration_s or 0.0), 3))
-
-
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return datetime.fromtimestamp(float(value), timezone.utc).isoformat()
-
-
-def _disconnects(timeline: LessonTimeline) -> Disconnects:
-    def count(value: Any) -> int:
-        return value if isinstance(value, int) else len(value)
-
-    return Disconnects(
-        student=count(timeline.student.disconnects),
-        teacher=count(timeline.teacher.disconnects),
-        student_offline_s=round(float(timeline.student.offline_s), 3),
-        teacher_offline_s=round(float(timeline.teacher.offline_s), 3),
-    )
 
 
 def run_lesson(
@@ -359,20 +335,15 @@ def run_lesson(
                 try:
                     _sync_store(store, previous)
                 except Exception as error:  # noqa: BLE001 - one lesson's row must not stop the batch
-                    reason = f"lesson {lesson.lesson_id}: database {store.url}: {type(error).__name__}: {error}"
-                    log.warning("%s", reason)
-                    return LessonResult(lesson.lesson_id, "failed", reason=reason, versions=versions,
-                                        fingerprint=keys.overall, folder=folder, started_at=started,
-                                        finished_at=utc_now_iso())
+                    return _failed(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error),
+                                   versions, started, fingerprint=keys.overall, folder=folder)
             return previous
 
     try:
         with lesson_lock(folder) as locked:
             if not locked:
                 reason = f"lesson {lesson.lesson_id}: another highlights run is working on it (lock {folder / LOCK_FILE})"
-                log.warning("%s", reason)
-                return LessonResult(lesson.lesson_id, "failed", reason=reason, versions=versions, folder=folder,
-                                    started_at=started, finished_at=utc_now_iso())
+                return _failed(lesson.lesson_id, reason, versions, started, folder=folder)
             return _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started)
     except OSError as error:
         # The lesson's folder cannot be created or written (a file in its place, permissions, a
@@ -384,15 +355,24 @@ def run_lesson(
         elif name != folder.name:
             problem = f"{name}: {problem}"  # the file's name only, never the folders above it
         reason = f"lesson {lesson.lesson_id}: output folder {folder.name} cannot be written ({problem})"
-        log.warning("%s", reason)
-        result = LessonResult(lesson.lesson_id, "failed", reason=reason, versions=versions,
-                              fingerprint=keys.overall, started_at=started, finished_at=utc_now_iso())
+        result = _failed(lesson.lesson_id, reason, versions, started, fingerprint=keys.overall)
         if store is not None:
             try:
                 store.save(result)
             except Exception as db_error:  # noqa: BLE001
                 log.warning("lesson %s: database %s: %s", lesson.lesson_id, store.url, type(db_error).__name__)
         return result
+
+
+def _failed(lesson_id: str, reason: str, versions: dict[str, Any], started: str, **fields: Any) -> LessonResult:
+    """A ``failed`` result (logged): the lesson's problem, never the batch's."""
+    log.warning("%s", reason)
+    return LessonResult(lesson_id, "failed", reason=reason, versions=versions, started_at=started,
+                        finished_at=utc_now_iso(), **fields)
+
+
+def _database_problem(lesson_id: str, store: ResultStore, error: Exception) -> str:
+    return f"lesson {lesson_id}: database {store.url}: {type(error).__name__}: {error}"
 
 
 def _missing_artifacts(result: LessonResult) -> list[str]:
@@ -406,19 +386,15 @@ def _missing_artifacts(result: LessonResult) -> list[str]:
 
 def _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started) -> LessonResult:
     remove_leftover_temp_files(folder)
-    context = _Context(
-        lesson, settings, folder, keys, StageState(folder, settings.force), versions, progress,
-        previous_gif=previous_gif_name(folder),
-    )
+    context = _Context(lesson, settings, folder, keys, StageState(folder, settings.force), versions, progress)
     try:
         result = _run_stages(context, scorer)
     except Exception as error:  # noqa: BLE001 - one lesson's failure must not stop the batch
         stage = getattr(error, "stage", "pipeline")
         cause = error.__cause__ if isinstance(error, _StageError) and error.__cause__ else error
-        reason = describe_error(lesson, stage, cause)
-        log.warning("%s", reason)
         log.debug("lesson %s failed", lesson.lesson_id, exc_info=True)
-        result = LessonResult(lesson.lesson_id, "failed", reason=reason, versions=versions, fingerprint=keys.overall)
+        result = _failed(lesson.lesson_id, describe_error(lesson, stage, cause), versions, started,
+                         fingerprint=keys.overall)
     result.started_at = started
     result.finished_at = utc_now_iso()
     result.folder = folder
@@ -427,12 +403,8 @@ def _run_locked(lesson, settings, scorer, store, progress, folder, versions, key
         try:
             store.save(result)
         except Exception as error:  # noqa: BLE001
-            reason = f"lesson {lesson.lesson_id}: database {store.url}: {type(error).__name__}: {error}"
-            log.warning("%s", reason)
-            result = LessonResult(
-                lesson.lesson_id, "failed", reason=reason, versions=versions, fingerprint=keys.overall,
-                started_at=started, finished_at=utc_now_iso(), folder=folder,
-            )
+            result = _failed(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error), versions,
+                             started, fingerprint=keys.overall, folder=folder)
     write_result(result, folder)
     return result
 
@@ -464,17 +436,6 @@ def remove_leftover_temp_files(folder: Path) -> None:
         if path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
             log.info("lesson folder %s: removed leftover temporary file %s", folder.name, path.name)
-
-
-def previous_gif_name(folder: Path) -> str | None:
-    """The GIF name an earlier run gave this lesson (``stages.json``, even after a failure or
-    with ``force``), so a rebuilt GIF replaces the file a sent email already links to."""
-    try:
-        record = json.loads((folder / STAGES_FILE).read_text(encoding="utf-8")).get("gif") or {}
-    except (OSError, ValueError, AttributeError):
-        record = {}
-    name = record.get("gif") if isinstance(record, dict) else None
-    return name if isinstance(name, str) and name.endswith(".gif") and "/" not in name else None
 
 
 def remove_stale_gifs(folder: Path, keep: str | None) -> None:
@@ -527,15 +488,13 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
     # written for people and later stages' records.
     with _stage(c, "timeline"):
         plan = plan_lesson(lesson, gap_tolerance_s=settings.gap_tolerance_s, fps=settings.fps)
-        if plan.status == "failed" or plan.timeline is None:
+        if plan.timeline is None:  # failed: a recording cannot be read
             raise LessonFailed(plan.reason or f"lesson {lesson.lesson_id}: a recording cannot be read")
         resolved, timeline = plan.lesson, plan.timeline
         if not c.state.done("timeline", keys.timeline):
             write_json_atomic(folder / TIMELINE_FILE, timeline_to_dict(timeline))
             c.state.record("timeline", keys.timeline, [TIMELINE_FILE])
-    bounds = _bounds(timeline)
-    disconnects = _disconnects(timeline)
-    base.update(lesson=bounds, disconnects=disconnects)
+    base.update(lesson=timeline.bounds(), disconnects=timeline.disconnect_counts())
     if timeline.status != "ok":
         # No lesson, but the report still shows both cameras: the data team sees why.
         result = LessonResult(status="no_lesson", reason=timeline.reason or "no lesson took place", **base)
@@ -591,7 +550,7 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
         with _stage(c, "gif"):
             record = c.state.done("gif", keys.gif)
             if record is None:
-                gif_name = c.previous_gif or public_gif_name(lesson.lesson_id)
+                gif_name = c.state.previous_gif or public_gif_name(lesson.lesson_id)
                 images = [GifFrame(_read_pick(lesson, resolved, pick), tuple(pick.box)) for pick in selection.picks]
                 gif_info = build_gif(images, folder / gif_name, settings.gif)
                 record_info = _jsonable(gif_info)

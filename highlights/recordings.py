@@ -126,6 +126,17 @@ class LessonInput:
         """This role's recordings, earliest first."""
         return sorted((r for r in self.recordings if r.role == role), key=lambda r: r.started_at)
 
+    def recording_of(self, error: BaseException) -> Recording | None:
+        """The recording a read error is about (its ``path`` or ``filename``), if it is one of
+        this lesson's: to name the manifest row in the error's message."""
+        error_path = getattr(error, "path", None) or getattr(error, "filename", None)
+        if error_path is None:
+            return None
+        for recording in self.recordings:
+            if Path(recording.path) == Path(error_path) or Path(recording.path).name == Path(str(error_path)).name:
+                return recording
+        return None
+
     @property
     def ok(self) -> bool:
         return not self.problems

@@ -157,7 +157,6 @@ def candidate_faces(scores: pd.DataFrame, options: SelectionOptions) -> pd.DataF
     """One row per usable frame: its best child face, after the adult rule and quality filters."""
     faces = scores[scores["face"] >= 0]
     child = _child_mask(faces)
-    adult_frames = faces.loc[~child, "frame"].unique()
     side = np.maximum(faces["x2"] - faces["x1"], faces["y2"] - faces["y1"])
     # NaN in any column fails its comparison, so a face with missing scores is never chosen.
     good = (
@@ -169,11 +168,10 @@ def candidate_faces(scores: pd.DataFrame, options: SelectionOptions) -> pd.DataF
         & (side >= options.min_face_px)
         & (faces["det_prob"] >= options.min_det_prob)
     )
-    if not options.allow_adult:
-        good &= ~faces["frame"].isin(adult_frames)
-        adult_times = np.sort(faces.loc[~child, "t"].to_numpy(dtype=float))
-        if options.adult_margin_s > 0 and len(adult_times):
-            good &= ~_near_any(faces["t"].to_numpy(dtype=float), adult_times, options.adult_margin_s)
+    adult_times = np.sort(faces.loc[~child, "t"].to_numpy(dtype=float))
+    if not options.allow_adult and len(adult_times):
+        # The adult's own frames (distance 0) and those within the margin.
+        good &= ~_near_any(faces["t"].to_numpy(dtype=float), adult_times, options.adult_margin_s)
     usable = faces[good].assign(_side=side[good])
     usable = usable.sort_values(["frame", "smile_prob", "_side"], ascending=[True, False, False])
     return usable.drop_duplicates("frame", keep="first").drop(columns="_side")

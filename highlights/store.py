@@ -35,7 +35,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from highlights.results import DONE_STATUSES, LessonResult
@@ -137,12 +137,11 @@ class StoreError(RuntimeError):
     creatable). The message names the database by its URL without the password."""
 
 
-def _make_sqlite_folder(url: str) -> None:
+def _make_sqlite_folder(url: URL) -> None:
     """Create the folder of a SQLite database file (SQLite creates the file, not its folder)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        if not parsed.database.startswith("file:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    database = url.database
+    if url.get_backend_name() == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 class ResultStore:
@@ -166,7 +165,7 @@ class ResultStore:
                 "expected e.g. postgresql+psycopg://user@host/db or sqlite:///out/highlights.sqlite"
             ) from error
         try:
-            _make_sqlite_folder(url_or_engine)
+            _make_sqlite_folder(parsed)
             # hide_parameters: a failed statement's message must not carry the row's values
             # (the snippet holds the student's name) into logs, result.json and last_error.
             self.engine = create_engine(parsed, future=True, hide_parameters=True)

@@ -28,11 +28,13 @@ source frame a decoder returned.
 
 from __future__ import annotations
 
+import csv
 import logging
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -383,7 +385,32 @@ def _run(args: list[str], stdout=None) -> None:
         raise RuntimeError(f"ffmpeg failed ({' '.join(args[-3:])}): {result.stderr.decode(errors='replace')}")
 
 
+def write_lesson_files(
+    folder: Path | str,
+    lesson_id: str,
+    lesson_start: datetime,
+    recordings: Iterable[tuple[str, str, float, float]],
+    info: dict[str, str],
+) -> tuple[Path, Path]:
+    """``manifest.csv`` for one lesson's ``recordings`` (file, role, seconds after
+    ``lesson_start``, length in seconds), with both ends stated, and ``lessons.csv`` with its
+    ``info`` (``student_name``, ``subject``, ``locale``, ``lesson_url``). Returns both paths."""
+    folder = Path(folder)
+    manifest, lessons = folder / "manifest.csv", folder / "lessons.csv"
+    with atomic_path(manifest) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["lesson_id", "role", "path", "started_at", "ended_at"])
+        for name, role, start, length in recordings:
+            begin = lesson_start + timedelta(seconds=start)
+            writer.writerow([lesson_id, role, name, begin.isoformat(), (begin + timedelta(seconds=length)).isoformat()])
+    with atomic_path(lessons) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["lesson_id", *info])
+        writer.writerow([lesson_id, *info.values()])
+    return manifest, lessons
+
+
 __all__ = [
     "Codec", "INDEX_BITS", "corrupt_file", "ffmpeg_exe", "index_frame", "read_index",
-    "truncate_file", "write_test_pattern", "write_video",
+    "truncate_file", "write_lesson_files", "write_test_pattern", "write_video",
 ]

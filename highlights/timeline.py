@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from highlights.results import Disconnects, LessonBounds
 from highlights.recordings import InputProblem, LessonInfo, LessonInput, Manifest, Recording, Role
 
 DEFAULT_GAP_TOLERANCE_S = 2.0
@@ -104,6 +105,21 @@ class LessonTimeline:
 
     def role(self, role: Role) -> RoleTimeline:
         return self.student if role == "student" else self.teacher
+
+    def bounds(self) -> LessonBounds | None:
+        """The bounds as ``result.json`` and ``highlights timeline --json`` give them."""
+        if self.start is None or self.end is None:
+            return None
+        return LessonBounds(self.start.isoformat(), self.end.isoformat(), round(self.duration_s or 0.0, 3))
+
+    def disconnect_counts(self) -> Disconnects:
+        """Disconnects and seconds offline per side, as ``result.json`` gives them."""
+        return Disconnects(
+            student=len(self.student.disconnects),
+            teacher=len(self.teacher.disconnects),
+            student_offline_s=round(float(self.student.offline_s), 3),
+            teacher_offline_s=round(float(self.teacher.offline_s), 3),
+        )
 
 
 @dataclass(frozen=True)
@@ -271,21 +287,13 @@ class LessonPlan:
         """A JSON-ready summary; ``lesson`` and ``disconnects`` as in ``result.json``, ``frames``
         the number of sample points. ``lesson`` is null unless ok, ``disconnects`` null if failed."""
         tl = self.timeline
-        bounds = None
-        if tl is not None and tl.start is not None and tl.end is not None:
-            bounds = {"start": tl.start.isoformat(), "end": tl.end.isoformat(), "duration_s": round(tl.duration_s or 0.0, 6)}
-        disconnects = None
-        if tl is not None:
-            disconnects = {
-                "student": len(tl.student.disconnects), "teacher": len(tl.teacher.disconnects),
-                "student_offline_s": float(tl.student.offline_s), "teacher_offline_s": float(tl.teacher.offline_s),
-            }  # fmt: skip
+        bounds = tl.bounds() if tl is not None else None
         return {
             "lesson_id": self.lesson_id,
             "status": self.status,
             "reason": self.reason,
-            "lesson": bounds,
-            "disconnects": disconnects,
+            "lesson": asdict(bounds) if bounds is not None else None,
+            "disconnects": asdict(tl.disconnect_counts()) if tl is not None else None,
             "frames": len(self.points),
             "fps": self.fps,
             "gap_tolerance_s": self.gap_tolerance_s,
@@ -344,14 +352,12 @@ def plan_manifest(
 
 def _unreadable(lesson: LessonInput, error: Exception) -> str:
     """The read error as a problem of the manifest row that lists the file."""
-    error_path = getattr(error, "path", None) or getattr(error, "filename", None)
-    for recording in lesson.recordings:
-        if error_path is not None and Path(recording.path) == Path(error_path):
-            source = recording.source
-            detail = getattr(error, "message", None) or str(error)  # RecordingError's message lacks the name
-            message = f"{recording.role} recording {recording.path.name} cannot be read: {detail}"
-            return str(InputProblem(source.file, source.row, lesson.lesson_id, message))
-    return f"lesson {lesson.lesson_id}: a recording cannot be read: {error}"
+    recording = lesson.recording_of(error)
+    if recording is None:
+        return f"lesson {lesson.lesson_id}: a recording cannot be read: {error}"
+    detail = getattr(error, "message", None) or str(error)  # RecordingError's message lacks the name
+    message = f"{recording.role} recording {recording.path.name} cannot be read: {detail}"
+    return str(InputProblem(recording.source.file, recording.source.row, lesson.lesson_id, message))
 
 
 __all__ = [

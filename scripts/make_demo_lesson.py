@@ -28,9 +28,8 @@ them identically.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -38,8 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from highlights.io import atomic_path  # noqa: E402
-from highlights.synthetic import write_video  # noqa: E402
+from highlights.synthetic import write_lesson_files, write_video  # noqa: E402
 
 LESSON_ID = "demo-0001"
 LESSON_START = datetime(2026, 11, 20, 16, 0, 0, tzinfo=timezone.utc)
@@ -122,23 +120,11 @@ def write_demo(folder: Path) -> list[Path]:
         path = folder / name
         write_video(path, frames, fps=FPS, codec=codec)
         written.append(path)
-    write_csvs(folder)
+    write_lesson_files(folder, LESSON_ID, LESSON_START, RECORDINGS, {
+        "student_name": "Ada", "subject": "Maths", "locale": "en",
+        "lesson_url": "https://school.example/lessons/demo-0001",
+    })  # fmt: skip
     return written
-
-
-def write_csvs(folder: Path) -> None:
-    """``manifest.csv`` (one row per recording) and ``lessons.csv`` (one row per lesson)."""
-    with atomic_path(folder / "manifest.csv") as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["lesson_id", "role", "path", "started_at", "ended_at"])
-        for name, role, start, length in RECORDINGS:
-            begin = LESSON_START + timedelta(seconds=start)
-            end = begin + timedelta(seconds=length)
-            writer.writerow([LESSON_ID, role, name, begin.isoformat(), end.isoformat()])
-    with atomic_path(folder / "lessons.csv") as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["lesson_id", "student_name", "subject", "locale", "lesson_url"])
-        writer.writerow([LESSON_ID, "Ada", "Maths", "en", "https://school.example/lessons/demo-0001"])
 
 
 def write_real_face_lesson(folder: Path) -> int:

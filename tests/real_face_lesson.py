@@ -52,7 +52,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from highlights.synthetic import write_video
+from highlights.synthetic import write_lesson_files, write_video
 
 DATA = Path(__file__).resolve().parent / "data"
 CHILDREN_CSV = DATA / "utkface_children_smile.csv"
@@ -389,19 +389,10 @@ def build_real_face_lesson(shared_data: Path, folder: Path, seed: int = 0) -> Re
         )
         recordings.append((name, "student", a, b - a))
 
-    manifest = folder / "manifest.csv"
-    with open(manifest, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["lesson_id", "role", "path", "started_at", "ended_at"])
-        for name, role, start, length in recordings:
-            begin = LESSON_START + timedelta(seconds=start)
-            end = begin + timedelta(seconds=length)
-            writer.writerow([LESSON_ID, role, name, begin.isoformat(), end.isoformat()])
-    lessons = folder / "lessons.csv"
-    with open(lessons, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["lesson_id", "student_name", "subject", "locale", "lesson_url"])
-        writer.writerow([LESSON_ID, "Sam", "Maths", "en", f"https://school.example/lessons/{LESSON_ID}"])
+    manifest, lessons = write_lesson_files(folder, LESSON_ID, LESSON_START, recordings, {
+        "student_name": "Sam", "subject": "Maths", "locale": "en",
+        "lesson_url": f"https://school.example/lessons/{LESSON_ID}",
+    })  # fmt: skip
     return RealFaceLesson(folder, manifest, lessons, LESSON_ID, LESSON_START, duration, segments, tuple(recordings))
 
 

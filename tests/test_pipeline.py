@@ -206,6 +206,15 @@ def run_one(manifest: Path, settings: Settings, scorer: FakeScorer) -> LessonRes
     return result
 
 
+def done_lesson(videos, tmp_path: Path) -> tuple[Path, Settings, Path, LessonResult]:
+    """Lesson L-1001 run once, ``ok``: its manifest, the settings, its output folder, the result."""
+    manifest = one_lesson(videos, tmp_path / "rec")
+    settings = Settings(out_dir=tmp_path / "out")
+    first = run_one(manifest, settings, FakeScorer())
+    assert first.status == "ok", first.reason
+    return manifest, settings, settings.out_dir / "L-1001", first
+
+
 def db_row(settings: Settings, lesson_id: str):
     """(the lesson's row, the campaign's answer) from the run's database."""
     store = ResultStore(settings.database_url)
@@ -277,11 +286,7 @@ def test_output_folder_is_created_when_missing(videos, tmp_path: Path) -> None:
 
 
 def test_rerun_skips_done_lesson_and_redoes_it_after_a_touch_or_with_force(videos, tmp_path: Path) -> None:
-    manifest = one_lesson(videos, tmp_path / "rec")
-    settings = Settings(out_dir=tmp_path / "out")
-    folder = settings.out_dir / "L-1001"
-    first = run_one(manifest, settings, FakeScorer())
-    assert first.status == "ok", first.reason
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
 
     # Same inputs: skipped, the models are not even asked.
     fake = FakeScorer()
@@ -310,11 +315,7 @@ def test_rerun_skips_done_lesson_and_redoes_it_after_a_touch_or_with_force(video
 
 
 def test_interrupted_lesson_resumes_without_scoring_again(videos, tmp_path: Path) -> None:
-    manifest = one_lesson(videos, tmp_path / "rec")
-    settings = Settings(out_dir=tmp_path / "out")
-    folder = settings.out_dir / "L-1001"
-    first = run_one(manifest, settings, FakeScorer())
-    assert first.status == "ok", first.reason
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
     (folder / "selection.json").unlink()
     (folder / "result.json").unlink()
 
@@ -402,11 +403,8 @@ def test_child_who_never_smiles_gets_no_highlight_and_no_gif(videos, tmp_path: P
 
 
 def test_rerun_that_finds_no_smile_removes_the_old_gif(videos, tmp_path: Path) -> None:
-    manifest = one_lesson(videos, tmp_path / "rec")
-    settings = Settings(out_dir=tmp_path / "out")
-    folder = settings.out_dir / "L-1001"
-    first = run_one(manifest, settings, FakeScorer())
-    assert first.status == "ok" and gifs_in(folder) == [first.gif]
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
+    assert gifs_in(folder) == [first.gif]
 
     result = run_one(manifest, replace(settings, force=True), FakeScorer(smiles=False))
 
@@ -489,11 +487,7 @@ def test_a_lesson_whose_output_folder_cannot_be_written_fails_alone(videos, tmp_
 
 
 def test_rerun_redoes_a_done_lesson_whose_files_were_deleted(videos, tmp_path: Path) -> None:
-    manifest = one_lesson(videos, tmp_path / "rec")
-    settings = Settings(out_dir=tmp_path / "out")
-    folder = settings.out_dir / "L-1001"
-    first = run_one(manifest, settings, FakeScorer())
-    assert first.status == "ok", first.reason
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
     (folder / first.gif).unlink()
     (folder / "snippet.html").unlink()
 
@@ -534,11 +528,7 @@ def test_a_database_error_keeps_the_student_name_out_of_reason_and_logs(videos, 
 
 
 def test_a_rerun_removes_the_temporary_files_a_crash_left(videos, tmp_path: Path) -> None:
-    manifest = one_lesson(videos, tmp_path / "rec")
-    settings = Settings(out_dir=tmp_path / "out")
-    folder = settings.out_dir / "L-1001"
-    first = run_one(manifest, settings, FakeScorer())
-    assert first.status == "ok", first.reason
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
     # What a run killed half-way through atomic writes leaves (highlights.io.atomic_path).
     leftovers = [f".{first.gif[:-4]}.k3j2l1ab.tmp.gif", ".snippet.ab12cd34.tmp.html", ".scores.zz99xy00.tmp.csv",
                  ".result.q1w2e3r4.tmp.json"]

@@ -51,7 +51,7 @@ def problems(lesson: LessonInput) -> list[str]:
 
 GOOD = (
     f"L-1,teacher,L-1/teacher.mp4,{T0},{T1}",
-    f"L-1,student,L-1/student.webm,2026-11-21T15:01:40+00:00,",
+    "L-1,student,L-1/student.webm,2026-11-21T15:01:40+00:00,",
     f"L-2,student,L-2/student.webm,{T0},{T1}",
     f"L-2,teacher,L-2/teacher.mp4,{T0},{T1}",
 )
