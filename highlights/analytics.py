@@ -23,10 +23,22 @@ teacher_online_s    seconds of the bucket the teacher was connected
 ==================  ===========================================================================
 
 :func:`summarise` adds lesson-wide numbers (shares, the smiliest bucket, disconnects).
+
+**Smile detection and presence can be switched off** (:class:`AnalyticsOptions`, ``[analytics]``
+in the config): with ``smiles = false`` the smile columns (``smile_frames``, ``smile_share``,
+``mean_child_smile``) and the summary's smile figures are not computed, not written, not stored
+in the database and not shown in the report or the dashboard; with ``presence = false`` the same
+holds for the child / adult presence columns. The GIF is unaffected: the selection stage still
+uses the smile and child/adult scores of ``scores.csv``. Why: see the README, "Smile detection
+and the law" (EU AI Act, Art. 5(1)(f)).
+
+:func:`reason_category` turns a lesson's outcome into one word of a small fixed vocabulary
+(:data:`REASON_CATEGORIES`) that a dashboard can group by.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -55,6 +67,36 @@ SERIES_COLUMNS = [
     "student_online_s",
     "teacher_online_s",
 ]
+
+
+SMILE_COLUMNS = ("smile_frames", "smile_share", "mean_child_smile")
+"""Series columns of smile detection (dropped with ``AnalyticsOptions(smiles=False)``)."""
+PRESENCE_COLUMNS = ("child_frames", "adult_frames", "adult_only_frames", "child_share", "adult_share")
+"""Series columns of child / adult presence (dropped with ``AnalyticsOptions(presence=False)``)."""
+SMILE_SUMMARY = ("smile_share", "smile_frames", "smiliest_bucket")
+PRESENCE_SUMMARY = ("child_presence", "adult_presence", "adult_only_share", "buckets_with_adult")
+
+
+@dataclass(frozen=True)
+class AnalyticsOptions:
+    """Which per-lesson analytics a deployment computes (``[analytics]`` in the config).
+
+    smiles: True — smile detection over the lesson (smiling share, mean smile per minute).
+    presence: True — child / adult (parent) presence over the lesson.
+
+    Either off: those figures are not computed, not written to ``analytics.json`` / ``.csv``,
+    not stored in the database, not shown in ``report.html`` nor in the dashboard. Frames,
+    seconds online and disconnects are always kept. The GIF does not depend on these switches.
+    """
+
+    smiles: bool = True
+    presence: bool = True
+
+    def dropped_columns(self) -> tuple[str, ...]:
+        return (() if self.smiles else SMILE_COLUMNS) + (() if self.presence else PRESENCE_COLUMNS)
+
+    def dropped_summary(self) -> tuple[str, ...]:
+        return (() if self.smiles else SMILE_SUMMARY) + (() if self.presence else PRESENCE_SUMMARY)
 
 
 @dataclass(frozen=True)
@@ -218,8 +260,11 @@ def lesson_analytics(
     *,
     bucket_s: float = 60.0,
     smile_threshold: float = 0.5,
+    options: AnalyticsOptions | None = None,
 ) -> LessonAnalytics:
-    """Analytics of one lesson from its scores and its timeline (``LessonTimeline``)."""
+    """Analytics of one lesson from its scores and its timeline (``LessonTimeline``);
+    ``options`` leaves out the smile and / or presence figures."""
+    options = options or AnalyticsOptions()
     series = lesson_series(
         scores,
         float(timeline.duration_s or 0.0),
@@ -229,7 +274,84 @@ def lesson_analytics(
         student_online=timeline.student.online,
         teacher_online=timeline.teacher.online,
     )
-    return LessonAnalytics(lesson_id, bucket_s, smile_threshold, summarise(series, timeline), series)
+    summary = summarise(series, timeline)
+    # Switched-off figures are dropped before anything is written: they never reach a file.
+    series = series.drop(columns=list(options.dropped_columns()))
+    summary = {k: v for k, v in summary.items() if k not in options.dropped_summary()}
+    return LessonAnalytics(lesson_id, bucket_s, smile_threshold, summary, series)
+
+
+def read_analytics(path: Path) -> LessonAnalytics:
+    """``analytics.json`` back as :class:`LessonAnalytics` (the series without the dropped columns)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    series = pd.DataFrame(data.get("series") or [])
+    return LessonAnalytics(
+        str(data["lesson_id"]), float(data["bucket_s"]), float(data["smile_threshold"]),
+        dict(data.get("summary") or {}), series,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- reason categories
+
+REASON_CATEGORIES: dict[str, str] = {
+    # no_highlight, from the selection's counts (SelectionStats), first match wins:
+    "no_frames": "no_highlight: no frame was sampled from the lesson (frames = 0)",
+    "no_child": "no_highlight: no child's face was seen (with_child = 0)",
+    "no_smile": "no_highlight: the child was seen but never smiling at min_smile (child_smiling = 0)",
+    "no_usable_smile": "no_highlight: smiling frames, none usable: blurred, dark, small, or an adult in "
+    "view or within adult_margin_s (candidates = 0)",
+    "too_few_moments": "no_highlight: usable smiling frames, but fewer than min_frames distinct moments "
+    "min_gap_s apart (candidates > 0)",
+    # no_lesson:
+    "no_lesson": "no_lesson: the cameras were never on together, or a role has no recording",
+    # failed, from the reason the pipeline writes (it names the stage):
+    "bad_input": "failed: a manifest or lessons-file row of the lesson is unusable",
+    "unreadable_recording": "failed: a recording cannot be read or decoded",
+    "busy": "failed: another highlights run was working on the lesson",
+    "output_folder": "failed: the lesson's output folder cannot be written",
+    "database": "failed: the lesson's row could not be written to the database",
+    "error": "failed: any other error in a stage (the reason names the stage)",
+}
+"""The fixed vocabulary of ``lesson_totals.reason_category`` (None for ``ok``)."""
+
+
+def reason_category(status: str, reason: str | None = None, stats: Any | None = None) -> str | None:
+    """One word of :data:`REASON_CATEGORIES` for a lesson's outcome (None when ``ok``).
+
+    ``stats``: the selection's :class:`~highlights.selection.SelectionStats` (or its dict), for a
+    ``no_highlight``; ``reason``: the result's reason, for a ``failed`` lesson (the pipeline's own
+    wording: it names the stage and the recording).
+
+    >>> reason_category("no_highlight", stats={"frames": 120, "with_child": 0})
+    'no_child'
+    >>> reason_category("failed", "lesson L-1: scores stage failed (student recording, a.webm row 3): ...")
+    'unreadable_recording'
+    """
+    if status == "ok":
+        return None
+    if status == "no_lesson":
+        return "no_lesson"
+    if status == "no_highlight":
+        counts = stats if isinstance(stats, dict) else (vars(stats) if stats is not None else {})
+        if not counts.get("frames"):
+            return "no_frames"
+        if not counts.get("with_child"):
+            return "no_child"
+        if not counts.get("child_smiling"):
+            return "no_smile"
+        return "too_few_moments" if counts.get("candidates") else "no_usable_smile"
+    text = reason or ""
+    if "another highlights run is working on it" in text:
+        return "busy"
+    if "output folder" in text and "cannot be written" in text:
+        return "output_folder"
+    if ": database " in text:
+        return "database"
+    if " stage failed" not in text:
+        return "bad_input"  # a lesson's own row problems: the pipeline never ran a stage
+    if " recording, " in text or "cannot be read" in text or "decod" in text:
+        return "unreadable_recording"
+    return "error"
 
 
 def write_analytics(analytics: LessonAnalytics, folder: Path) -> tuple[Path, Path]:

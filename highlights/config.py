@@ -21,6 +21,9 @@ the command line::
     # ... any field of GifOptions
     [email]
     public_base_url = "https://cdn.example.com/highlights"
+    [analytics]                     # highlights/analytics.py, AnalyticsOptions
+    smiles = true                   # smile detection analytics (false: not computed nor stored)
+    presence = true                 # child / adult presence analytics
 
 Environment variables: ``HIGHLIGHTS_<FIELD>`` for a top-level field (``HIGHLIGHTS_DB_URL``,
 ``HIGHLIGHTS_OUT_DIR``, ``HIGHLIGHTS_TIMEZONE``) and ``HIGHLIGHTS_<SECTION>__<FIELD>`` for a
@@ -39,6 +42,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from highlights.analytics import AnalyticsOptions
 from highlights.email import EmailOptions
 from highlights.faces.detection import DetectionOptions
 from highlights.gif import GifOptions
@@ -46,7 +50,7 @@ from highlights.selection import SelectionOptions
 
 ENV_PREFIX = "HIGHLIGHTS_"
 ENV_ALIASES = {"HIGHLIGHTS_PUBLIC_BASE_URL": ("email", "public_base_url")}
-SECTIONS = ("detection", "selection", "gif", "email")
+SECTIONS = ("detection", "selection", "gif", "email", "analytics")
 
 
 class ConfigError(ValueError):
@@ -82,6 +86,7 @@ class Settings:
     selection: SelectionOptions = field(default_factory=SelectionOptions)
     gif: GifOptions = field(default_factory=GifOptions)
     email: EmailOptions = field(default_factory=EmailOptions)
+    analytics: AnalyticsOptions = field(default_factory=AnalyticsOptions)
 
     @property
     def database_url(self) -> str:
@@ -108,7 +113,7 @@ class Settings:
             "selection": _plain(self.selection),
             "gif": _plain(self.gif),
             "email": _plain(self.email),
-            "analytics": {"bucket_s": self.analytics_bucket_s},
+            "analytics": {"bucket_s": self.analytics_bucket_s, **_plain(self.analytics)},
         }
 
 

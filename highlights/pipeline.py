@@ -527,6 +527,7 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
             analytics = lesson_analytics(
                 lesson.lesson_id, scores, timeline,
                 bucket_s=settings.analytics_bucket_s, smile_threshold=settings.selection.min_smile,
+                options=settings.analytics,
             )
             write_analytics(analytics, folder)
             c.state.record("analytics", keys.analytics, [ANALYTICS_FILE, "analytics.csv"])
@@ -586,6 +587,7 @@ def _write_report(c: _Context, result: LessonResult, timeline: LessonTimeline, s
             html = render_report(
                 result, timeline, scores, selection, c.lesson.info,
                 smile_threshold=c.settings.selection.min_smile, templates_dir=c.settings.email.templates_dir,
+                analytics=c.settings.analytics,
             )
             write_text_atomic(c.folder / REPORT_FILE, html)
             c.state.record("report", c.keys.report, [REPORT_FILE])

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from highlights.analytics import frame_table
+from highlights.analytics import AnalyticsOptions, frame_table
 from highlights.email import TEMPLATES_DIR, template_environment
 from highlights.recordings import LessonInfo
 from highlights.results import LessonResult
@@ -415,14 +415,17 @@ def render_report(
     *,
     smile_threshold: float | None = None,
     templates_dir: Path | None = None,
+    analytics: AnalyticsOptions | None = None,
 ) -> str:
     """The lesson's report page (HTML, self-contained: inline CSS and SVG, no scripts).
 
     ``scores``: the scores table (``highlights.faces.scoring.SCORE_COLUMNS``; may be empty).
     ``smile_threshold``: the selection's ``min_smile`` (default ``SelectionOptions().min_smile``;
     pass the configured one). ``info`` is used for the email-relevant facts only (locale, and
-    whether name, subject and lesson URL are given), never the name itself.
+    whether name, subject and lesson URL are given), never the name itself. ``analytics``: a
+    switched-off smile detection or presence (``AnalyticsOptions``) leaves its chart and counts out.
     """
+    analytics = analytics or AnalyticsOptions()
     threshold = SelectionOptions().min_smile if smile_threshold is None else float(smile_threshold)
     frames = frame_table(scores, threshold)
     frames = frames.sort_values("t", kind="stable").reset_index(drop=True)
@@ -460,8 +463,8 @@ def render_report(
         },
         "charts": {
             "camera": camera_chart(timeline, axis, origin, axis_label),
-            "smile": smile_chart(frames, selection.picks, threshold, axis, axis_label),
-            "presence": presence_chart(frames, axis, axis_label),
+            "smile": smile_chart(frames, selection.picks, threshold, axis, axis_label) if analytics.smiles else None,
+            "presence": presence_chart(frames, axis, axis_label) if analytics.presence else None,
         },
         "versions": sorted((str(k), str(v)) for k, v in (result.versions or {}).items()),
     }

@@ -1,8 +1,11 @@
-"""The database contract: one row per lesson in ``lesson_highlights``, read by the email campaign.
+"""The database contract: one row per lesson in ``lesson_highlights``, read by the email campaign,
+and the lesson's analytics beside it (``lesson_minutes``, ``lesson_totals``) for the data team.
 
 Any SQLAlchemy URL works (``sqlite:///out/highlights.sqlite`` by default,
-``postgresql+psycopg://user@host/db`` in production). The table is created if missing.
-A rerun updates the lesson's row in place (an upsert keyed on ``lesson_id``).
+``postgresql+psycopg://user@host/db`` in production). The schema is versioned with Alembic
+(``highlights/migrations``): opening the store creates or upgrades it to this release's head,
+a database of release 0.1.0 included. A rerun updates the lesson's row in place (an upsert
+keyed on ``lesson_id``) and replaces its analytics rows, in the same transaction.
 
 The campaign's one query (:data:`CAMPAIGN_SQL`, :func:`highlight_for_lesson`)::
 
@@ -13,14 +16,28 @@ The campaign's one query (:data:`CAMPAIGN_SQL`, :func:`highlight_for_lesson`)::
 No row means "no highlight for this lesson (yet)": send the email without it.
 
 A failed rerun of a lesson that already has a completed row does not erase it: the row keeps
-its status, GIF and snippet, and only ``last_error`` / ``updated_at`` change. A successful run
-clears ``last_error``.
+its status, GIF and snippet (and its analytics rows stay), and only ``last_error`` /
+``updated_at`` change. A successful run clears ``last_error``.
+
+The analytics tables (columns: the models below; the README, "Analytics in the database", has
+example queries). Their figures come from the lesson's ``analytics.json`` and ``selection.json``
+(:func:`figure_rows`); a smile-detection or presence figure switched off
+(``[analytics] smiles / presence = false``) is NULL:
+
+* ``lesson_minutes``: one row per lesson and minute (``bucket``; ``minute`` = the minute of
+  lesson time it starts in), frames sampled, with the child, with an adult, adult only, smiling
+  frames, smiling share (of the frames with the child), mean smile, seconds online per camera.
+* ``lesson_totals``: one row per lesson, every status: disconnects and offline seconds per side,
+  minutes with a parent (an adult's face) on the student's camera, child / adult presence,
+  smiling share, ``reason_category`` (:data:`highlights.analytics.REASON_CATEGORIES`), the run's
+  ``started_at`` / ``finished_at`` and ``processing_s``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +45,27 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Float,
+    ForeignKey,
     Integer,
     String,
     Text,
     create_engine,
+    delete,
     select,
     text,
 )
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from highlights.analytics import read_analytics, reason_category
+from highlights.migrations import upgrade_to_head
 from highlights.results import DONE_STATUSES, LessonResult
 
 TABLE_NAME = "lesson_highlights"
+MINUTES_TABLE = "lesson_minutes"
+TOTALS_TABLE = "lesson_totals"
+SELECTION_FILE = "selection.json"
+"""The selection stage's file in the lesson folder (``highlights.pipeline.SELECTION_FILE``)."""
 
 CAMPAIGN_SQL = (
     "SELECT gif_url, snippet_html, snippet_text FROM lesson_highlights "
@@ -79,6 +104,65 @@ class LessonHighlight(Base):
     result_path: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _lesson_fk() -> Any:
+    return mapped_column(String(128), ForeignKey(f"{TABLE_NAME}.lesson_id", ondelete="CASCADE"), primary_key=True)
+
+
+class LessonMinute(Base):
+    """One lesson's figures for one minute of lesson time (a bucket of ``bucket_s`` seconds)."""
+
+    __tablename__ = MINUTES_TABLE
+
+    lesson_id: Mapped[str] = _lesson_fk()
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer)
+    """Minute of lesson time the bucket starts in (= ``bucket`` with the default 60 s buckets)."""
+    bucket_s: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Wall-clock (UTC) start of the bucket: the lesson's start + ``start_s``."""
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    frames: Mapped[int] = mapped_column(Integer)
+    child_frames: Mapped[int | None] = mapped_column(Integer)
+    adult_frames: Mapped[int | None] = mapped_column(Integer)
+    adult_only_frames: Mapped[int | None] = mapped_column(Integer)
+    smile_frames: Mapped[int | None] = mapped_column(Integer)
+    smile_share: Mapped[float | None] = mapped_column(Float)
+    """smile_frames / child_frames (NULL when the child was not seen)."""
+    mean_smile: Mapped[float | None] = mapped_column(Float)
+    """Mean smile-detection probability over the child's faces."""
+    student_online_s: Mapped[float | None] = mapped_column(Float)
+    teacher_online_s: Mapped[float | None] = mapped_column(Float)
+
+
+class LessonTotals(Base):
+    """One lesson's totals and outcome category (a row for every saved lesson, any status)."""
+
+    __tablename__ = TOTALS_TABLE
+
+    lesson_id: Mapped[str] = _lesson_fk()
+    reason_category: Mapped[str | None] = mapped_column(String(32), index=True)
+    bucket_s: Mapped[float | None] = mapped_column(Float)
+    minutes: Mapped[int | None] = mapped_column(Integer)
+    frames: Mapped[int | None] = mapped_column(Integer)
+    student_disconnects: Mapped[int | None] = mapped_column(Integer)
+    teacher_disconnects: Mapped[int | None] = mapped_column(Integer)
+    student_offline_s: Mapped[float | None] = mapped_column(Float)
+    teacher_offline_s: Mapped[float | None] = mapped_column(Float)
+    minutes_with_parent: Mapped[int | None] = mapped_column(Integer)
+    """Minutes (buckets) in which an adult's face was seen on the student's camera."""
+    child_presence: Mapped[float | None] = mapped_column(Float)
+    adult_presence: Mapped[float | None] = mapped_column(Float)
+    smile_frames: Mapped[int | None] = mapped_column(Integer)
+    smile_share: Mapped[float | None] = mapped_column(Float)
+    smiliest_minute: Mapped[int | None] = mapped_column(Integer)
+    processing_s: Mapped[float | None] = mapped_column(Float)
+    """Seconds the run took on this lesson (``finished_at - started_at``, 1 s resolution)."""
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -123,6 +207,84 @@ def row_values(result: LessonResult) -> dict[str, Any]:
     }
 
 
+def _number(value: Any) -> Any:
+    """A JSON / pandas value as a plain number or None (NaN is None)."""
+    if value is None:
+        return None
+    try:
+        if value != value:  # NaN
+            return None
+    except (TypeError, ValueError):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _read_selection_stats(result: LessonResult) -> dict[str, Any] | None:
+    if result.folder is None or result.status != "no_highlight":
+        return None
+    try:
+        return json.loads((result.folder / SELECTION_FILE).read_text(encoding="utf-8")).get("stats")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def figure_rows(result: LessonResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The lesson's ``lesson_totals`` row and ``lesson_minutes`` rows (without ``updated_at``).
+
+    The figures are read from the files the result names (``analytics.json``) and the
+    selection's counts (``selection.json``, for the ``no_highlight`` category), as for the
+    snippet: so a lesson skipped as done still gets its rows into a new database.
+    """
+    analytics = None
+    if result.analytics and result.folder is not None and (result.folder / result.analytics).is_file():
+        analytics = read_analytics(result.folder / result.analytics)
+    summary = analytics.summary if analytics else {}
+    disconnects = result.disconnects
+    started, finished = _parse_time(result.started_at or None), _parse_time(result.finished_at or None)
+    bucket_s = analytics.bucket_s if analytics else None
+    smiliest = _number(summary.get("smiliest_bucket"))
+    totals = {
+        "lesson_id": result.lesson_id,
+        "reason_category": reason_category(result.status, result.reason, _read_selection_stats(result)),
+        "bucket_s": bucket_s,
+        "minutes": len(analytics.series) if analytics else None,
+        "frames": _number(summary.get("frames")),
+        "student_disconnects": disconnects.student if disconnects else None,
+        "teacher_disconnects": disconnects.teacher if disconnects else None,
+        "student_offline_s": disconnects.student_offline_s if disconnects else None,
+        "teacher_offline_s": disconnects.teacher_offline_s if disconnects else None,
+        "minutes_with_parent": _number(summary.get("buckets_with_adult")),
+        "child_presence": _number(summary.get("child_presence")),
+        "adult_presence": _number(summary.get("adult_presence")),
+        "smile_frames": _number(summary.get("smile_frames")),
+        "smile_share": _number(summary.get("smile_share")),
+        "smiliest_minute": int(smiliest * bucket_s // 60) if smiliest is not None and bucket_s else None,
+        "processing_s": (finished - started).total_seconds() if started and finished else None,
+        "started_at": started,
+        "finished_at": finished,
+    }
+    minutes: list[dict[str, Any]] = []
+    if analytics is not None and len(analytics.series):
+        lesson_start = _parse_time(result.lesson.start) if result.lesson else None
+        for record in analytics.series.to_dict("records"):
+            start_s = float(record["start_s"])
+            minutes.append({
+                "lesson_id": result.lesson_id,
+                "bucket": int(record["bucket"]),
+                "minute": int(start_s // 60),
+                "bucket_s": analytics.bucket_s,
+                "started_at": lesson_start + timedelta(seconds=start_s) if lesson_start else None,
+                "start_s": start_s,
+                "end_s": float(record["end_s"]),
+                "frames": int(record["frames"]),
+                **{name: _number(record.get(name)) for name in (
+                    "child_frames", "adult_frames", "adult_only_frames", "smile_frames", "smile_share",
+                    "student_online_s", "teacher_online_s")},
+                "mean_smile": _number(record.get("mean_child_smile")),
+            })  # fmt: skip
+    return totals, minutes
+
+
 @dataclass(frozen=True)
 class Highlight:
     """What the campaign gets for a lesson that has a highlight."""
@@ -155,7 +317,7 @@ class ResultStore:
     def __init__(self, url_or_engine: str | Engine) -> None:
         if isinstance(url_or_engine, Engine):
             self.engine = url_or_engine
-            Base.metadata.create_all(self.engine)
+            upgrade_to_head(self.engine)
             return
         try:
             parsed = make_url(url_or_engine)
@@ -169,7 +331,7 @@ class ResultStore:
             # hide_parameters: a failed statement's message must not carry the row's values
             # (the snippet holds the student's name) into logs, result.json and last_error.
             self.engine = create_engine(parsed, future=True, hide_parameters=True)
-            Base.metadata.create_all(self.engine)
+            upgrade_to_head(self.engine)  # creates or upgrades the schema (highlights.migrations)
         except Exception as error:  # noqa: BLE001
             message = str(error) or type(error).__name__
             if parsed.password:
@@ -187,9 +349,10 @@ class ResultStore:
         self.engine.dispose()
 
     def save(self, result: LessonResult, *, now: datetime | None = None) -> None:
-        """Insert or update the lesson's row in one transaction."""
+        """Insert or update the lesson's row and replace its analytics rows, in one transaction."""
         now = now or datetime.now(timezone.utc)
         values = row_values(result)
+        totals, minutes = figure_rows(result)
         table = LessonHighlight.__table__
         with self.engine.begin() as connection:
             existing = connection.execute(
@@ -219,6 +382,12 @@ class ResultStore:
                 connection.execute(
                     table.update().where(table.c.lesson_id == result.lesson_id).values(**update)
                 )
+            # The analytics rows: a rerun replaces them (a lesson may have fewer minutes now).
+            for model in (LessonMinute, LessonTotals):
+                connection.execute(delete(model.__table__).where(model.__table__.c.lesson_id == result.lesson_id))
+            connection.execute(LessonTotals.__table__.insert().values(**totals, updated_at=now))
+            if minutes:
+                connection.execute(LessonMinute.__table__.insert(), minutes)
 
     def row(self, lesson_id: str) -> dict[str, Any] | None:
         """The lesson's whole row as a dict, or None."""
@@ -226,6 +395,16 @@ class ResultStore:
         with self.engine.connect() as connection:
             found = connection.execute(select(table).where(table.c.lesson_id == lesson_id)).first()
         return dict(found._mapping) if found is not None else None
+
+    def figures(self, lesson_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The lesson's ``lesson_totals`` row (or None) and its ``lesson_minutes`` rows in order."""
+        totals, minutes = LessonTotals.__table__, LessonMinute.__table__
+        with self.engine.connect() as connection:
+            found = connection.execute(select(totals).where(totals.c.lesson_id == lesson_id)).first()
+            rows = connection.execute(
+                select(minutes).where(minutes.c.lesson_id == lesson_id).order_by(minutes.c.bucket)
+            ).all()
+        return (dict(found._mapping) if found is not None else None), [dict(r._mapping) for r in rows]
 
     def highlight_for_lesson(self, lesson_id: str) -> Highlight | None:
         """The campaign's query: the GIF and snippet of lesson ``lesson_id``, if it has one."""
