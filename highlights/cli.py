@@ -366,5 +366,40 @@ def evaluate_command(task, data_dir, weights, split, max_faces, adult_only, json
         write_json_atomic(json_path, result.to_dict())
 
 
+# --------------------------------------------------------------------------- highlights dashboard
+
+
+@main.command("dashboard")
+@click.option("--db", "db_url", metavar="URL", help="SQLAlchemy URL (default: the configured one, "
+              "else sqlite:///OUT/highlights.sqlite).")  # fmt: skip
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="First lesson day (UTC), YYYY-MM-DD.")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), help="Last lesson day (UTC), included.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The HTML page to write (e.g. overview.html).")  # fmt: skip
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML settings file: db_url, out_dir and the [analytics] switches.")  # fmt: skip
+def dashboard_command(db_url, since, until, out_path, config_path) -> None:
+    """Write a self-contained overview page of the lessons in the database: statuses and reasons,
+    disconnects, parent presence, smile detection, the slowest lessons, a link to each report."""
+    from highlights.config import ConfigError, load_settings
+    from highlights.dashboard import write_dashboard
+    from highlights.store import StoreError
+
+    try:
+        settings = load_settings(config_path, db_url=db_url)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from error
+    if since and until and since > until:
+        raise click.UsageError(f"--since {since:%Y-%m-%d} is after --until {until:%Y-%m-%d}")
+    try:
+        path = write_dashboard(settings.database_url, out_path, since=since.date() if since else None,
+                               until=until.date() if until else None, analytics=settings.analytics)  # fmt: skip
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise UnusableOutput(f"{out_path} cannot be written: {error.strerror or error}") from error
+    click.echo(f"overview: {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
