@@ -85,6 +85,7 @@ class ProcessedLesson:
         self.lesson_id = lesson_id
         self.folder = folder
         self.recordings = recordings
+        self.scores_stamp = _stamp(folder / "scores.csv")
         result = read_result(folder)
         self.status = result.status if result else "unknown"
         self.duration_s = float(result.lesson.duration_s) if result and result.lesson else 0.0
@@ -243,12 +244,22 @@ def lesson_folders(out_dir: Path) -> list[Path]:
     )  # fmt: skip
 
 
-def load_lessons(out_dir: Path, manifests: Sequence[Path], timezone: str | None = None) -> dict[str, ProcessedLesson]:
-    """Every processed lesson under ``out_dir`` with at least one face row, by lesson id; a
-    lesson whose scores cannot be read is logged and left out."""
+def load_lessons(
+    out_dir: Path,
+    manifests: Sequence[Path],
+    timezone: str | None = None,
+    known: dict[str, ProcessedLesson] | None = None,
+) -> dict[str, ProcessedLesson]:
+    """Every processed lesson under ``out_dir``, by lesson id; a lesson whose scores cannot be
+    read is logged and left out. Lessons in ``known`` whose ``scores.csv`` is unchanged (size,
+    mtime) are reused as they are."""
     recordings = recordings_by_lesson(manifests, timezone)
     lessons: dict[str, ProcessedLesson] = {}
     for folder in lesson_folders(Path(out_dir)):
+        old = (known or {}).get(folder.name)
+        if old is not None and old.scores_stamp == _stamp(folder / "scores.csv"):
+            lessons[folder.name] = old
+            continue
         try:
             lesson = ProcessedLesson(folder.name, folder, recordings.get(folder.name, {}))
         except LessonError as error:
@@ -258,6 +269,14 @@ def load_lessons(out_dir: Path, manifests: Sequence[Path], timezone: str | None 
             log.warning("lesson %s: its recordings are not in the manifest(s) given; its frames cannot be shown", folder.name)
         lessons[folder.name] = lesson
     return lessons
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 __all__ = [

@@ -61,6 +61,8 @@ DISPLAY_SCALE = 1.6
 from an adult; the saved crop is the recipe's 1.0x square, what the model sees."""
 DISPLAY_SIZE = 128
 THUMB_WIDTH = 160
+FRAME_CHUNK = 60
+"""Frames of a frame-range label read and written at a time (a minute of lesson, ~55 MB at 640x480)."""
 MODES = ("positive", "negative", "model")
 LABEL_NAMES = {"age": ("adult", "child"), "smile": ("not smiling", "smiling"), FRAME_TASK: ("no adult", "adult present")}
 
@@ -153,8 +155,9 @@ class Labeller:
         self.reload()
 
     def reload(self) -> None:
-        """Find the processed lessons again (a run may have added some)."""
-        self._lessons = load_lessons(self.out_dir, self.manifests, self.timezone)
+        """Find the processed lessons again (a run may have added or redone some); lessons whose
+        ``scores.csv`` has not changed are kept, not read again."""
+        self._lessons = load_lessons(self.out_dir, self.manifests, self.timezone, known=self._lessons)
 
     def lesson(self, lesson_id: str) -> ProcessedLesson:
         lesson = self._lessons.get(lesson_id)
@@ -349,11 +352,14 @@ class Labeller:
         start, end = sorted((float(start), float(end)))
         refs = lesson.frames_between(start, end)
         missing = [f for f in refs if not (self.store.root / frame_file(lesson_id, f.frame)).is_file()]
-        images = self.reader.read([(lesson.path_of(f.source), f.offset_s) for f in missing]) if missing else {}
-        for f in missing:
-            image = images.get((lesson.path_of(f.source), f.offset_s))
-            if image is not None:
-                self.store.write_frame(frame_file(lesson_id, f.frame), image)
+        # In chunks, so a range of a whole 45-minute lesson never holds 2,700 frames in memory.
+        for first in range(0, len(missing), FRAME_CHUNK):
+            chunk = missing[first : first + FRAME_CHUNK]
+            images = self.reader.read([(lesson.path_of(f.source), f.offset_s) for f in chunk])
+            for f in chunk:
+                image = images.get((lesson.path_of(f.source), f.offset_s))
+                if image is not None:
+                    self.store.write_frame(frame_file(lesson_id, f.frame), image)
         created = utc_now()
         rows = [
             LabelRow(frame_file(lesson_id, f.frame), str(int(label)), FRAME_TASK, self.by, created, lesson_id, f"{f.t:g}")
