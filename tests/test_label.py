@@ -460,3 +460,33 @@ def test_fine_tune_from_the_shipped_weights_and_evaluate_on_held_out_lessons(pro
     # Point the job at the new weights.
     scorer = load_scorer(Settings(age_weights=weights))
     assert scorer.age_model.sha256 == model.sha256 and scorer.age_model.threshold == model.threshold
+
+
+def test_cli_label_refuses_a_labels_folder_in_the_repository_and_serves_over_the_api(processed, tmp_path, monkeypatch):
+    from highlights.cli import main
+    from highlights.label import app as app_module
+
+    out, manifests = processed
+    runner = CliRunner()
+    result = runner.invoke(main, ["label", str(out), "--manifest", str(manifests[0]), "--labels", str(REPO_ROOT / "labels")])
+    assert result.exit_code == 2 and "inside the repository" in result.output
+    seen = {}
+    monkeypatch.setattr(app_module, "serve", lambda labeller, **kw: seen.update(labeller=labeller, **kw))
+    result = runner.invoke(main, ["label", str(out), "--manifest", str(manifests[0]), "--labels", str(tmp_path / "l"),
+                                  "--port", "9123", "--by", "ann"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2 processed lesson(s)" in result.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 9123 and seen["token"] is None
+    assert seen["labeller"].by == "ann"
+
+
+def test_a_lesson_with_unreadable_scores_is_left_out_and_unchanged_lessons_are_not_reread(processed, tmp_path):
+    out, manifests = processed
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("*.sqlite", ".lock"))
+    (copy / "label-b" / "scores.csv").write_text("frame,t\nnot,a number\n")
+    labeller = Labeller(copy, tmp_path / "labels", manifests, smile_threshold=0.5)
+    assert [item["lesson_id"] for item in labeller.lessons()] == ["label-a"]
+    before = labeller.lesson("label-a")
+    labeller.reload()
+    assert labeller.lesson("label-a") is before
