@@ -411,6 +411,13 @@ def test_label_a_lesson_in_headless_chromium(labeller, tmp_path):
             assert len(frame_rows) == round(end_t) - round(start_t) + 1
             assert {r["label"] for r in frame_rows} == {"1"} and all((labels / r["file"]).is_file() for r in frame_rows)
             wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".tick-adult")) == len(frame_rows))
+            body = browser.find_element(By.TAG_NAME, "body")
+            body.send_keys("o")  # the key takes a second press
+            wait.until(lambda b: "Press o again" in b.find_element(By.ID, "status").text)
+            body.send_keys("o")
+            wait.until(lambda b: "as no adult" in b.find_element(By.ID, "status").text)
+            wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".tick-noadult")) == len(frame_rows))
+            assert [r["label"] for r in _rows(labels) if r["task"] == "adult_present"] == ["1"] * len(frame_rows) + ["0"] * len(frame_rows)
 
             browser.refresh()  # resumes where the user stopped
             wait.until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")

@@ -327,6 +327,16 @@ async function labelFrames(label) {
   }
 }
 
+// A key labels every frame of the range: it takes a second press within 2 s, so a stray key
+// cannot label a whole lesson (the buttons label at once; a later label of the range wins).
+let armed = null;
+function confirmFrames(label, key) {
+  if (armed && armed.key === key && Date.now() - armed.at < 2000) { armed = null; labelFrames(label); return; }
+  armed = { key, at: Date.now() };
+  const [start, end] = range();
+  status(`Press ${key} again to label ${clock(start)}–${clock(end)} as ${label ? "adult present" : "no adult"}.`);
+}
+
 // ------------------------------------------------------------------ keyboard
 
 function focusedFace() {
@@ -379,8 +389,7 @@ document.addEventListener("keydown", (event) => {
   else if ((key === "[" || key === "]") && state.hovered != null) { handled(); setEdge(key === "[" ? "start" : "end", state.hovered); }
   else if (key === "z") { handled(); zoom(true); }
   else if (key === "w") { handled(); zoom(false); }
-  else if (key === "a") { handled(); labelFrames(1); }
-  else if (key === "o") { handled(); labelFrames(0); }
+  else if (key === "a" || key === "o") { handled(); confirmFrames(key === "a" ? 1 : 0, key); }
 });
 
 function onTask() {
