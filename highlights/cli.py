@@ -296,8 +296,8 @@ def timeline_command(manifest, lesson_ids, lessons_path, timezone, gap_tolerance
               help="Folder with labels.csv (file,label; 1 = smiling / child) or a shared set; repeatable.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Weights file to write.")
-@click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Start from these weights (fine-tuning), e.g. the shipped ones.")
+@click.option("--init", "init_path", metavar="FILE.pt|shipped",
+              help="Start from these weights (fine-tuning); 'shipped': the shipped TASK weights.")
 @click.option("--epochs", type=int, default=None, help="Epochs (default 20; 8 with --init).")
 @click.option("--lr", type=float, default=None, help="Peak learning rate (default 3e-3; 3e-4 with --init).")
 @click.option("--batch-size", type=int, default=128, show_default=True)
@@ -315,6 +315,14 @@ def train_command(task, data_dirs, out_path, init_path, epochs, lr, batch_size, 
     from highlights.training.datasets import LabelsError
     from highlights.training.train import TrainConfig, train_model
 
+    if init_path == "shipped":
+        from highlights.faces.models import shipped_weights_path
+
+        init_path = shipped_weights_path(task)
+    elif init_path is not None:
+        init_path = Path(init_path)
+        if not init_path.is_file():
+            raise click.BadParameter(f"no weights file {init_path}", param_hint="--init")
     config = TrainConfig(
         task=task,
         epochs=epochs if epochs is not None else (8 if init_path else 20),
@@ -399,6 +407,44 @@ def dashboard_command(db_url, since, until, out_path, config_path) -> None:
     except OSError as error:
         raise UnusableOutput(f"{out_path} cannot be written: {error.strerror or error}") from error
     click.echo(f"overview: {path}")
+# --------------------------------------------------------------------------- highlights label
+
+
+@main.command("label")
+@click.argument("out_dir", metavar="OUT", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--labels", "labels_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Labels folder to write (labels.csv and the crops); never inside the repository.")
+@click.option("--manifest", "manifests", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Manifest the lessons were run from (finds the recordings); repeatable.")
+@click.option("--timezone", metavar="ZONE", help="IANA zone for manifest times without an offset.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs a token (made if not given).")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", envvar="HIGHLIGHTS_LABEL_TOKEN", help="Access token (env HIGHLIGHTS_LABEL_TOKEN).")
+@click.option("--by", metavar="NAME", help="Who labels, for labels.csv's 'by' column (default: login name).")
+def label_command(out_dir, labels_dir, manifests, timezone, host, port, token, by) -> None:
+    """Label faces and frames of the lessons in OUT in the browser (see README, Labelling).
+
+    Writes LABELS/labels.csv (file,label,task,by,created_at,lesson_id,t) and the face crops, the
+    folder `highlights train smile|age --data LABELS` reads.
+    """
+    from highlights.label.app import serve
+    from highlights.label.session import Labeller
+    from highlights.label.store import LabelsFolderError
+    from highlights.recordings import InputError
+
+    try:
+        labeller = Labeller(out_dir, labels_dir, list(manifests), by=by, timezone=timezone)
+    except (LabelsFolderError, InputError) as error:
+        raise click.UsageError(str(error)) from error
+    lessons = labeller.lessons()
+    click.echo(f"{len(lessons)} processed lesson(s) in {out_dir}; labels go to {labeller.store.root}")
+
+    def ready(url: str) -> None:
+        click.echo(f"open {url}  (Ctrl-C stops)")
+
+    serve(labeller, host=host, port=port, token=token, on_ready=ready)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -82,6 +82,12 @@ class Settings:
     """Frames scored per detector call."""
     analytics_bucket_s: float = 60.0
     """Width of the analytics buckets (a minute)."""
+    smile_weights: Path | None = None
+    """Smile model weights (default: the shipped ones); e.g. a model fine-tuned on your own
+    labelled lessons (``highlights train smile --init shipped``). Not checksummed like the
+    shipped files; a change of file redoes the scoring stage (its version is in the key)."""
+    age_weights: Path | None = None
+    """Child/adult model weights (default: the shipped ones), as ``smile_weights``."""
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     selection: SelectionOptions = field(default_factory=SelectionOptions)
     gif: GifOptions = field(default_factory=GifOptions)

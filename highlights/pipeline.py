@@ -275,9 +275,12 @@ def describe_error(lesson: LessonInput, stage: str, error: BaseException) -> str
 def load_scorer(settings: Settings) -> Any:
     """The face models and detector, loaded once per batch."""
     from highlights.faces.detection import FaceDetector
+    from highlights.faces.models import load_face_model
     from highlights.faces.scoring import FaceScorer
 
-    return FaceScorer(detector=FaceDetector(settings.detection))
+    smile = load_face_model("smile", settings.smile_weights) if settings.smile_weights else None
+    age = load_face_model("age", settings.age_weights) if settings.age_weights else None
+    return FaceScorer(detector=FaceDetector(settings.detection), smile_model=smile, age_model=age)
 
 
 def scorer_versions(scorer: Any, settings: Settings) -> dict[str, Any]:

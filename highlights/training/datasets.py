@@ -7,7 +7,12 @@ Two steps, kept apart so a caller can mix sources freely:
    identity and age). It understands a generic ``labels.csv`` (``file,label``; 1 = smiling /
    child) and the shared sets' own files (SMILEsmileD ``file,smile``, the LFW expression set
    ``file,emotion,identity``, UTKFace ``file,age,...``), and a parent folder holding several of
-   them (``faces/smile`` = SMILEsmileD + expression set).
+   them (``faces/smile`` = SMILEsmileD + expression set). The labeller's folder
+   (``highlights label --labels DIR``, :mod:`highlights.label`) is a generic one with more
+   columns: ``file,label,task,by,created_at,lesson_id,t``; only the rows of the task asked for
+   count, a later row for a file supersedes an earlier one, ``lesson_id`` keeps a lesson's faces
+   on one side of the validation split, and its files are face squares already cut by the crop
+   recipe (taken whole, never re-detected: the model sees exactly what it saw in the lesson).
 2. **Crops.** :func:`face_crops` turns images into the 64x64 model inputs exactly as the pipeline
    does (MTCNN box -> :func:`highlights.faces.preprocess.face_model_input`). Tight face crops get
    a plain black border before detection and the box is mapped back (see
@@ -56,19 +61,27 @@ CROP_RECIPE_VERSION = (
 CROP_MISSING, CROP_DETECTED, CROP_WHOLE_IMAGE = 0, 1, 2
 
 
+LABELLER_FACE_TASKS = ("smile", "age")
+"""Tasks of the labeller's face rows (its ``adult_present`` rows label whole frames)."""
+
+
 class LabelsError(ValueError):
     """A label file is missing, has the wrong columns, or a row that cannot be used."""
 
 
 @dataclass
 class LabelledImages:
-    """Images with binary labels. ``identity`` is "" where unknown; ``age`` is -1 where unknown."""
+    """Images with binary labels. ``identity`` is "" where unknown; ``age`` is -1 where unknown;
+    ``lesson`` is the lesson a face was cut from ("" where none: photo sets); ``whole`` marks
+    images that are already the face square of the crop recipe (no detection)."""
 
     paths: list[Path]
     labels: np.ndarray  # (N,) int64, 1 = smiling / child
     source: list[str]
     identity: list[str] = field(default_factory=list)
     age: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    lesson: list[str] = field(default_factory=list)
+    whole: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     def __post_init__(self) -> None:
         n = len(self.paths)
@@ -78,7 +91,13 @@ class LabelledImages:
         if len(self.age) == 0 and n:
             self.age = np.full(n, -1, np.int64)
         self.age = np.asarray(self.age, dtype=np.int64)
-        if not (len(self.labels) == len(self.source) == len(self.identity) == len(self.age) == n):
+        if not self.lesson:
+            self.lesson = [""] * n
+        if len(self.whole) == 0 and n:
+            self.whole = np.zeros(n, bool)
+        self.whole = np.asarray(self.whole, dtype=bool)
+        lengths = {len(self.labels), len(self.source), len(self.identity), len(self.age), len(self.lesson), len(self.whole)}
+        if lengths != {n}:
             raise ValueError("LabelledImages fields differ in length")
 
     def __len__(self) -> int:
@@ -92,6 +111,8 @@ class LabelledImages:
             [self.source[i] for i in index],
             [self.identity[i] for i in index],
             self.age[index],
+            [self.lesson[i] for i in index],
+            self.whole[index],
         )
 
     @staticmethod
@@ -102,6 +123,8 @@ class LabelledImages:
             [s for part in parts for s in part.source],
             [s for part in parts for s in part.identity],
             np.concatenate([part.age for part in parts]) if parts else np.zeros(0, np.int64),
+            [s for part in parts for s in part.lesson],
+            np.concatenate([part.whole for part in parts]) if parts else np.zeros(0, bool),
         )
 
 
@@ -116,7 +139,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _check_files(frame: pd.DataFrame, folder: Path, csv_path: Path) -> list[Path]:
     paths = []
-    for row, name in enumerate(frame["file"], start=2):  # row 1 is the header
+    for row, name in zip(frame.index + 2, frame["file"]):  # row 1 is the header
         name = name.strip()
         if not name:
             raise LabelsError(f"{csv_path} row {row}: empty file name")
@@ -127,18 +150,30 @@ def _check_files(frame: pd.DataFrame, folder: Path, csv_path: Path) -> list[Path
     return paths
 
 
-def load_labels_csv(folder: Path | str) -> LabelledImages:
+def load_labels_csv(folder: Path | str, task: Task | None = None) -> LabelledImages:
     """A generic folder: ``labels.csv`` with columns ``file,label`` (label 1 or 0).
 
-    Raises :class:`LabelsError` naming the file and row of the first bad row.
+    With a ``task`` column (the labeller's folder) only the rows of ``task`` are read, the last
+    row for a file wins, ``lesson_id`` fills :attr:`LabelledImages.lesson` and the face rows'
+    images are taken whole. Raises :class:`LabelsError` naming the file and row of the first bad
+    row (rows counted as in the file, header = row 1).
     """
     folder = Path(folder)
     csv_path = folder / "labels.csv"
     frame = _read_csv(csv_path)
     if not {"file", "label"} <= set(frame.columns):
         raise LabelsError(f"{csv_path}: needs columns file,label (has {','.join(frame.columns)})")
+    labeller = "task" in frame.columns
+    if labeller:
+        if task is None:
+            raise LabelsError(f"{csv_path}: has a task column: name the task to read (smile or age)")
+        frame = frame[frame["task"].str.strip() == task]
+        # The labeller appends: a face labelled again ("show labelled faces too") supersedes.
+        frame = frame.iloc[::-1].drop_duplicates("file").iloc[::-1]
+        if frame.empty:
+            raise LabelsError(f"{csv_path}: no {task} labels")
     labels = []
-    for row, (name, value) in enumerate(zip(frame["file"], frame["label"]), start=2):
+    for row, name, value in zip(frame.index + 2, frame["file"], frame["label"]):
         value = value.strip()
         if value not in {"0", "1", "0.0", "1.0"}:
             raise LabelsError(
@@ -147,7 +182,11 @@ def load_labels_csv(folder: Path | str) -> LabelledImages:
         labels.append(int(float(value)))
     paths = _check_files(frame, folder, csv_path)
     identity = list(frame["identity"]) if "identity" in frame.columns else []
-    return LabelledImages(paths, np.array(labels), [folder.name] * len(paths), identity)
+    lesson = [s.strip() for s in frame["lesson_id"]] if labeller and "lesson_id" in frame.columns else []
+    whole = np.full(len(paths), labeller and task in LABELLER_FACE_TASKS, bool)
+    return LabelledImages(
+        paths, np.array(labels), [folder.name] * len(paths), identity, lesson=lesson, whole=whole
+    )
 
 
 def load_smilesmiled(folder: Path | str) -> LabelledImages:
@@ -197,7 +236,7 @@ def load_labelled_folder(folder: Path | str, task: Task, keep_teens: bool = Fals
     if csv_path.is_file():
         columns = set(_read_csv(csv_path).columns)
         if {"file", "label"} <= columns:
-            return load_labels_csv(folder)
+            return load_labels_csv(folder, task)
         for (loader_task, needed), loader in _SHARED_LOADERS.items():
             if loader_task == task and needed <= columns:
                 if loader is load_utkface:
@@ -280,16 +319,30 @@ def face_crops(
     detector=None,
     chunk: int = 256,
     progress: bool = False,
+    whole: np.ndarray | Sequence[bool] | None = None,
 ) -> FaceCrops:
-    """Model-input crops for ``paths`` (cached). Images with no usable face are left out."""
+    """Model-input crops for ``paths`` (cached). Images with no usable face are left out.
+
+    ``whole`` marks images that are face squares already (the labeller's crops): those are
+    normalised as they are, exactly as :func:`face_model_input` treats a box in a frame, with
+    no detection and no cache (reading one costs well under a millisecond).
+    """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     n = len(paths)
     crops = np.zeros((n, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE), np.uint8)
     how = np.zeros(n, np.uint8)
     todo: list[int] = []
-    keys = [_cache_key(Path(p)) for p in paths]
+    is_whole = np.zeros(n, bool) if whole is None else np.asarray(whole, dtype=bool)
+    keys = ["" if is_whole[i] else _cache_key(Path(p)) for i, p in enumerate(paths)]
     for i, key in enumerate(keys):
+        if is_whole[i]:
+            image = read_rgb(Path(paths[i]))
+            if image is not None:
+                height, width = image.shape[:2]
+                crops[i] = face_model_input(image, (0.0, 0.0, float(width), float(height)))
+                how[i] = CROP_WHOLE_IMAGE
+            continue
         cached = cache_dir / key[:2] / f"{key}.npy"
         if cached.is_file():
             flat = np.load(cached)

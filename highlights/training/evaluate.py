@@ -326,13 +326,21 @@ def evaluate_model(
             f"held-out validation split (seed {split_meta.get('seed', 0)}, "
             f"fraction {split_meta.get('fraction', 0.2)}) as in training"
         )
+        lessons = sorted({name for name in images.lesson if name})
+        if lessons:
+            notes.append(f"held-out lessons (none of their faces in training): {', '.join(lessons)}")
+        if not len(images):
+            raise LabelsError(
+                f"no held-out faces in {data_dir}: labels from one lesson cannot be split by lesson "
+                "(label a second lesson, or use --split all on a folder the model never saw)"
+            )
     elif split != "all":
         raise ValueError(f"split must be 'validation' or 'all', not {split!r}")
     if max_faces is not None and len(images) > max_faces:
         rng = np.random.default_rng(subset_seed)
         images = images.subset(np.sort(rng.choice(len(images), max_faces, replace=False)))
         notes.append(f"fixed subset of {max_faces} faces (seed {subset_seed})")
-    crops = face_crops(images.paths, cache_dir=cache_dir)
+    crops = face_crops(images.paths, cache_dir=cache_dir, whole=images.whole)
     kept = images.subset(crops.index)
     if len(crops.index) < len(images):
         notes.append(f"{len(images) - len(crops.index)} images without a usable face left out")

@@ -105,6 +105,12 @@ def validation_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Train and validation row indices; needs labels only, so evaluation can rebuild it.
 
+    * Faces cut from lessons (the labeller's rows, :attr:`LabelledImages.lesson`): whole lessons
+      go to one side, never a lesson on both (consecutive seconds of one lesson are near copies:
+      a split by face would measure memory, not the model). Validation holds
+      ``round(fraction * lessons)`` lessons, at least one, never all: with a single lesson
+      everything trains (a warning says so) and validation comes from the other rows only.
+      The rows without a lesson are split as below.
     * With identities (the expression set, or a ``labels.csv`` with an ``identity`` column): a
       person's images all fall on one side; validation holds ``fraction`` of the people with at
       most :data:`MAX_VALIDATION_IDENTITY_IMAGES` images, and *only* identity-bearing images.
@@ -112,6 +118,9 @@ def validation_split(
       show validation people: :func:`drop_validation_lookalikes` removes those.
     * Without identities: a seeded split stratified by label (and age band, for UTKFace).
     """
+    from_lesson = np.array([bool(name) for name in images.lesson], dtype=bool)
+    if from_lesson.any():
+        return _lesson_split(images, from_lesson, seed, fraction)
     n = len(images)
     has_identity = np.array([bool(i) for i in images.identity])
     is_val = np.zeros(n, bool)
@@ -140,6 +149,37 @@ def validation_split(
             order = rows[np.argsort(keys[rows], kind="stable")]
             is_val[order[: int(round(fraction * len(rows)))]] = True
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def held_out_lessons(lessons: list[str] | set[str], seed: int = 0, fraction: float = 0.2) -> set[str]:
+    """The lessons :func:`validation_split` holds out: the ``round(fraction * n)`` (at least 1,
+    at most n - 1) with the lowest seeded hash, so the choice is independent of row order."""
+    names = sorted({name for name in lessons if name})
+    if len(names) < 2:
+        return set()
+    count = min(max(int(round(fraction * len(names))), 1), len(names) - 1)
+    return set(sorted(names, key=lambda name: _stable_fraction(f"lesson:{name}", seed))[:count])
+
+
+def _lesson_split(
+    images: LabelledImages, from_lesson: np.ndarray, seed: int, fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    held_out = held_out_lessons(set(images.lesson), seed, fraction)
+    if not held_out:
+        log.warning(
+            "labels from one lesson only (%s): no lesson-disjoint validation from it; "
+            "label a second lesson to measure the model on lessons it has not seen",
+            next(name for name in images.lesson if name),
+        )
+    is_val = np.array([name in held_out for name in images.lesson], dtype=bool)
+    train = list(np.flatnonzero(from_lesson & ~is_val))
+    val = list(np.flatnonzero(is_val))
+    others = np.flatnonzero(~from_lesson)
+    if len(others):
+        rest_train, rest_val = validation_split(images.subset(others), seed, fraction)
+        train += list(others[rest_train])
+        val += list(others[rest_val])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
 def _signature(crops: np.ndarray) -> np.ndarray:
@@ -320,7 +360,7 @@ def train_model(
     folders = [Path(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
     images = LabelledImages.concat([load_labelled_folder(d, task, keep_teens=True) for d in folders])
     train_rows, val_rows = validation_split(images, config.seed, config.val_fraction)
-    crops = face_crops(images.paths, cache_dir=cache_dir, progress=progress)
+    crops = face_crops(images.paths, cache_dir=cache_dir, progress=progress, whole=images.whole)
     # Rows of ``images`` -> rows of ``crops`` (images without a usable face drop out).
     crop_row = np.full(len(images), -1)
     crop_row[crops.index] = np.arange(len(crops.index))
@@ -342,8 +382,10 @@ def train_model(
     detection_seconds = time.monotonic() - started
 
     init_network = None
+    init_threshold = None
     if init is not None:
-        init_network = load_face_model(task, Path(init)).network  # type: ignore[arg-type]
+        init_model = load_face_model(task, Path(init))  # type: ignore[arg-type]
+        init_network, init_threshold = init_model.network, init_model.threshold
         config = replace(config, widths=tuple(init_network.widths))
     network, history = fit(
         config,
@@ -354,7 +396,9 @@ def train_model(
         init_network=init_network,
     )
     validation = None
-    threshold = 0.5
+    # Without validation faces there is nothing to choose a threshold on: a fine-tuned model
+    # keeps the one it started from (for age, chosen to call at most 1% of adults children).
+    threshold = init_threshold if init_threshold is not None else 0.5
     if len(val_known):
         probs = predict(network, crops.crops[val_c])
         labels = face_images.labels[val_c]
@@ -392,7 +436,8 @@ def train_model(
         "split": {
             "seed": config.seed,
             "fraction": config.val_fraction,
-            "method": "identity" if any(images.identity) else "stratified",
+            "method": "lesson" if any(images.lesson) else "identity" if any(images.identity) else "stratified",
+            "validation_lessons": sorted({face_images.lesson[r] for r in val_c if face_images.lesson[r]}),
         },
         "recipe": {
             **recipe,

@@ -1,0 +1,285 @@
+"""The lessons ``highlights run`` processed, as the labeller reads them: faces, frames, pixels.
+
+A processed lesson is a folder ``OUT/<lesson_id>/`` with ``result.json`` and ``scores.csv``
+(folders whose name starts with ``.`` hold the job's own files and are skipped). ``scores.csv``
+names each frame's recording by file name and offset (``source``, ``offset_s``); the manifest
+the lesson was run from maps those names back to the files, so the labeller reads pixels with
+the pipeline's own reader (:func:`highlights.frames.iter_frames_at`, the function behind
+:func:`~highlights.frames.read_frame_at`) and cuts faces with the crop recipe
+(:func:`highlights.faces.preprocess.crop_square` of the scores.csv box: the square the models
+were given, before grayscale and CLAHE).
+
+Frames are read in clusters: offsets of one recording less than :data:`CLUSTER_GAP_S` apart
+share one seek and one forward decode, so a batch of 27 faces from 27 consecutive seconds costs
+one seek, not 27 (a seek decodes from the keyframe before it: up to a whole GOP, ~10 s of
+video for a webcam's 250-frame GOP). Decoded frames stay in a small LRU cache
+(:data:`FRAME_CACHE_SIZE`), since the strip, a batch and its save ask for the same ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from highlights.faces.preprocess import crop_square
+from highlights.frames import RecordingError, iter_frames_at
+from highlights.pipeline import read_scores
+from highlights.recordings import read_manifest
+from highlights.results import read_result
+
+log = logging.getLogger(__name__)
+
+CLUSTER_GAP_S = 20.0
+"""Offsets of one recording closer than this are read in one decode pass (decoding 20 s of a
+480p webcam picture costs about as much as one seek to a keyframe 10 s back)."""
+FRAME_CACHE_SIZE = 96
+"""Decoded frames kept (about 50 MB at 640x480): a batch's 27 and a strip's 27 with room."""
+
+
+class LessonError(LookupError):
+    """A lesson the labeller cannot use: unknown id, unreadable scores, recordings not found.
+    The message names the lesson and the file, never personal data."""
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face of one sampled frame, as ``scores.csv`` has it."""
+
+    lesson_id: str
+    frame: int
+    face: int
+    t: float
+    source: str
+    offset_s: float
+    box: tuple[float, float, float, float]
+    child_prob: float
+    smile_prob: float
+    is_child: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.lesson_id}/{self.frame}/{self.face}"
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """One sampled second: frame index, lesson time, where it is in which recording."""
+
+    lesson_id: str
+    frame: int
+    t: float
+    source: str
+    offset_s: float
+
+
+class ProcessedLesson:
+    """One processed lesson: its scores table and the student's recordings by file name."""
+
+    def __init__(self, lesson_id: str, folder: Path, recordings: dict[str, Path]) -> None:
+        self.lesson_id = lesson_id
+        self.folder = folder
+        self.recordings = recordings
+        self.scores_stamp = _stamp(folder / "scores.csv")
+        result = read_result(folder)
+        self.status = result.status if result else "unknown"
+        self.duration_s = float(result.lesson.duration_s) if result and result.lesson else 0.0
+        try:
+            scores = read_scores(folder / "scores.csv")
+        except Exception as error:  # noqa: BLE001 - any parse problem: this lesson is unusable
+            raise LessonError(f"lesson {lesson_id}: scores.csv cannot be read ({type(error).__name__})") from error
+        self.scores = scores.sort_values(["frame", "face"], kind="stable").reset_index(drop=True)
+        if not self.duration_s and len(self.scores):
+            self.duration_s = float(self.scores["t"].max()) + 1.0
+        frames = self.scores.drop_duplicates("frame")
+        self.frames = [
+            FrameRef(lesson_id, int(r.frame), float(r.t), str(r.source), float(r.offset_s))
+            for r in frames.itertuples(index=False)
+        ]
+        faces = self.scores[self.scores["face"] >= 0]
+        self.faces = [
+            Face(
+                lesson_id, int(r.frame), int(r.face), float(r.t), str(r.source), float(r.offset_s),
+                (float(r.x1), float(r.y1), float(r.x2), float(r.y2)),
+                float(r.child_prob), float(r.smile_prob), bool(r.is_child),
+            )
+            for r in faces.itertuples(index=False)
+        ]  # fmt: skip
+        self._frame_by_index = {f.frame: f for f in self.frames}
+        self._times = np.array([f.t for f in self.frames])
+
+    @property
+    def has_recordings(self) -> bool:
+        return all(f.source in self.recordings for f in self.frames)
+
+    def frame(self, index: int) -> FrameRef:
+        try:
+            return self._frame_by_index[int(index)]
+        except KeyError:
+            raise LessonError(f"lesson {self.lesson_id}: no sampled frame {index}") from None
+
+    def frames_between(self, start: float, end: float) -> list[FrameRef]:
+        return [f for f in self.frames if start <= f.t <= end]
+
+    def faces_between(self, start: float, end: float) -> list[Face]:
+        return [f for f in self.faces if start <= f.t <= end]
+
+    def strip(self, start: float, end: float, count: int) -> list[FrameRef]:
+        """Up to ``count`` sampled frames at equal spacing over ``[start, end]`` (the nearest
+        sampled frame to each point; a disconnect leaves fewer distinct ones)."""
+        inside = [f for f in self.frames if start <= f.t <= end]
+        if len(inside) <= count:
+            return inside
+        times = np.array([f.t for f in inside])
+        points = np.linspace(start, end, count)
+        chosen = sorted({int(np.abs(times - p).argmin()) for p in points})
+        return [inside[i] for i in chosen]
+
+    def path_of(self, source: str) -> Path:
+        try:
+            return self.recordings[source]
+        except KeyError:
+            raise LessonError(
+                f"lesson {self.lesson_id}: recording {source} is not in the manifest given to the labeller"
+            ) from None
+
+
+class FrameReader:
+    """Frames of recordings by (file, offset), read in clusters and kept in an LRU cache.
+
+    Thread-safe: the web server reads thumbnails in parallel; two threads asking for the same
+    uncached frame may both decode it (harmless, rarer than the lock contention it would save).
+    """
+
+    def __init__(self, cache_size: int = FRAME_CACHE_SIZE) -> None:
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, float], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _get(self, key: tuple[str, float]) -> np.ndarray | None:
+        with self._lock:
+            image = self._cache.get(key)
+            if image is not None:
+                self._cache.move_to_end(key)
+            return image
+
+    def _put(self, key: tuple[str, float], image: np.ndarray) -> None:
+        with self._lock:
+            self._cache[key] = image
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def read(self, wanted: Iterable[tuple[Path, float]]) -> dict[tuple[Path, float], np.ndarray]:
+        """The frame on screen at each (recording, offset); offsets outside the media are left
+        out. Raises :class:`~highlights.frames.RecordingError` for a file that cannot be read."""
+        out: dict[tuple[Path, float], np.ndarray] = {}
+        todo: dict[Path, list[float]] = {}
+        for path, offset in wanted:
+            image = self._get((str(path), float(offset)))
+            if image is not None:
+                out[(path, offset)] = image
+            else:
+                todo.setdefault(path, []).append(float(offset))
+        for path, offsets in todo.items():
+            for cluster in _clusters(sorted(set(offsets)), CLUSTER_GAP_S):
+                # seek_threshold_s=0: seek to the keyframe before the cluster's first offset.
+                for offset, image in zip(cluster, iter_frames_at(path, cluster, seek_threshold_s=0.0)):
+                    if image is not None:
+                        self._put((str(path), offset), image)
+                        out[(path, offset)] = image
+        return out
+
+    def read_one(self, path: Path, offset: float) -> np.ndarray:
+        image = self.read([(path, offset)]).get((path, offset))
+        if image is None:
+            raise RecordingError(path, f"no frame at {offset:.3f} s")
+        return image
+
+
+def _clusters(offsets: Sequence[float], gap: float) -> list[list[float]]:
+    clusters: list[list[float]] = []
+    for offset in offsets:
+        if clusters and offset - clusters[-1][-1] <= gap:
+            clusters[-1].append(offset)
+        else:
+            clusters.append([offset])
+    return clusters
+
+
+def face_square(image: np.ndarray, face: Face, scale: float = 1.0) -> np.ndarray:
+    """The face's square from the frame, by the crop recipe (``scale`` 1: what the models see,
+    before grayscale and CLAHE; more shows a person the face's surroundings)."""
+    return crop_square(image, face.box, scale)
+
+
+def recordings_by_lesson(manifests: Sequence[Path], timezone: str | None = None) -> dict[str, dict[str, Path]]:
+    """For each lesson in the manifests, its student recordings by file name (what
+    ``scores.csv`` calls ``source``). Rows with problems are left out as the job leaves them."""
+    found: dict[str, dict[str, Path]] = {}
+    for manifest_path in manifests:
+        manifest = read_manifest(manifest_path, timezone=timezone)
+        for lesson_id, lesson in manifest.lessons.items():
+            names = found.setdefault(lesson_id, {})
+            for recording in lesson.recordings:
+                if recording.role == "student":
+                    names[Path(recording.path).name] = Path(recording.path)
+    return found
+
+
+def lesson_folders(out_dir: Path) -> list[Path]:
+    """Processed lesson folders under ``out_dir``: ``result.json`` and ``scores.csv`` present,
+    name not starting with ``.``."""
+    if not out_dir.is_dir():
+        return []
+    return sorted(
+        p for p in out_dir.iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+        and (p / "result.json").is_file() and (p / "scores.csv").is_file()
+    )  # fmt: skip
+
+
+def load_lessons(
+    out_dir: Path,
+    manifests: Sequence[Path],
+    timezone: str | None = None,
+    known: dict[str, ProcessedLesson] | None = None,
+) -> dict[str, ProcessedLesson]:
+    """Every processed lesson under ``out_dir``, by lesson id; a lesson whose scores cannot be
+    read is logged and left out. Lessons in ``known`` whose ``scores.csv`` is unchanged (size,
+    mtime) are reused as they are."""
+    recordings = recordings_by_lesson(manifests, timezone)
+    lessons: dict[str, ProcessedLesson] = {}
+    for folder in lesson_folders(Path(out_dir)):
+        old = (known or {}).get(folder.name)
+        if old is not None and old.scores_stamp == _stamp(folder / "scores.csv"):
+            lessons[folder.name] = old
+            continue
+        try:
+            lesson = ProcessedLesson(folder.name, folder, recordings.get(folder.name, {}))
+        except LessonError as error:
+            log.warning("%s", error)
+            continue
+        if not lesson.has_recordings:
+            log.warning("lesson %s: its recordings are not in the manifest(s) given; its frames cannot be shown", folder.name)
+        lessons[folder.name] = lesson
+    return lessons
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+__all__ = [
+    "Face", "FrameReader", "FrameRef", "LessonError", "ProcessedLesson", "face_square",
+    "lesson_folders", "load_lessons", "recordings_by_lesson",
+]  # fmt: skip
