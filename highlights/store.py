@@ -31,6 +31,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     create_engine,
     select,
     text,
@@ -52,6 +53,32 @@ class Base(DeclarativeBase):
     pass
 
 
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime in every database.
+
+    PostgreSQL's ``timestamptz`` keeps the instant but returns it in the session's zone; SQLite
+    has no zone at all, and SQLAlchemy there drops the offset as written (a lesson start at
+    -05:00 and its end at +05:30 then compare wrong). So values are converted to UTC on the way
+    in (naive UTC text in SQLite) and come back aware, in UTC, from both.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime: the database stores UTC, give an offset")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class LessonHighlight(Base):
     """One lesson's highlight; columns documented in the README ("Database")."""
 
@@ -65,8 +92,8 @@ class LessonHighlight(Base):
     gif_bytes: Mapped[int | None] = mapped_column(Integer)
     snippet_html: Mapped[str | None] = mapped_column(Text)
     snippet_text: Mapped[str | None] = mapped_column(Text)
-    lesson_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    lesson_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lesson_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lesson_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_s: Mapped[float | None] = mapped_column(Float)
     student_disconnects: Mapped[int | None] = mapped_column(Integer)
     teacher_disconnects: Mapped[int | None] = mapped_column(Integer)
@@ -78,8 +105,8 @@ class LessonHighlight(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
     result_path: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 COLUMNS = [c.name for c in LessonHighlight.__table__.columns]
@@ -138,10 +165,18 @@ class StoreError(RuntimeError):
 
 
 def _make_sqlite_folder(url: URL) -> None:
-    """Create the folder of a SQLite database file (SQLite creates the file, not its folder)."""
+    """Create the folder of a SQLite database file (SQLite creates the file, not its folder),
+    and the file itself, not world-readable (0640 less the umask): it holds student names.
+    SQLite gives its journal and WAL files the database file's permissions."""
+    import os
+
     database = url.database
     if url.get_backend_name() == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        if not path.parent.is_dir():
+            path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # e.g. OUT/.highlights
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o640))
 
 
 class ResultStore:
