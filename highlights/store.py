@@ -1,6 +1,6 @@
 """The database contract: one row per lesson in ``lesson_highlights``, read by the email campaign.
 
-Any SQLAlchemy URL works (``sqlite:///out/highlights.sqlite`` by default,
+Any SQLAlchemy URL works (``sqlite:///out/.highlights/highlights.sqlite`` by default,
 ``postgresql+psycopg://user@host/db`` in production). The table is created if missing.
 A rerun updates the lesson's row in place (an upsert keyed on ``lesson_id``).
 
