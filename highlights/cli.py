@@ -78,7 +78,9 @@ def _table(rows: list[tuple[str, ...]], statuses: list[str]) -> list[str]:
 def _summary_table(results, elapsed: dict[str, float]) -> str:
     rows = [("LESSON", "STATUS", "FRAMES", "GIF KB", "SECONDS", "NOTE")]
     for r in results:
-        note = "already done, skipped" if r.skipped else (r.reason or "")
+        note = ("already done, skipped" if r.status != "withdrawn" else "withdrawn, skipped") if r.skipped else (r.reason or "")
+        parts = ([note] if note else []) + ([f"warning: {w}" for w in r.warnings] if not r.skipped else [])
+        note = " ".join("; ".join(parts).split())  # one line per lesson, whatever a driver's message holds
         kb = f"{r.gif_bytes / 1000:.0f}" if r.gif_bytes else "-"
         seconds = f"{elapsed.get(r.lesson_id, 0.0):.1f}"
         rows.append((r.lesson_id, r.status, str(len(r.frames)), kb, seconds, note))
@@ -92,7 +94,8 @@ def _summary_table(results, elapsed: dict[str, float]) -> str:
               help="Lesson metadata CSV (student name, subject, locale, lesson URL).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: out); results go to OUT/<lesson_id>/.")
-@click.option("--db", "db_url", metavar="URL", help="SQLAlchemy URL (default: sqlite:///OUT/highlights.sqlite).")
+@click.option("--db", "db_url", metavar="URL",
+              help="SQLAlchemy URL (default: sqlite:///OUT/.highlights/highlights.sqlite; OUT/highlights.sqlite where that exists).")
 @click.option("--force", is_flag=True, default=None, help="Redo lessons already done with the same inputs.")
 @click.option("--timezone", metavar="ZONE", help="IANA zone for manifest times without an offset.")
 @click.option("--public-base-url", metavar="URL", help="Where OUT/ is served; the GIF's public URL starts with it.")
@@ -174,12 +177,55 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     click.echo(_summary_table(results, elapsed))
     problems = manifest_problems(parsed)
     for problem in problems:
-        click.echo(f"manifest problem: {problem}", err=True)
+        click.echo(problem, err=True)  # "manifest problem: ..." or "lessons file problem: ..."
     click.echo(f"results: {settings.out_dir}/<lesson_id>/result.json; database: {database}")
     for r in [r for r in results if r.gif][:10]:
         click.echo(f"{r.lesson_id}: gif {r.gif_path}  snippet {r.path(r.snippet)}  report {r.path(r.report)}")
     if any(r.status == "failed" for r in results) or problems:
         sys.exit(1)
+
+
+@main.command("withdraw")
+@click.argument("lesson_ids", nargs=-1, required=True, metavar="LESSON_ID...")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder of the runs (default: out).")
+@click.option("--db", "db_url", metavar="URL", help="SQLAlchemy URL (default: as for `highlights run`).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML settings file (see README, Configuration).")
+def withdraw_command(lesson_ids, out_dir, db_url, config_path) -> None:
+    """Withdraw the highlight of each LESSON_ID on purpose: delete its GIF and snippets, mark its
+    result.json and database row `withdrawn` (the campaign's query then finds nothing). Later runs
+    skip the lesson; `highlights run MANIFEST --lesson ID --force` makes a new GIF (a new name).
+
+    Exit status 0 when every lesson was withdrawn, 1 when one had nothing to withdraw or failed.
+    """
+    import sys
+
+    from highlights.config import ConfigError, load_settings
+    from highlights.pipeline import withdraw_lesson
+    from highlights.store import ResultStore, StoreError
+
+    try:
+        settings = load_settings(config_path, out_dir=out_dir, db_url=db_url)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from error
+    try:
+        store = ResultStore(settings.database_url)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    status = 0
+    try:
+        for lesson_id in lesson_ids:
+            try:
+                result = withdraw_lesson(lesson_id, settings, store=store)
+            except Exception as error:  # noqa: BLE001 - one lesson's problem; the others go on
+                click.echo(f"{lesson_id}: not withdrawn: {' '.join(str(error).split())}", err=True)
+                status = 1
+                continue
+            click.echo(f"{lesson_id}: withdrawn ({result.reason})")
+    finally:
+        store.dispose()
+    sys.exit(status)
 
 
 def _check_out_dir(out_dir: Path) -> None:

@@ -52,6 +52,38 @@ ENV_PREFIX = "HIGHLIGHTS_"
 ENV_ALIASES = {"HIGHLIGHTS_PUBLIC_BASE_URL": ("email", "public_base_url")}
 SECTIONS = ("detection", "selection", "gif", "email", "analytics")
 
+JOB_DIR_NAME = ".highlights"
+"""The job's own folder inside ``out_dir`` (the default SQLite database, and other job-level
+files: run logs, locks). Lesson folders are ``out_dir/<lesson_id>/`` and a lesson id must start
+with a letter or digit (:func:`highlights.recordings.is_valid_lesson_id`), so no lesson folder can
+be this one or sit among the job's files."""
+LEGACY_DB_NAME = "highlights.sqlite"
+"""Where the default database lay before it moved into :data:`JOB_DIR_NAME`; still used when the
+file exists there (the campaign may read it at that path)."""
+
+MAX_FPS = 30.0
+"""Upper bound of ``fps``: webcams record at most 30 frames per second, so sampling more often
+only repeats frames (and ``fps = 1e9`` would plan a billion points per second of lesson)."""
+
+
+def job_dir(out_dir: Path | str, *, create: bool = False) -> Path:
+    """``out_dir/.highlights``: the folder for the job's own files, never a lesson's.
+
+    With ``create``, it is made (mode 0750: it holds the database and logs, which name lessons
+    and students, and the web server that serves the GIFs has no business in it).
+    """
+    folder = Path(out_dir) / JOB_DIR_NAME
+    if create:
+        folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+    return folder
+
+
+def default_database_path(out_dir: Path | str) -> Path:
+    """The default SQLite file: ``out_dir/.highlights/highlights.sqlite``, or
+    ``out_dir/highlights.sqlite`` where an older deployment already has that file."""
+    legacy = Path(out_dir) / LEGACY_DB_NAME
+    return legacy if legacy.is_file() else job_dir(out_dir) / LEGACY_DB_NAME
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names where it came from."""
@@ -63,19 +95,20 @@ class Settings:
 
     >>> settings = Settings(out_dir=Path("out"))
     >>> settings.database_url
-    'sqlite:///out/highlights.sqlite'
+    'sqlite:///out/.highlights/highlights.sqlite'
     """
 
     out_dir: Path = Path("out")
     """Results go to ``out_dir/<lesson_id>/``."""
     db_url: str | None = None
-    """SQLAlchemy URL of the results database (default: ``sqlite:///<out_dir>/highlights.sqlite``)."""
+    """SQLAlchemy URL of the results database (default: ``sqlite:///<out_dir>/.highlights/highlights.sqlite``,
+    or ``<out_dir>/highlights.sqlite`` where that file already exists: see :func:`default_database_path`)."""
     timezone: str | None = None
     """IANA zone for manifest times without an offset (default: such times are an error)."""
     force: bool = False
     """Redo lessons already done with the same inputs, code and models."""
     fps: float = 1.0
-    """Frames sampled per second of lesson."""
+    """Frames sampled per second of lesson (more than 0, at most :data:`MAX_FPS`)."""
     gap_tolerance_s: float = 2.0
     """Gaps between a person's recordings up to this long are not counted as disconnects."""
     score_batch_size: int = 16
@@ -94,9 +127,26 @@ class Settings:
     email: EmailOptions = field(default_factory=EmailOptions)
     analytics: AnalyticsOptions = field(default_factory=AnalyticsOptions)
 
+    def __post_init__(self) -> None:
+        # Ranges are checked here, so a bad value stops the run before any lesson (exit 2 naming
+        # the setting) instead of failing every lesson, or planning a billion frames.
+        if not 0 < self.fps <= MAX_FPS:
+            raise ValueError(f"fps must be more than 0 and at most {MAX_FPS:g}, not {self.fps:g}")
+        if not self.gap_tolerance_s >= 0:
+            raise ValueError(f"gap_tolerance_s must be 0 or more, not {self.gap_tolerance_s:g}")
+        if self.score_batch_size < 1:
+            raise ValueError(f"score_batch_size must be 1 or more, not {self.score_batch_size}")
+        if not self.analytics_bucket_s > 0:
+            raise ValueError(f"analytics_bucket_s must be more than 0, not {self.analytics_bucket_s:g}")
+
     @property
     def database_url(self) -> str:
-        return self.db_url or f"sqlite:///{Path(self.out_dir) / 'highlights.sqlite'}"
+        return self.db_url or f"sqlite:///{default_database_path(self.out_dir)}"
+
+    @property
+    def job_dir(self) -> Path:
+        """``out_dir/.highlights``, the job's own folder (see :func:`job_dir`)."""
+        return job_dir(self.out_dir)
 
     def with_overrides(self, **values: Any) -> Settings:
         """A copy with top-level fields (``out_dir=...``) or ``section__field=...`` changed;
@@ -273,8 +323,12 @@ def load_settings(
 
 
 __all__ = [
+    "JOB_DIR_NAME",
+    "MAX_FPS",
     "ConfigError",
     "Settings",
+    "default_database_path",
+    "job_dir",
     "load_settings",
     "settings_from_env",
     "settings_from_toml",

@@ -180,8 +180,10 @@ def probe_recording(path: Path | str) -> RecordingInfo:
             last_duration = _mean_interval(min_pts, last_pts, count)
         rotation = clockwise_rotation(first)
         turned = rotation in (90, 270)
+        duration_s = float((last_pts + last_duration - first.pts) * time_base)
+        _warn_if_shortened(path, container, stream, duration_s)
         return RecordingInfo(
-            duration_s=float((last_pts + last_duration - first.pts) * time_base),
+            duration_s=duration_s,
             width=first.height if turned else first.width,
             height=first.width if turned else first.height,
             rotation=rotation,
@@ -500,6 +502,25 @@ def _frames_after_seek(
 def _finish(reader: Iterator[object]) -> None:
     for _ in reader:  # nothing is left to yield; runs the reader's closing code
         pass
+
+
+SHORTENED_TOLERANCE_S = 1.0
+"""A file whose frames end more than this (or 5% of its stated length) before the duration its
+header states is reported as truncated: a cut-off upload of a faststart MP4 or a WebM with a
+duration still opens and states its full length, and would otherwise shorten the lesson silently."""
+
+
+def _warn_if_shortened(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                       decodable_s: float) -> None:
+    if stream.duration and stream.time_base:
+        stated = float(stream.duration * stream.time_base)
+    elif container.duration and container.duration > 0:
+        stated = container.duration / av.time_base
+    else:
+        return  # browser WebM: no stated duration to compare with
+    if decodable_s < stated - max(SHORTENED_TOLERANCE_S, 0.05 * stated):
+        log.warning("%s: truncated? its header states %.1f s but its frames end at %.1f s; "
+                    "used what is there", path.name, stated, decodable_s)
 
 
 def _warn_damage(path: Path, stats: _DecodeStats, outside: int, requested: int) -> None:

@@ -37,7 +37,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
-from highlights.io import write_bytes_atomic
+from highlights.io import PUBLIC_MODE, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def build_gif(frames: Sequence[GifFrame], path: Path | str, options: GifOptions 
             data = encode_gif(quantise_shared(scaled, colors), durations)
             attempts.append(f"{size}px/{colors}c={len(data)}B")
             if len(data) <= options.max_bytes:
-                write_bytes_atomic(path, data)
+                write_bytes_atomic(path, data, PUBLIC_MODE)  # the web server reads it
                 check_gif(path, len(frames), size, options.max_bytes)
                 info = GifInfo(
                     path=path,

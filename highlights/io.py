@@ -10,15 +10,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+PRIVATE_MODE = 0o640
+"""Default permissions (less the umask) of the files written here: lesson folders hold the
+student's name and the GIF's secret name (result.json, snippets, report, scores, stages.json),
+so they are not world-readable. The group may read them (a deploy group, the campaign's reader)."""
+PUBLIC_MODE = 0o644
+"""Permissions of files a web server running as another user must read: the GIFs."""
+
 
 @contextmanager
-def atomic_path(path: Path | str) -> Iterator[Path]:
+def atomic_path(path: Path | str, mode: int = PRIVATE_MODE) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed over ``path``.
 
     The temporary file keeps ``path``'s suffix, so writers that pick a format by extension
     (imageio, pandas) still work. On error the temporary file is removed and ``path`` untouched.
-    The file gets the permissions a plain ``open()`` would give it (``0666`` less the umask), not
-    ``mkstemp``'s ``0600``: the GIF is served by a web server that runs as another user.
+    The file gets ``mode`` less the umask (default :data:`PRIVATE_MODE`, 0640; the GIF passes
+    :data:`PUBLIC_MODE`, 0644, since a web server running as another user serves it), not
+    ``mkstemp``'s ``0600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +35,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, mode & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -41,13 +49,13 @@ def _umask() -> int:
     return mask
 
 
-def write_text_atomic(path: Path | str, text: str) -> None:
-    with atomic_path(path) as tmp:
+def write_text_atomic(path: Path | str, text: str, mode: int = PRIVATE_MODE) -> None:
+    with atomic_path(path, mode) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_bytes_atomic(path: Path | str, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def write_bytes_atomic(path: Path | str, data: bytes, mode: int = PRIVATE_MODE) -> None:
+    with atomic_path(path, mode) as tmp:
         tmp.write_bytes(data)
 
 

@@ -38,7 +38,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -53,7 +53,7 @@ from highlights.email import render_snippet
 from highlights.frames import read_frame_at, sample_frames
 from highlights.gif import GifFrame, build_gif, public_gif_name
 from highlights.io import atomic_path, write_json_atomic, write_text_atomic
-from highlights.recordings import LessonInput, Manifest, read_manifest
+from highlights.recordings import ROLES, LessonInput, Manifest, is_valid_lesson_id, read_manifest
 from highlights.report import render_report
 from highlights.results import (
     HighlightFrame,
@@ -303,6 +303,8 @@ class _Context:
     versions: dict[str, Any]
     progress: Progress
     started_at: str = field(default_factory=utc_now_iso)
+    published: bool = False
+    """The lesson had an ``ok`` highlight before this run (see :func:`_keep_published`)."""
 
 
 def run_lesson(
@@ -320,13 +322,31 @@ def run_lesson(
     """
     progress = progress or Progress()
     scorer = scorer if scorer is not None else load_scorer(settings)
+    settings = lesson_settings(lesson, settings)
     folder = Path(settings.out_dir) / lesson.lesson_id
     versions = scorer_versions(scorer, settings)
     keys = stage_keys(lesson, settings, versions)
     started = utc_now_iso()
 
+    clash = _job_file_clash(settings, lesson.lesson_id)
+    if clash:
+        reason = (f"lesson {lesson.lesson_id}: its folder would sit among the database's files ({clash} in the "
+                  "output folder); rename the lesson or move the database (see README, Database)")
+        return _failed(lesson.lesson_id, reason, versions, started, fingerprint=keys.overall)
+
     if not settings.force:
         previous = read_result(folder)
+        if previous is not None and previous.status == "withdrawn":
+            # A deliberate withdrawal sticks: only a run with force makes the highlight again.
+            previous.skipped = True
+            log.info("lesson %s: withdrawn by hand, skipped (rerun with --force to make it again)", lesson.lesson_id)
+            if store is not None:
+                try:
+                    _sync_store(store, previous)
+                except Exception as error:  # noqa: BLE001
+                    return _failed(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error),
+                                   versions, started, fingerprint=keys.overall, folder=folder)
+            return previous
         current = previous is not None and previous.done and previous.fingerprint == keys.overall
         missing = _missing_artifacts(previous) if current else []
         if missing:  # result.json outlived its files: redo what is missing, under the same GIF name
@@ -375,7 +395,85 @@ def _failed(lesson_id: str, reason: str, versions: dict[str, Any], started: str,
 
 
 def _database_problem(lesson_id: str, store: ResultStore, error: Exception) -> str:
-    return f"lesson {lesson_id}: database {store.url}: {type(error).__name__}: {error}"
+    # One line: drivers' messages span several (SQL, background links); the summary table and
+    # logs show one line per lesson.
+    message = " ".join(str(error).split())
+    return f"lesson {lesson_id}: database {store.url}: {type(error).__name__}: {message}"
+
+
+def lesson_settings(lesson: LessonInput, settings: Settings) -> Settings:
+    """The settings for this lesson: the lessons file's ``student_age_group`` overrides
+    ``selection.student_age_group`` (and so enters the selection's fingerprint)."""
+    group = lesson.info.student_age_group
+    if group and group != settings.selection.student_age_group:
+        return replace(settings, selection=replace(settings.selection, student_age_group=group))
+    return settings
+
+
+def _job_file_clash(settings: Settings, lesson_id: str) -> str | None:
+    """The name of a job file the lesson's folder would clash with, or None.
+
+    Lesson ids start with a letter or digit, so ``OUT/.highlights`` (the default database's
+    folder) is safe; but a SQLite file directly in ``OUT`` (an older deployment's
+    ``OUT/highlights.sqlite``, or a ``--db`` there) writes ``<name>-journal``, ``-wal`` and
+    ``-shm`` beside itself, and a lesson folder of such a name breaks the database for everyone.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(settings.database_url)
+    except Exception:  # noqa: BLE001 - a bad URL is reported when the store opens
+        return None
+    if url.get_backend_name() != "sqlite" or not url.database or url.database.startswith("file:"):
+        return None
+    database = Path(url.database).expanduser()
+    try:
+        same_folder = database.parent.resolve() == Path(settings.out_dir).resolve()
+    except OSError:
+        return None
+    return database.name if same_folder and lesson_id.startswith(database.name) else None
+
+
+def _published(lesson_id: str, folder: Path, store: ResultStore | None) -> bool:
+    """Whether the lesson has a completed highlight that emails may link to already: an ``ok``
+    database row or ``result.json``."""
+    previous = read_result(folder)
+    if previous is not None and previous.status == "ok":
+        return True
+    if store is None:
+        return False
+    try:
+        row = store.row(lesson_id)
+    except Exception:  # noqa: BLE001 - the save reports a database that cannot be read
+        return False
+    return row is not None and row.get("status") == "ok"
+
+
+def _input_doubt(lesson: LessonInput) -> str | None:
+    """Why this lesson's input may be incomplete rather than a real change: a role without any
+    recording (its rows missing, or unreadable), or rows of the input files that belong to no
+    valid lesson (a broken JSON line, an invalid id) and may be this one's. None when it looks whole."""
+    missing = [role for role in ROLES if not lesson.by_role(role)]
+    if missing:
+        return f"the manifest has no {' or '.join(missing)} recording for it"
+    if lesson.unattributed_rows:
+        return f"{lesson.unattributed_rows} row(s) of the input files belong to no valid lesson and may be this one's"
+    return None
+
+
+def _keep_published(c: _Context, outcome: str) -> LessonResult | None:
+    """A ``failed`` result that keeps the lesson's published highlight (GIF, ``ok`` row and
+    ``result.json``), when this run would withdraw it (``outcome``) on input that looks incomplete.
+    A bad row spoils its own lesson's rerun only; withdrawing takes ``highlights withdraw``."""
+    doubt = _input_doubt(c.lesson) if c.published else None
+    if doubt is None:
+        return None
+    lesson_id = c.lesson.lesson_id
+    reason = (f"lesson {lesson_id}: this run found {outcome}, but {doubt}: its published highlight is kept "
+              f"(fix the input and rerun, or withdraw it with `highlights withdraw {lesson_id}`)")
+    log.warning("%s", reason)
+    return LessonResult(lesson_id, "failed", reason=reason, versions=c.versions, fingerprint=c.keys.overall,
+                        folder=c.folder, warnings=[str(w) for w in c.lesson.warnings])
 
 
 def _missing_artifacts(result: LessonResult) -> list[str]:
@@ -389,7 +487,8 @@ def _missing_artifacts(result: LessonResult) -> list[str]:
 
 def _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started) -> LessonResult:
     remove_leftover_temp_files(folder)
-    context = _Context(lesson, settings, folder, keys, StageState(folder, settings.force), versions, progress)
+    context = _Context(lesson, settings, folder, keys, StageState(folder, settings.force), versions, progress,
+                       published=_published(lesson.lesson_id, folder, store))
     try:
         result = _run_stages(context, scorer)
     except Exception as error:  # noqa: BLE001 - one lesson's failure must not stop the batch
@@ -408,6 +507,11 @@ def _run_locked(lesson, settings, scorer, store, progress, folder, versions, key
         except Exception as error:  # noqa: BLE001
             result = _failed(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error), versions,
                              started, fingerprint=keys.overall, folder=folder)
+    previous = read_result(folder) if result.status == "failed" else None
+    if previous is not None and previous.status == "ok":
+        # Like the database row, an ok result.json outlives a failed rerun: it names the GIF
+        # emails link to. The failure is in the summary, the log and the row's last_error.
+        return result
     write_result(result, folder)
     return result
 
@@ -481,7 +585,11 @@ class _stage:
 
 def _run_stages(c: _Context, scorer: Any) -> LessonResult:
     lesson, settings, folder, keys = c.lesson, c.settings, c.folder, c.keys
-    base = dict(lesson_id=lesson.lesson_id, versions=c.versions, fingerprint=keys.overall, folder=folder)
+    warnings = [str(w) for w in lesson.warnings]
+    for warning in warnings:
+        log.warning("lesson %s: %s", lesson.lesson_id, warning)
+    base = dict(lesson_id=lesson.lesson_id, versions=c.versions, fingerprint=keys.overall, folder=folder,
+                warnings=warnings)
 
     if lesson.problems:
         reason = "; ".join(str(problem) for problem in lesson.problems)
@@ -499,6 +607,9 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
             c.state.record("timeline", keys.timeline, [TIMELINE_FILE])
     base.update(lesson=timeline.bounds(), disconnects=timeline.disconnect_counts())
     if timeline.status != "ok":
+        kept = _keep_published(c, f"no lesson ({timeline.reason or 'the cameras were never on together'})")
+        if kept is not None:
+            return kept
         # No lesson, but the report still shows both cameras: the data team sees why.
         result = LessonResult(status="no_lesson", reason=timeline.reason or "no lesson took place", **base)
         no_selection = Selection("no_highlight", result.reason, [], SelectionStats())
@@ -575,6 +686,9 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
         status, reason = "ok", ""
     else:
         status, reason = "no_highlight", selection.reason or "no highlight"
+        kept = _keep_published(c, f"no highlight ({reason})")
+        if kept is not None:
+            return kept
     remove_stale_gifs(folder, keep=base.get("gif"))
 
     result = LessonResult(status=status, reason=reason, **base)
@@ -657,7 +771,7 @@ def run_manifest(
         manifest = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
     for problem in manifest.problems:
         if getattr(problem, "lesson_id", None) is None:
-            log.warning("manifest: %s", problem)
+            log.warning("%s: %s", _problem_label(manifest, problem), problem)
     wanted = list(dict.fromkeys(lesson_ids)) if lesson_ids else list(manifest.lessons)
     own_store = store is None
     store = store if store is not None else ResultStore(settings.database_url)
@@ -685,8 +799,69 @@ def run_manifest(
 
 
 def manifest_problems(manifest: Manifest) -> list[str]:
-    """Problems of manifest rows that belong to no lesson (each names file and row)."""
-    return [str(p) for p in manifest.problems if getattr(p, "lesson_id", None) is None]
+    """Problems of rows that belong to no lesson (each names file and row), labelled by the file
+    they are in: ``manifest problem: ...`` or ``lessons file problem: ...``."""
+    return [f"{_problem_label(manifest, p)}: {p}" for p in manifest.problems if getattr(p, "lesson_id", None) is None]
+
+
+def _problem_label(manifest: Manifest, problem: Any) -> str:
+    return "manifest problem" if Path(problem.file) == Path(manifest.path) else "lessons file problem"
+
+
+# --------------------------------------------------------------------------- withdrawing
+
+
+class NothingToWithdraw(LookupError):
+    """``highlights withdraw`` named a lesson with neither a result nor a database row."""
+
+
+def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | None = None) -> LessonResult:
+    """Withdraw a lesson's highlight on purpose: delete its GIF and snippets, mark its
+    ``result.json`` and database row ``withdrawn`` (no GIF URL, no snippet: the campaign's query
+    finds nothing). Later runs skip the lesson until one runs it with ``force``, which makes a
+    new GIF under a new name. The scores, analytics and report stay (they are private).
+
+    Raises :class:`NothingToWithdraw` when neither ``OUT/<lesson_id>/result.json`` nor a row
+    exists, ValueError for an invalid id, and what the database raises.
+    """
+    if not is_valid_lesson_id(lesson_id):
+        raise ValueError(f"{lesson_id!r} is not a valid lesson id")
+    folder = Path(settings.out_dir) / lesson_id
+    own_store = store is None
+    store = store if store is not None else ResultStore(settings.database_url)
+    try:
+        row = store.row(lesson_id)
+        previous = read_result(folder)
+        if previous is None and row is None:
+            raise NothingToWithdraw(f"lesson {lesson_id}: no result in {folder} and no database row: nothing to withdraw")
+        when = utc_now_iso()
+        reason = f"withdrawn by hand at {when}"
+        if previous is not None:
+            result = replace(previous, status="withdrawn", reason=reason, frames=[], gif=None, gif_url=None,
+                             gif_bytes=None, snippet=None, snippet_text=None, finished_at=when, folder=folder)
+        else:
+            result = LessonResult(lesson_id, "withdrawn", reason=reason, started_at=when, finished_at=when)
+        if folder.is_dir():
+            with lesson_lock(folder) as locked:
+                if not locked:
+                    raise RuntimeError(f"lesson {lesson_id}: another highlights run is working on it; try again later")
+                remove_stale_gifs(folder, keep=None)
+                for name in (SNIPPET_HTML, SNIPPET_TEXT):
+                    (folder / name).unlink(missing_ok=True)
+                state = StageState(folder)
+                for stage in ("gif", "snippet"):  # a forced rerun draws a new GIF name
+                    state.data.pop(stage, None)
+                write_json_atomic(state.path, state.data)
+                store.save(result)
+                result.folder = folder
+                write_result(result, folder)
+        else:
+            store.save(result)
+        log.warning("lesson %s: highlight withdrawn by hand", lesson_id)
+        return result
+    finally:
+        if own_store:
+            store.dispose()
 
 
 __all__ = [
@@ -698,4 +873,5 @@ __all__ = [
     "run_lesson",
     "run_manifest",
     "stage_keys",
+    "withdraw_lesson",
 ]

@@ -43,12 +43,17 @@ ROLES: tuple[Role, ...] = ("student", "teacher")
 
 MANIFEST_COLUMNS = ("lesson_id", "role", "path", "started_at")
 """Required manifest columns; ``ended_at`` is optional."""
-LESSON_INFO_FIELDS = ("student_name", "subject", "locale", "lesson_url")
+LESSON_INFO_FIELDS = ("student_name", "subject", "locale", "lesson_url", "student_age_group")
 """Lessons-file columns with a field of their own in :class:`LessonInfo`; others go to ``extra``."""
 
-_LESSON_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# The first character is a letter or digit: lesson folders then never start with a dot, so none
+# can be the job's own folder (highlights.config.JOB_DIR_NAME, ".highlights") or a hidden file.
+_LESSON_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+AGE_GROUPS = ("child", "adult")
+"""Values of the lessons file's ``student_age_group`` column (see :mod:`highlights.selection`)."""
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+_JSON_LESSON_ID = re.compile(r'"lesson_id"\s*:\s*"([^"\\]{1,64})"')
 
 
 class InputError(ValueError):
@@ -91,6 +96,9 @@ class LessonInfo:
     subject: str | None = None
     locale: str = "en"
     lesson_url: str | None = None
+    student_age_group: str | None = None
+    """``child`` or ``adult`` from the lessons file; None: the ``selection.student_age_group``
+    setting decides (default ``child``)."""
     extra: Mapping[str, str] = field(default_factory=dict, hash=False)
     source: SourceRow | None = field(default=None, compare=False)
     """The lessons-file row it came from (None: the lesson has no row there)."""
@@ -121,6 +129,12 @@ class LessonInput:
     recordings: list[Recording]
     info: LessonInfo
     problems: list[InputProblem] = field(default_factory=list)
+    warnings: list[InputProblem] = field(default_factory=list)
+    """Problems that do not stop the lesson (a lesson_url that is not a usable link is left out of
+    the snippet); reported with the lesson's result. Never hold the values themselves."""
+    unattributed_rows: int = 0
+    """Rows of the input files that belong to no valid lesson (a broken JSON line, an invalid id):
+    one of them may be this lesson's, so a published highlight is not withdrawn on this input."""
 
     def by_role(self, role: Role) -> list[Recording]:
         """This role's recordings, earliest first."""
@@ -154,7 +168,7 @@ class Manifest:
 
 def is_valid_lesson_id(value: str) -> bool:
     """Lesson ids name folders and files of later stages, so they must be safe as one path
-    component: ``[A-Za-z0-9_.-]{1,64}`` and no ``..``."""
+    component: ``[A-Za-z0-9_.-]{1,64}``, starting with a letter or digit, and no ``..``."""
     return bool(_LESSON_ID.fullmatch(value)) and ".." not in value and value not in {".", ".."}
 
 
@@ -198,6 +212,7 @@ def read_manifest(
     if lessons_path is not None:
         _join_lessons_file(manifest, Path(lessons_path))
     for lesson in manifest.lessons.values():
+        lesson.unattributed_rows = len(manifest.problems)
         if lesson.problems:
             log.warning("lesson %s: %d input problem(s)", lesson.lesson_id, len(lesson.problems))
     if problems:
@@ -207,10 +222,16 @@ def read_manifest(
 
 def read_lessons_file(path: Path | str) -> tuple[dict[str, LessonInfo], list[InputProblem]]:
     """Read the lessons file alone: infos by lesson id, and the problems of its rows (each with
-    the lesson it spoils, or None when the row names no valid lesson)."""
-    path = Path(path)
+    the lesson it spoils, or None when the row names no valid lesson). Warnings (see
+    :attr:`LessonInput.warnings`) are left out; :func:`read_manifest` attaches them to lessons."""
+    infos, problems, _ = _read_lessons_file(Path(path))
+    return infos, problems
+
+
+def _read_lessons_file(path: Path) -> tuple[dict[str, LessonInfo], list[InputProblem], list[InputProblem]]:
     infos: dict[str, LessonInfo] = {}
     problems: list[InputProblem] = []
+    warnings: list[InputProblem] = []
     for row_no, values, error in _rows(path, required=("lesson_id",)):
         raw_id = values.get("lesson_id", "").strip() if values else ""
         lesson_id = raw_id if is_valid_lesson_id(raw_id) else None
@@ -221,20 +242,23 @@ def read_lessons_file(path: Path | str) -> tuple[dict[str, LessonInfo], list[Inp
             previous = infos[lesson_id].source
             problems.append(InputProblem(path, row_no, lesson_id, f"lesson listed twice (also row {previous.row if previous else '?'})"))
             continue
-        info, errors = _lesson_info(path, row_no, lesson_id, values)
+        info, errors, notes = _lesson_info(path, row_no, lesson_id, values)
         problems += [InputProblem(path, row_no, lesson_id, message) for message in errors]
+        warnings += [InputProblem(path, row_no, lesson_id, message) for message in notes]
         infos[lesson_id] = info
-    return infos, problems
+    return infos, problems, warnings
 
 
 def _bad_id(raw_id: str) -> str:
     if not raw_id:
         return "lesson_id is empty"
-    return f"lesson_id {raw_id!r} is not a valid id (1-64 of A-Z a-z 0-9 _ . -, no '..')"
+    return f"lesson_id {raw_id!r} is not a valid id (1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit, no '..')"
 
 
 def _join_lessons_file(manifest: Manifest, lessons_path: Path) -> None:
-    infos, problems = read_lessons_file(lessons_path)
+    infos, problems, warnings = _read_lessons_file(lessons_path)
+    for problem in warnings:
+        _lesson(manifest, problem.lesson_id).warnings.append(problem)
     for problem in problems:
         if problem.lesson_id is None:
             manifest.problems.append(problem)
@@ -297,8 +321,13 @@ def _timestamp(name: str, raw: str, zone: tzinfo | None, errors: list[str], *, r
     return value
 
 
-def _lesson_info(path: Path, row_no: int, lesson_id: str, values: Mapping[str, str]) -> tuple[LessonInfo, list[str]]:
+def _lesson_info(
+    path: Path, row_no: int, lesson_id: str, values: Mapping[str, str]
+) -> tuple[LessonInfo, list[str], list[str]]:
+    """The row's :class:`LessonInfo`, its errors (they fail the lesson) and warnings (they do
+    not). Messages name columns, never their values: lesson metadata stays out of logs."""
     errors: list[str] = []
+    warnings: list[str] = []
 
     def optional(key: str) -> str | None:
         value = values.get(key, "").strip()
@@ -306,21 +335,39 @@ def _lesson_info(path: Path, row_no: int, lesson_id: str, values: Mapping[str, s
 
     locale = (optional("locale") or "en").replace("_", "-")
     if not _LOCALE.fullmatch(locale):
-        errors.append(f"locale {values.get('locale')!r} is not a language tag such as 'en' or 'pt-BR'")
+        errors.append("locale is not a language tag such as 'en' or 'pt-BR'")
         locale = "en"
     url = optional("lesson_url")
-    if url is not None:
-        parts = urlsplit(url)
-        # The URL ends up as a link in an email: only plain web links, never javascript: & co.
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            errors.append(f"lesson_url {url!r} is not an http(s) URL")
-            url = None
+    if url is not None and not _usable_link(url):
+        # The link is a nicety of the email: the snippet goes out without it, and the problem
+        # is reported without the value (it may carry the student's name in its query string).
+        warnings.append("lesson_url is not a usable http(s) link: left out of the snippet")
+        url = None
+    age_group = optional("student_age_group")
+    if age_group is not None and age_group.lower() not in AGE_GROUPS:
+        # Not a warning: guessing would put a child's lesson under the adult rule.
+        errors.append(f"student_age_group must be {' or '.join(AGE_GROUPS)}")
+        age_group = None
     extra = {key: value for key, value in values.items() if key not in ("lesson_id", *LESSON_INFO_FIELDS) and value != ""}
     info = LessonInfo(
         lesson_id, student_name=optional("student_name"), subject=optional("subject"), locale=locale,
-        lesson_url=url, extra=extra, source=SourceRow(path, row_no),
+        lesson_url=url, student_age_group=age_group.lower() if age_group else None, extra=extra,
+        source=SourceRow(path, row_no),
     )
-    return info, errors
+    return info, errors, warnings
+
+
+def _usable_link(url: str) -> bool:
+    """Whether ``url`` can be an ``href`` in the email: an absolute http(s) URL without
+    characters that must be percent-encoded (the rule of :func:`highlights.email.check_absolute_url`);
+    never javascript: & co."""
+    from highlights.email import check_absolute_url  # the email stage owns the rule
+
+    try:
+        check_absolute_url(url, what="lesson_url")
+    except ValueError:
+        return False
+    return urlsplit(url).scheme in ("http", "https")
 
 
 def _rows(path: Path, *, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
@@ -353,7 +400,8 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
     except OSError as exc:
         raise InputError(f"{path.name}: cannot read: {exc}") from exc
     with handle:
-        reader = csv.reader(handle)
+        lines = _LineLog(handle)
+        reader = csv.reader(lines)
         try:
             header = next(reader, None)
         except (csv.Error, UnicodeDecodeError) as exc:
@@ -373,13 +421,17 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
         last_line = reader.line_num
         while True:
             first_line = last_line + 1
+            lines.taken.clear()
             try:
                 fields = next(reader)
             except StopIteration:
                 return
             except (csv.Error, UnicodeDecodeError) as exc:
                 last_line = reader.line_num
-                yield first_line, None, f"unreadable row: {exc}"
+                # The row still names its lesson (a name past the field size limit, a stray
+                # quote): the problem then spoils that lesson instead of vanishing among rows
+                # that belong to none.
+                yield first_line, _lesson_id_only(lines.taken, columns), f"unreadable row: {exc}"
                 continue
             last_line = reader.line_num
             if not fields or all(not value.strip() for value in fields):
@@ -393,6 +445,39 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
                 yield first_line, values, f"{len(fields)} fields where the header has {len(columns)}"
                 continue
             yield first_line, {name: value.strip() for name, value in zip(columns, fields) if name}, None
+
+
+class _LineLog:
+    """The lines a ``csv.reader`` takes from ``handle`` since ``taken`` was last cleared."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _LineLog:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.handle)
+        self.taken.append(line)
+        return line
+
+
+def _lesson_id_only(lines: list[str], columns: list[str]) -> dict[str, str] | None:
+    """``{"lesson_id": ...}`` read from the raw lines of a row the CSV reader rejected, or None.
+    Only the id is kept: the rest of such a row is not trusted."""
+    if "lesson_id" not in columns or not lines:
+        return None
+    limit = csv.field_size_limit()
+    try:
+        csv.field_size_limit(max(limit, sum(len(line) for line in lines) + 1))
+        fields = next(csv.reader(lines), [])
+    except csv.Error:
+        return None
+    finally:
+        csv.field_size_limit(limit)
+    index = columns.index("lesson_id")
+    return {"lesson_id": fields[index].strip()} if index < len(fields) else None
 
 
 def _jsonl_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
@@ -415,7 +500,10 @@ def _jsonl_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, di
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield line_no, None, "not UTF-8 text" if _undecodable(line) else f"not valid JSON: {exc.msg}"
+                # A broken line that still shows its lesson id spoils that lesson (see _lesson_id_only).
+                found = _JSON_LESSON_ID.search(line)
+                values = {"lesson_id": found.group(1).strip()} if found else None
+                yield line_no, values, "not UTF-8 text" if _undecodable(line) else f"not valid JSON: {exc.msg}"
                 continue
             if not isinstance(record, dict):
                 yield line_no, None, "not a JSON object"

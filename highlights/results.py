@@ -6,8 +6,9 @@ means every other artifact it names is complete. Its schema (``schema`` = 1)::
     {
       "schema": 1,
       "lesson_id": "L-1001",
-      "status": "ok",                 # ok | no_highlight | no_lesson | failed
+      "status": "ok",                 # ok | no_highlight | no_lesson | failed | withdrawn
       "reason": "",                   # why, when status is not ok (names lesson, file and row)
+      "warnings": [],                 # problems that did not stop the lesson (file, row, column)
       "lesson": {"start": "2026-11-20T16:00:03+00:00", "end": "...", "duration_s": 1795.0},
       "disconnects": {"student": 1, "teacher": 0,
                       "student_offline_s": 42.0, "teacher_offline_s": 0.0},
@@ -37,10 +38,11 @@ from highlights.io import write_json_atomic
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
 
-Status = Literal["ok", "no_highlight", "no_lesson", "failed"]
-STATUSES: tuple[str, ...] = ("ok", "no_highlight", "no_lesson", "failed")
-DONE_STATUSES: frozenset[str] = frozenset({"ok", "no_highlight", "no_lesson"})
-"""Outcomes a rerun with the same inputs would only repeat: such a lesson is skipped."""
+Status = Literal["ok", "no_highlight", "no_lesson", "failed", "withdrawn"]
+STATUSES: tuple[str, ...] = ("ok", "no_highlight", "no_lesson", "failed", "withdrawn")
+DONE_STATUSES: frozenset[str] = frozenset({"ok", "no_highlight", "no_lesson", "withdrawn"})
+"""Outcomes a rerun with the same inputs would only repeat: such a lesson is skipped.
+``withdrawn`` (``highlights withdraw``) is skipped whatever the inputs, until a run with ``force``."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,9 @@ class LessonResult:
     fingerprint: str = ""
     started_at: str = ""
     finished_at: str = ""
+    warnings: list[str] = field(default_factory=list)
+    """Input problems that did not stop the lesson (a lesson_url left out of the snippet); each
+    names file, row and column, never the value."""
     folder: Path | None = field(default=None, compare=False)
     skipped: bool = field(default=False, compare=False)
     """True when this run found the lesson already done and reused its result."""

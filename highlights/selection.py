@@ -20,6 +20,13 @@ Rules, in the order they apply:
    ``hash_distance`` bits from theirs (no near-duplicates), until ``max_frames`` are taken.
 4. Fewer than ``min_frames`` picks: status ``no_highlight`` with a reason (a normal outcome).
 
+Whose face: rules 1-2 are about "the child" in a child's lesson (``student_age_group = "child"``,
+the default). In an adult student's lesson (``"adult"``, from the lessons file or the setting)
+the subject is the student's own face instead, by :func:`main_face_subject`: the face in a frame
+where exactly one face is in view, whatever the age model says; a frame with two or more faces
+(anyone else in view, perhaps a child) is excluded with ``adult_margin_s`` around it, always.
+The rule only re-labels which faces are "the subject", so everything after it is shared.
+
 Example::
 
     selection = select_highlights(scores)               # SelectionOptions() defaults
@@ -31,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -85,10 +92,18 @@ class SelectionOptions:
     min_face_px: float = 40.0
     min_det_prob: float = 0.9
     hash_distance: int = 10
+    student_age_group: str = "child"
+    """Whose face the GIF is made of when the lessons file does not say (its
+    ``student_age_group`` column): ``child`` (the child's, never a frame with an adult) or
+    ``adult`` (the student's own, never a frame with anyone else). See :data:`SUBJECT_RULES`."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_frames <= self.max_frames:
             raise ValueError("need 1 <= min_frames <= max_frames")
+        if self.student_age_group not in SUBJECT_RULES:
+            raise ValueError(f"student_age_group must be one of {', '.join(SUBJECT_RULES)}, not {self.student_age_group!r}")
+        if not all(0 <= p <= 1 for p in (self.min_smile, self.min_det_prob)):
+            raise ValueError("min_smile and min_det_prob are probabilities: between 0 and 1")
         if self.min_gap_s < 0 or self.hash_distance < 0 or self.adult_margin_s < 0:
             raise ValueError("min_gap_s, adult_margin_s and hash_distance must be >= 0")
 
@@ -121,8 +136,8 @@ class SelectionStats:
 
     frames: int = 0  # sampled frames in the table
     with_face: int = 0
-    with_child: int = 0
-    with_adult: int = 0
+    with_child: int = 0  # with the subject's face: the child, or an adult student's main face
+    with_adult: int = 0  # with anyone else
     child_smiling: int = 0  # frames with a child face at or above min_smile (before other filters)
     candidates: int = 0  # frames that passed every filter (adult rule included)
 
@@ -233,12 +248,37 @@ def _to_pick(row: Any, rank: int) -> Pick:
     )
 
 
+def child_subject(scores: pd.DataFrame) -> pd.DataFrame:
+    """A child's lesson: the subject is any face the age model calls a child (``is_child``);
+    every other face counts as an adult."""
+    return scores
+
+
+def main_face_subject(scores: pd.DataFrame) -> pd.DataFrame:
+    """An adult student's lesson: the subject is the main face, the one face of a frame with
+    exactly one face in view; in a frame with two or more faces none is the subject, so the whole
+    frame (and ``adult_margin_s`` around it) stays out. Returned as ``scores`` with ``is_child``
+    re-labelled "is the subject", which the rest of the selection reads."""
+    faces = scores["face"] >= 0
+    per_frame = scores.loc[faces, "frame"].value_counts()
+    alone = scores["frame"].map(per_frame).eq(1) & faces
+    return scores.assign(is_child=alone.astype(bool))
+
+
+SUBJECT_RULES = {"child": child_subject, "adult": main_face_subject}
+"""``student_age_group`` -> the rule that marks the subject's faces (``is_child`` True)."""
+
+
 def select_highlights(scores: pd.DataFrame, options: SelectionOptions | None = None) -> Selection:
-    """Pick up to ``max_frames`` smiling child frames; the best first, then in lesson order."""
+    """Pick up to ``max_frames`` smiling frames of the subject (the child, or an adult student's
+    own face); the best first, then in lesson order."""
     options = options or SelectionOptions()
     missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
     if missing:
         raise ValueError(f"scores table lacks columns: {', '.join(missing)}")
+    scores = SUBJECT_RULES[options.student_age_group](scores)
+    if options.student_age_group != "child":
+        options = replace(options, allow_adult=False)  # anyone else in view always keeps a frame out
 
     candidates = candidate_faces(scores, options)
     stats = selection_stats(scores, options, candidates=int(len(candidates)))
@@ -260,13 +300,18 @@ def _no_highlight_reason(stats: SelectionStats, found: int, options: SelectionOp
     # Counts only: the reason ends up in logs and in the result, and holds no personal data.
     if stats.frames == 0:
         return "no frames were sampled from the lesson"
+    child = options.student_age_group == "child"
+    noun = "child" if child else "student"
+    who = f"the {noun}"
     if stats.with_child == 0:
-        return f"no child's face was found in {stats.frames} sampled frames"
+        if child:
+            return f"no child's face was found in {stats.frames} sampled frames"
+        return f"the student was never seen alone (exactly one face in view) in {stats.frames} sampled frames"
     if stats.child_smiling == 0:
-        return f"the child was not seen smiling (smile >= {options.min_smile:g}) in {stats.with_child} frames"
-    adult = "" if options.allow_adult else " with no adult visible"
+        return f"{who} was not seen smiling (smile >= {options.min_smile:g}) in {stats.with_child} frames"
+    adult = "" if options.allow_adult else (" with no adult visible" if child else " with nobody else in view")
     return (
-        f"only {found} distinct smiling moment(s), {options.min_frames} needed: child in "
+        f"only {found} distinct smiling moment(s), {options.min_frames} needed: {noun} in "
         f"{stats.with_child} frames, smiling in {stats.child_smiling}, {stats.candidates} of them "
         f"sharp, well lit{adult}; picks must be {options.min_gap_s:g} s apart and not near-duplicates"
     )

@@ -1,7 +1,7 @@
 """The database contract: one row per lesson in ``lesson_highlights``, read by the email campaign,
 and the lesson's analytics beside it (``lesson_minutes``, ``lesson_totals``) for the data team.
 
-Any SQLAlchemy URL works (``sqlite:///out/highlights.sqlite`` by default,
+Any SQLAlchemy URL works (``sqlite:///out/.highlights/highlights.sqlite`` by default,
 ``postgresql+psycopg://user@host/db`` in production). The schema is versioned with Alembic
 (``highlights/migrations``): opening the store creates or upgrades it to this release's head,
 a database of release 0.1.0 included. A rerun updates the lesson's row in place (an upsert
@@ -49,6 +49,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     create_engine,
     delete,
     select,
@@ -77,6 +78,32 @@ class Base(DeclarativeBase):
     pass
 
 
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime in every database.
+
+    PostgreSQL's ``timestamptz`` keeps the instant but returns it in the session's zone; SQLite
+    has no zone at all, and SQLAlchemy there drops the offset as written (a lesson start at
+    -05:00 and its end at +05:30 then compare wrong). So values are converted to UTC on the way
+    in (naive UTC text in SQLite) and come back aware, in UTC, from both.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime: the database stores UTC, give an offset")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class LessonHighlight(Base):
     """One lesson's highlight; columns documented in the README ("Database")."""
 
@@ -90,8 +117,8 @@ class LessonHighlight(Base):
     gif_bytes: Mapped[int | None] = mapped_column(Integer)
     snippet_html: Mapped[str | None] = mapped_column(Text)
     snippet_text: Mapped[str | None] = mapped_column(Text)
-    lesson_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    lesson_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lesson_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lesson_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_s: Mapped[float | None] = mapped_column(Float)
     student_disconnects: Mapped[int | None] = mapped_column(Integer)
     teacher_disconnects: Mapped[int | None] = mapped_column(Integer)
@@ -103,8 +130,8 @@ class LessonHighlight(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
     result_path: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def _lesson_fk() -> Any:
@@ -121,7 +148,7 @@ class LessonMinute(Base):
     minute: Mapped[int] = mapped_column(Integer)
     """Minute of lesson time the bucket starts in (= ``bucket`` with the default 60 s buckets)."""
     bucket_s: Mapped[float] = mapped_column(Float)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """Wall-clock (UTC) start of the bucket: the lesson's start + ``start_s``."""
     start_s: Mapped[float] = mapped_column(Float)
     end_s: Mapped[float] = mapped_column(Float)
@@ -161,9 +188,9 @@ class LessonTotals(Base):
     smiliest_minute: Mapped[int | None] = mapped_column(Integer)
     processing_s: Mapped[float | None] = mapped_column(Float)
     """Seconds the run took on this lesson (``finished_at - started_at``, 1 s resolution)."""
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 COLUMNS = [c.name for c in LessonHighlight.__table__.columns]
@@ -300,10 +327,18 @@ class StoreError(RuntimeError):
 
 
 def _make_sqlite_folder(url: URL) -> None:
-    """Create the folder of a SQLite database file (SQLite creates the file, not its folder)."""
+    """Create the folder of a SQLite database file (SQLite creates the file, not its folder),
+    and the file itself, not world-readable (0640 less the umask): it holds student names.
+    SQLite gives its journal and WAL files the database file's permissions."""
+    import os
+
     database = url.database
     if url.get_backend_name() == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        if not path.parent.is_dir():
+            path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # e.g. OUT/.highlights
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o640))
 
 
 class ResultStore:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,7 +110,10 @@ class LessonTimeline:
         """The bounds as ``result.json`` and ``highlights timeline --json`` give them."""
         if self.start is None or self.end is None:
             return None
-        return LessonBounds(self.start.isoformat(), self.end.isoformat(), round(self.duration_s or 0.0, 3))
+        # In UTC, one offset for both ends: the start and end come from different people's rows,
+        # which may carry different offsets (a teacher on -05:00, a student on +05:30).
+        start, end = self.start.astimezone(timezone.utc), self.end.astimezone(timezone.utc)
+        return LessonBounds(start.isoformat(), end.isoformat(), round(self.duration_s or 0.0, 3))
 
     def disconnect_counts(self) -> Disconnects:
         """Disconnects and seconds offline per side, as ``result.json`` gives them."""
@@ -250,7 +253,7 @@ def sample_points(timeline: LessonTimeline, recordings: Sequence[Recording], fps
     count = math.ceil(timeline.duration_s * fps - 1e-9)
     for k in range(count):
         t = k / fps
-        at = timeline.start + timedelta(seconds=t)
+        at = (timeline.start + timedelta(seconds=t)).astimezone(timezone.utc)  # result.json: UTC
         recording = covering_recording(student, at)
         if recording is None:
             continue

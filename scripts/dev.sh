@@ -7,7 +7,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 case "${1:-}" in
   demo)
     shift
-    # The shipped demo lesson (an adult's face: the privacy rule, no GIF), built once.
+    # The shipped demo lesson (an adult student, the astronaut: a GIF of her smiles), built once.
     [ -f fixtures/demo/student-2.webm ] && [ -f fixtures/demo/teacher-1.mp4 ] || python scripts/make_demo_lesson.py fixtures/demo
     status=0
     highlights run fixtures/demo/manifest.csv --lessons fixtures/demo/lessons.csv --out out/demo "$@" || status=$?
@@ -15,7 +15,7 @@ case "${1:-}" in
     if [ -f out/demo-input/manifest.csv ] || python scripts/make_demo_lesson.py --real-faces out/demo-input; then
       highlights run out/demo-input/manifest.csv --lessons out/demo-input/lessons.csv --out out/demo "$@" || status=$?
     fi
-    echo "demo: outputs in out/demo/<lesson_id>/ (report.html, snippet.html, the GIF), database out/demo/highlights.sqlite"
+    echo "demo: outputs in out/demo/<lesson_id>/ (report.html, snippet.html, the GIF), database out/demo/.highlights/highlights.sqlite"
     exit $status
     ;;
   test)

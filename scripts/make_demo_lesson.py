@@ -10,10 +10,14 @@ the framing drifting and zooming and the light changing, so no two seconds look 
 teacher's camera is a synthetic whiteboard scene without a face. The student joins 25 s late and
 drops out once for 15 s, so the lesson has two student recordings.
 
-The astronaut is an adult, and the shipped child/adult model says so: this lesson shows the
-privacy rule at work and ends ``no_highlight`` ("no child's face was found"), with its report,
-timeline and analytics but no GIF. No freely licensed photo of a child ships in any package this
-project may depend on, and the shared research data may not be committed.
+The astronaut is an adult, and so is this lesson's student: ``lessons.csv`` says
+``student_age_group = adult``, so the GIF is made of the student's own face (the one face in
+view; a frame with anyone else in it stays out). The lesson ends ``ok`` with a GIF of four
+smiling moments (20 s apart, over 110 sampled seconds), the snippet and the report: the whole
+path on shipped material. Under the children's rule (the default, when the column is absent)
+the same lesson ends ``no_highlight``: the shipped child/adult model judges her an adult in
+nearly every frame. No freely licensed photo of a child ships in any package this project may
+depend on, and the shared research data may not be committed.
 
 ``--real-faces FOLDER`` builds a second lesson from hand-labelled photos of children and adults
 in ``../shared/data`` (``tests/real_face_lesson.py``: a 5-minute lesson with thirteen smiling
@@ -122,7 +126,7 @@ def write_demo(folder: Path) -> list[Path]:
         written.append(path)
     write_lesson_files(folder, LESSON_ID, LESSON_START, RECORDINGS, {
         "student_name": "Ada", "subject": "Maths", "locale": "en",
-        "lesson_url": "https://school.example/lessons/demo-0001",
+        "lesson_url": "https://school.example/lessons/demo-0001", "student_age_group": "adult",
     })  # fmt: skip
     return written
 

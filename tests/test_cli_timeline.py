@@ -195,11 +195,12 @@ def test_naive_times_need_a_time_zone(runner: CliRunner, tmp_path: Path):
 def test_lessons_file(runner: CliRunner, tmp_path: Path):
     manifest = str(write_manifest(tmp_path, *LESSONS[:3]))
     lessons = tmp_path / "lessons.csv"
-    lessons.write_text("lesson_id,student_name,locale,lesson_url\nL-1,Ada,en,javascript:alert(1)\nL-7,Bo,de,\n", encoding="utf-8")
+    lessons.write_text("lesson_id,student_name,locale,lesson_url\nL-1,Ada,english!,javascript:alert(1)\nL-7,Bo,de,\n", encoding="utf-8")
     result = runner.invoke(main, ["timeline", manifest, "--lessons", str(lessons), "--json"])
     records = json_lines(result.stdout)
     assert result.exit_code == 1
-    assert records["L-1"]["status"] == "failed" and "lessons.csv row 2 (lesson L-1): lesson_url" in records["L-1"]["reason"]
+    assert records["L-1"]["status"] == "failed" and "lessons.csv row 2 (lesson L-1): locale" in records["L-1"]["reason"]
+    assert "english!" not in result.output and "javascript" not in result.output  # metadata stays out
     assert records["L-7"]["status"] == "no_lesson"
     assert records["L-7"]["reason"] == "no student recording and no teacher recording"
     assert "Ada" not in result.output

@@ -2,9 +2,11 @@
 
 The demo (``scripts/make_demo_lesson.py``) needs nothing from ``../shared``: scikit-image's
 astronaut photo, framed like a webcam, is the student's camera; the student joins 25 s late and
-drops out for 15 s. The astronaut is an adult, so the job must find her face in nearly every
-frame, judge it an adult, and refuse to make a GIF: the privacy rule on a real face. The
-lesson with real children that does get a GIF is ``tests/test_e2e_real_faces.py``.
+drops out for 15 s. The astronaut is an adult, and the lessons file says the student is one
+(``student_age_group = adult``): the GIF is made of her own face, alone in view. Under the
+children's rule the same scores give no GIF: the age model judges her an adult in nearly every
+frame (the privacy rule on a real face). The lesson with real children is
+``tests/test_e2e_real_faces.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 
 from highlights.config import Settings
 from highlights.pipeline import read_scores, run_manifest
+from highlights.selection import SelectionOptions, select_highlights
 from highlights.store import ResultStore
 
 pytestmark = pytest.mark.slow
@@ -67,17 +70,26 @@ def test_demo_lesson_end_to_end(demo: Path, tmp_path: Path) -> None:
     assert found >= 0.9
     assert adult >= 0.9
 
-    # No child: no GIF, a normal outcome with a reason, and the campaign finds nothing.
-    assert result.status == "no_highlight", result.reason
-    assert result.gif is None and not list(result.folder.glob("*.gif"))
+    # An adult student: a GIF of her own smiles, at least three distinct moments 20 s apart.
+    assert result.status == "ok", result.reason
+    assert len(result.frames) >= 3 and len({round(f.t) for f in result.frames}) == len(result.frames)
+    times = sorted(f.t for f in result.frames)
+    assert all(b - a >= 20 for a, b in zip(times, times[1:]))
+    assert result.gif_path.is_file() and [p.name for p in result.folder.glob("*.gif")] == [result.gif]
+    snippet = (result.folder / "snippet.html").read_text(encoding="utf-8")
+    assert result.gif_url in snippet and "<img" in snippet
     assert (result.folder / "report.html").is_file() and (result.folder / "analytics.json").is_file()
     store = ResultStore(settings.database_url)
     try:
-        assert store.row("demo-0001")["status"] == "no_highlight"
-        assert store.highlight_for_lesson("demo-0001") is None
+        assert store.row("demo-0001")["status"] == "ok"
+        assert store.highlight_for_lesson("demo-0001").gif_url == result.gif_url
     finally:
         store.dispose()
 
+    # The children's rule on the same frames: she is an adult, so no GIF (the privacy rule).
+    child_rule = select_highlights(scores, SelectionOptions(student_age_group="child"))
+    assert child_rule.status == "no_highlight", child_rule.reason
+
     # A second run with the same inputs is skipped.
     [again] = run_manifest(demo / "manifest.csv", settings, lessons_path=demo / "lessons.csv")
-    assert again.skipped and again.status == "no_highlight"
+    assert again.skipped and again.status == "ok"

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from highlights.io import atomic_path, write_json_atomic, write_text_atomic
+from highlights.io import PUBLIC_MODE, atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -21,12 +21,14 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["snippet.html"]
 
 
-def test_files_are_readable_by_others_as_the_umask_allows(tmp_path):
-    # The GIF is served by a web server running as another user: not mkstemp's 0600.
+def test_private_files_are_not_world_readable_and_public_ones_are(tmp_path):
+    # result.json holds the student's name and the GIF's secret name: not readable by others.
+    # The GIF is served by a web server running as another user: 0644, not mkstemp's 0600.
     old = os.umask(0o022)
     try:
         write_json_atomic(tmp_path / "a" / "result.json", {"x": 1})
+        write_bytes_atomic(tmp_path / "a" / "x.gif", b"GIF89a", PUBLIC_MODE)
     finally:
         os.umask(old)
-    mode = stat.S_IMODE((tmp_path / "a" / "result.json").stat().st_mode)
-    assert mode == 0o644
+    assert stat.S_IMODE((tmp_path / "a" / "result.json").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "a" / "x.gif").stat().st_mode) == 0o644

@@ -280,7 +280,7 @@ def test_output_folder_is_created_when_missing(videos, tmp_path: Path) -> None:
     result = run_one(manifest, settings, FakeScorer())
 
     assert result.status == "ok", result.reason
-    assert (settings.out_dir / "highlights.sqlite").is_file()
+    assert (settings.out_dir / ".highlights" / "highlights.sqlite").is_file()
     assert (settings.out_dir / "L-1001" / "result.json").is_file()
     assert db_row(settings, "L-1001")[1].gif_url == result.gif_url
 

@@ -155,3 +155,64 @@ def test_a_database_that_cannot_be_opened_is_named_without_its_password(tmp_path
     message = str(caught.value)
     assert expected.replace("{tmp}", str(tmp_path)) in message
     assert "secretpw" not in message
+
+
+def _utc_exercise(store: ResultStore, tmp_path, lesson_id: str) -> None:
+    # The teacher's row on -05:00, the student's on +05:30: the lesson starts at 15:30 UTC
+    # (10:30-05:00) and ends at 15:45 UTC (21:15+05:30); stored as written, the end (21:15)
+    # would lie after, and a naive start (10:30) before, the same instants in another order.
+    result = _ok(tmp_path / "utc", lesson_id)
+    result.lesson = LessonBounds("2026-11-20T10:30:00-05:00", "2026-11-20T21:15:00+05:30", 900.0)
+    store.save(result, now=datetime(2026, 11, 21, 7, 0, tzinfo=timezone(timedelta(hours=5))))
+    row = store.row(lesson_id)
+    utc = timezone.utc
+    assert row["lesson_start"] == datetime(2026, 11, 20, 15, 30, tzinfo=utc)
+    assert row["lesson_end"] == datetime(2026, 11, 20, 15, 45, tzinfo=utc)
+    assert row["created_at"] == row["updated_at"] == datetime(2026, 11, 21, 2, 0, tzinfo=utc)
+    for column in ("lesson_start", "lesson_end", "created_at", "updated_at"):
+        assert row[column].utcoffset() == timedelta(0), column  # aware, in UTC
+    assert row["lesson_start"] < row["lesson_end"]
+    with store.engine.connect() as connection:  # the database itself orders them right too
+        ordered = connection.execute(
+            text("SELECT lesson_start < lesson_end FROM lesson_highlights WHERE lesson_id = :l"), {"l": lesson_id}
+        ).scalar()
+    assert bool(ordered)
+
+
+def test_sqlite_stores_timezone_aware_utc(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        _utc_exercise(store, tmp_path, "L-utc")
+    finally:
+        store.dispose()
+
+
+def test_postgresql_stores_timezone_aware_utc(tmp_path):
+    url = os.environ.get("HIGHLIGHTS_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set HIGHLIGHTS_TEST_POSTGRES_URL to a PostgreSQL URL to run the PostgreSQL test")
+    pytest.importorskip("psycopg", reason="needs psycopg (pip install 'highlights[postgres]')")
+    store = ResultStore(url)
+    lesson_id = f"test-{uuid.uuid4().hex[:8]}"
+    try:
+        with store.engine.begin() as connection:  # a session zone other than UTC must not leak in
+            connection.execute(text("SET TIME ZONE 'Asia/Kolkata'"))
+        _utc_exercise(store, tmp_path, lesson_id)
+    finally:
+        with store.engine.begin() as connection:
+            connection.execute(text("DELETE FROM lesson_highlights WHERE lesson_id = :l"), {"l": lesson_id})
+        store.dispose()
+
+
+def test_the_sqlite_file_is_not_world_readable(tmp_path):
+    old = os.umask(0o022)
+    try:
+        store = ResultStore(f"sqlite:///{tmp_path / 'out' / '.highlights' / 'highlights.sqlite'}")
+        store.save(LessonResult("L-1", "no_highlight", reason="no smiling child"))
+        store.dispose()
+    finally:
+        os.umask(old)
+    import stat
+
+    assert stat.S_IMODE((tmp_path / "out" / ".highlights" / "highlights.sqlite").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "out" / ".highlights").stat().st_mode) == 0o750

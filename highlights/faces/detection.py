@@ -17,6 +17,10 @@ import torch
 from highlights.faces import _torchvision_shim
 
 
+MIN_DETECTION_SIDE = 64
+"""Smallest ``max_side`` accepted: below it a webcam face shrinks under MTCNN's 12 px window."""
+
+
 @dataclass(frozen=True)
 class DetectionOptions:
     """How MTCNN is run. The defaults were chosen with ``bench/detection.py`` (2026-11-22).
@@ -63,6 +67,17 @@ class DetectionOptions:
     """Same-size frames detected per MTCNN call (MTCNN needs one size per batch)."""
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     """MTCNN's P-, R- and O-net thresholds (its defaults)."""
+
+    def __post_init__(self) -> None:
+        # Checked up front: a detection size of a few pixels finds no face in any lesson.
+        if self.max_side != 0 and not MIN_DETECTION_SIDE <= self.max_side:
+            raise ValueError(f"max_side must be 0 (never shrink) or at least {MIN_DETECTION_SIDE} px, not {self.max_side}")
+        if not 12 <= self.min_face_size or (self.max_side and self.min_face_size > self.max_side):
+            raise ValueError(f"min_face_size must be at least 12 px (MTCNN's window) and at most max_side, not {self.min_face_size}")
+        if not 0 <= self.min_probability <= 1 or not all(0 < t <= 1 for t in self.thresholds):
+            raise ValueError("min_probability and thresholds must lie between 0 and 1")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be 1 or more, not {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -148,6 +163,10 @@ class FaceDetector:
         shrunk = [self._shrink(_as_rgb(image)) for image in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, (small, _) in enumerate(shrunk):
+            # MTCNN's image pyramid has no level for a picture smaller than the smallest face it
+            # looks for (it fails inside torch.cat): such a frame has no detectable face.
+            if min(small.shape[:2]) < self.options.min_face_size:
+                continue
             by_shape.setdefault(small.shape, []).append(index)
         for indices in by_shape.values():
             for start in range(0, len(indices), self.options.batch_size):

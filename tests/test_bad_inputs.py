@@ -1,0 +1,361 @@
+"""Bad inputs and faults of issue 9: each test failed on the code before the fix.
+
+The lessons run through the real stages on recordings built at run time, with the fake face
+scorer of ``tests/test_pipeline.py`` (see its docstring); the detector test uses real MTCNN.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import highlights.pipeline
+from highlights.cli import _summary_table, main
+from highlights.config import ConfigError, Settings, load_settings
+from highlights.pipeline import run_manifest, withdraw_lesson
+from highlights.recordings import is_valid_lesson_id, read_manifest
+from highlights.results import LessonResult, read_result
+from highlights.selection import SelectionOptions, select_highlights
+from highlights.store import ResultStore
+from test_pipeline import (  # noqa: F401 - videos is a fixture
+    T0,
+    FakeScorer,
+    db_row,
+    done_lesson,
+    gifs_in,
+    lesson_rows,
+    one_lesson,
+    run_one,
+    videos,
+    write_manifest,
+)
+
+
+@pytest.fixture()
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for name in [n for n in os.environ if n.startswith("HIGHLIGHTS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(highlights.pipeline, "load_scorer", lambda settings: FakeScorer())
+    return CliRunner()
+
+
+# --------------------------------------------------------------------------- 1. one namespace
+
+
+@pytest.mark.parametrize("lesson_id", [".highlights", "-x", "_x", ".x", "L-1001\u200b"])
+def test_lesson_ids_start_with_a_letter_or_digit(lesson_id: str) -> None:
+    assert not is_valid_lesson_id(lesson_id)
+    assert is_valid_lesson_id("highlights.sqlite-journal")  # lesson folders never meet the job's files now
+
+
+def test_a_lesson_named_like_the_databases_journal_breaks_nothing(videos, tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    rows = lesson_rows(videos, root, "highlights.sqlite-journal") + lesson_rows(videos, root, "L-1001")
+    rows += lesson_rows(videos, root, "highlights.sqlite")
+    settings = Settings(out_dir=tmp_path / "out")
+
+    results = run_manifest(write_manifest(root, rows), settings, scorer=FakeScorer())
+
+    assert [r.status for r in results] == ["ok", "ok", "ok"], [r.reason for r in results]
+    assert settings.database_url == f"sqlite:///{tmp_path / 'out' / '.highlights' / 'highlights.sqlite'}"
+    for lesson_id in ("highlights.sqlite-journal", "L-1001", "highlights.sqlite"):
+        assert db_row(settings, lesson_id)[0]["status"] == "ok"  # the next night opens it fine
+
+
+def test_an_existing_database_in_out_is_kept_and_lessons_that_would_clash_fail_alone(videos, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    legacy = out / "highlights.sqlite"
+    ResultStore(f"sqlite:///{legacy}").dispose()  # an older deployment's database
+    settings = Settings(out_dir=out)
+    assert settings.database_url == f"sqlite:///{legacy}"
+    root = tmp_path / "rec"
+    rows = lesson_rows(videos, root, "highlights.sqlite-journal") + lesson_rows(videos, root, "L-1001")
+
+    clash, good = run_manifest(write_manifest(root, rows), settings, scorer=FakeScorer())
+
+    assert clash.status == "failed" and "highlights.sqlite" in clash.reason
+    assert not (out / "highlights.sqlite-journal").exists()
+    assert good.status == "ok", good.reason
+    assert db_row(settings, "L-1001")[0]["status"] == "ok"
+    assert not (out / ".highlights" / "highlights.sqlite").exists()
+
+
+# --------------------------------------------------------------------------- 2. no withdrawal by accident
+
+
+def _kept(settings: Settings, folder: Path, first: LessonResult, result: LessonResult) -> None:
+    assert result.status == "failed"
+    assert gifs_in(folder) == [first.gif] and (folder / "snippet.html").is_file()
+    assert read_result(folder).status == "ok"
+    row, highlight = db_row(settings, "L-1001")
+    assert row["status"] == "ok" and row["last_error"] == result.reason
+    assert highlight is not None and highlight.gif_url == first.gif_url
+
+
+def test_a_rerun_without_the_students_row_keeps_the_published_highlight(videos, tmp_path: Path, clean_env) -> None:
+    _, settings, folder, first = done_lesson(videos, tmp_path)
+    rows = lesson_rows(videos, tmp_path / "rec2", "L-1001")[:1]  # the teacher's row only
+    manifest = write_manifest(tmp_path / "rec2", rows)
+
+    outcome = clean_env.invoke(main, ["run", str(manifest), "--out", str(settings.out_dir), "--no-progress"])
+
+    assert outcome.exit_code == 1, outcome.output  # not 0: a published lesson lost its input
+    [result] = run_manifest(manifest, settings, scorer=FakeScorer())
+    assert "no student recording" in result.reason and "highlights withdraw L-1001" in result.reason
+    _kept(settings, folder, first, result)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    ['{"lesson_id": "L-1001", "role": "student", "path": ', '{"lesson_id": "L-1001\u200b", "role": "student"}'],
+    ids=["broken JSON line", "zero-width character in the id"],
+)
+def test_a_broken_student_row_keeps_the_published_highlight(videos, tmp_path: Path, broken: str) -> None:
+    _, settings, folder, first = done_lesson(videos, tmp_path)
+    teacher, _ = lesson_rows(videos, tmp_path / "rec2", "L-1001")
+    keys = ["lesson_id", "role", "path", "started_at"]
+    manifest = tmp_path / "rec2" / "manifest.jsonl"
+    manifest.write_text(json.dumps(dict(zip(keys, teacher))) + "\n" + broken + "\n", encoding="utf-8")
+
+    [result] = run_manifest(manifest, settings, scorer=FakeScorer())
+
+    assert "published highlight is kept" in result.reason or "manifest.jsonl row 2" in result.reason, result.reason
+    _kept(settings, folder, first, result)
+
+
+def test_withdraw_removes_the_gif_marks_the_row_and_sticks_until_force(videos, tmp_path: Path, clean_env) -> None:
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
+
+    outcome = clean_env.invoke(main, ["withdraw", "L-1001", "--out", str(settings.out_dir)])
+
+    assert outcome.exit_code == 0, outcome.output
+    assert gifs_in(folder) == [] and not (folder / "snippet.html").exists()
+    row, highlight = db_row(settings, "L-1001")
+    assert row["status"] == "withdrawn" and row["gif_url"] is None and row["snippet_html"] is None
+    assert highlight is None
+    assert read_result(folder).status == "withdrawn"
+
+    # The nightly run skips it, even after its inputs change...
+    touched = manifest.parent / "L-1001" / "student.webm"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 5_000_000_000))
+    again = run_one(manifest, settings, FakeScorer())
+    assert again.skipped and again.status == "withdrawn" and gifs_in(folder) == []
+    # ... until a rerun by hand with force, which makes a GIF under a new name.
+    forced = run_one(manifest, replace(settings, force=True), FakeScorer())
+    assert forced.status == "ok" and forced.gif != first.gif and gifs_in(folder) == [forced.gif]
+
+    assert clean_env.invoke(main, ["withdraw", "L-404", "--out", str(settings.out_dir)]).exit_code == 1
+
+
+# --------------------------------------------------------------------------- 3. an unreadable lessons row
+
+
+def test_an_unreadable_lessons_row_is_reported_for_its_lesson(videos, tmp_path: Path) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec")
+    lessons = tmp_path / "rec" / "lessons.csv"
+    lessons.write_text(f'lesson_id,student_name,locale\nL-1001,"{"A" * 200_000}",ru\n', encoding="utf-8")
+
+    [result] = run_manifest(manifest, Settings(out_dir=tmp_path / "out"), lessons_path=lessons, scorer=FakeScorer())
+
+    assert result.status == "failed"
+    assert "lessons.csv row 2 (lesson L-1001): unreadable row" in result.reason and "AAAA" not in result.reason
+
+
+# --------------------------------------------------------------------------- 4. UTC in result.json
+
+
+def test_result_json_uses_one_offset(videos, tmp_path: Path) -> None:
+    from datetime import timedelta, timezone
+
+    root = tmp_path / "rec"
+    teacher, student = lesson_rows(videos, root, "L-1001")
+    teacher[3] = T0.astimezone(timezone(timedelta(hours=-5))).isoformat()
+    student[3] = (T0 + timedelta(seconds=2)).astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat()
+    result = run_one(write_manifest(root, [teacher, student]), Settings(out_dir=tmp_path / "out"), FakeScorer())
+
+    data = json.loads((tmp_path / "out" / "L-1001" / "result.json").read_text(encoding="utf-8"))
+    times = [data["lesson"]["start"], data["lesson"]["end"], *(f["at"] for f in data["frames"])]
+    assert result.status == "ok" and all(t.endswith("+00:00") for t in times), times
+
+
+# --------------------------------------------------------------------------- 5. settings out of range
+
+
+@pytest.mark.parametrize(
+    ("toml", "setting"),
+    [("fps = 0", "fps"), ("fps = 1e9", "fps"), ("gap_tolerance_s = -5", "gap_tolerance_s"),
+     ("[detection]\nmax_side = 5", "max_side")],
+)
+def test_settings_out_of_range_stop_the_run_before_any_lesson(videos, tmp_path: Path, clean_env, toml, setting) -> None:
+    config = tmp_path / "highlights.toml"
+    config.write_text(toml + "\n", encoding="utf-8")
+    manifest = one_lesson(videos, tmp_path / "rec")
+    out = tmp_path / "out"
+
+    outcome = clean_env.invoke(main, ["run", str(manifest), "--out", str(out), "--config", str(config), "--no-progress"])
+
+    assert outcome.exit_code == 2, outcome.output
+    assert setting in outcome.output
+    assert not (out / "L-1001").exists()
+    with pytest.raises(ConfigError, match=setting):
+        load_settings(config, env={})
+
+
+# --------------------------------------------------------------------------- 6. lesson metadata
+
+
+def test_a_bad_lesson_url_is_left_out_and_reported_without_its_value(videos, tmp_path: Path, caplog) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec")
+    lessons = tmp_path / "rec" / "lessons.csv"
+    lessons.write_text("lesson_id,student_name,lesson_url\nL-1001,Ada,school.example/l?student=Secretname\n",
+                       encoding="utf-8")
+    settings = Settings(out_dir=tmp_path / "out")
+
+    with caplog.at_level(logging.DEBUG):
+        [result] = run_manifest(manifest, settings, lessons_path=lessons, scorer=FakeScorer())
+
+    assert result.status == "ok" and result.reason == ""
+    assert result.warnings == ["lessons.csv row 2 (lesson L-1001): lesson_url is not a usable http(s) link: "
+                               "left out of the snippet"]
+    folder = settings.out_dir / "L-1001"
+    assert "Secretname" not in (folder / "snippet.html").read_text(encoding="utf-8")
+    assert "Secretname" not in (folder / "result.json").read_text(encoding="utf-8")
+    assert "Secretname" not in caplog.text
+    row, _ = db_row(settings, "L-1001")
+    assert row["status"] == "ok" and row["last_error"] is None
+    assert "warning: lessons.csv row 2" in _summary_table([result], {})
+
+
+# --------------------------------------------------------------------------- 7. a tiny video
+
+
+def test_tiny_frames_have_no_face_instead_of_an_internal_error() -> None:
+    from highlights.faces.detection import FaceDetector
+
+    detector = FaceDetector()
+    tiny = [np.zeros((1, 1, 3), np.uint8), np.zeros((12, 16, 3), np.uint8), np.zeros((19, 40, 3), np.uint8)]
+    assert [len(d) for d in detector.detect(tiny)] == [0, 0, 0]
+
+
+def test_a_tiny_recording_gives_frames_without_a_face(tmp_path: Path) -> None:
+    from highlights.faces.detection import FaceDetector
+    from highlights.frames import iter_frames_at
+    from highlights.synthetic import write_video
+
+    path = write_video(tmp_path / "tiny.webm", (np.full((12, 16, 3), 90 + i, np.uint8) for i in range(10)),
+                       fps=5, codec="vp8")
+    images = [image for image in iter_frames_at(path, [0.0, 1.0]) if image is not None]
+    assert images and images[0].shape[:2] == (12, 16)
+    assert [len(d) for d in FaceDetector().detect(images)] == [0] * len(images)
+
+
+# --------------------------------------------------------------------------- 8. a truncated file
+
+
+@pytest.mark.parametrize(("suffix", "options"), [(".mp4", {"faststart": True}), (".webm", {"codec": "vp8"})])
+def test_a_truncated_file_that_states_its_length_warns(tmp_path: Path, caplog, suffix, options) -> None:
+    from highlights.frames import probe_recording
+    from highlights.synthetic import index_frame, truncate_file, write_video
+
+    whole = write_video(tmp_path / f"whole{suffix}", (index_frame(i, (160, 120)) for i in range(150)), fps=25, **options)
+    cut = truncate_file(whole, 0.5, out=tmp_path / f"cut{suffix}")
+    with caplog.at_level(logging.WARNING, logger="highlights.frames"):
+        assert probe_recording(whole).duration_s == pytest.approx(6.0, abs=0.1)
+        assert not caplog.records
+        info = probe_recording(cut)
+    assert info.duration_s < 5.0
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(f"cut{suffix}: truncated?") and "6.0 s" in warning and str(tmp_path) not in warning
+
+
+# --------------------------------------------------------------------------- smaller things
+
+
+def test_lesson_files_with_personal_data_are_not_world_readable_but_the_gif_is(videos, tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        _, settings, folder, first = done_lesson(videos, tmp_path)
+    finally:
+        os.umask(old)
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    for name in ("result.json", "snippet.html", "snippet.txt", "report.html", "scores.csv", "stages.json",
+                 "selection.json", "timeline.json", "analytics.json"):
+        assert mode(folder / name) & 0o007 == 0, name
+    assert mode(folder / first.gif) == 0o644
+    assert mode(settings.out_dir / ".highlights" / "highlights.sqlite") & 0o007 == 0
+
+
+def test_a_multi_line_database_error_is_one_line_of_the_summary() -> None:
+    result = LessonResult("L-1", "failed", reason="lesson L-1: database x: OperationalError: locked\n[SQL: INSERT]\n(Background)")
+    table = _summary_table([result, LessonResult("L-2", "ok")], {})
+    assert len(table.splitlines()) == 4  # header, two lessons, counts
+
+
+def test_lessons_file_problems_are_labelled_as_such(videos, tmp_path: Path, clean_env) -> None:
+    manifest = one_lesson(videos, tmp_path / "rec")
+    lessons = tmp_path / "rec" / "lessons.csv"
+    lessons.write_text("lesson_id,student_name\n../x,Ada\n", encoding="utf-8")
+    outcome = clean_env.invoke(main, ["run", str(manifest), "--lessons", str(lessons), "--out", str(tmp_path / "out"),
+                                      "--no-progress"])
+    assert "lessons file problem: lessons.csv row 2" in outcome.stderr
+    assert "manifest problem" not in outcome.stderr
+
+
+# --------------------------------------------------------------------------- adult students
+
+
+def _scores(rows: list[tuple[int, int, bool, float]]) -> pd.DataFrame:
+    """(frame = second, face, is_child, smile) -> a scores table every face of which is usable."""
+    from highlights.faces.scoring import empty_scores
+
+    records = [
+        {"frame": f, "t": float(f), "at": f"t{f}", "source": "s.webm", "offset_s": float(f), "face": k,
+         "x1": 0.0 + 100 * k, "y1": 0.0, "x2": 80.0 + 100 * k, "y2": 80.0, "det_prob": 0.999,
+         "child_prob": 0.9 if child else 0.1, "smile_prob": smile, "is_child": child, "sharpness": 300.0,
+         "brightness": 120.0, "crop_hash": f"{(f * 2654435761) % (1 << 64):016x}"}
+        for f, k, child, smile in rows
+    ]
+    return pd.concat([empty_scores(), pd.DataFrame(records)], ignore_index=True)
+
+
+def test_an_adult_students_gif_is_her_own_face_alone_and_childrens_lessons_keep_their_rule() -> None:
+    # An adult alone, smiling, at 0, 30, 60, 90 s; at 61 s someone else is in view too.
+    rows = [(t, 0, False, 0.95) for t in (0, 30, 59, 60, 90)] + [(61, 0, False, 0.95), (61, 1, True, 0.95)]
+    scores = _scores(rows)
+
+    adult = select_highlights(scores, SelectionOptions(student_age_group="adult"))
+    assert adult.status == "ok"
+    assert sorted(p.t for p in adult.picks) == [0.0, 30.0, 90.0]  # 59, 60 lie within 2 s of the second face
+
+    child = select_highlights(scores, SelectionOptions())  # the default rule: an adult is never the subject
+    assert child.status == "no_highlight" and "no child's face" not in child.reason
+
+
+def test_the_lessons_file_names_the_students_age_group(tmp_path: Path) -> None:
+    for name in ("s.webm", "t.mp4"):
+        (tmp_path / name).write_bytes(b"\0")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"lesson_id,role,path,started_at\nL-1,student,s.webm,{T0.isoformat()}\n"
+                        f"L-2,teacher,t.mp4,{T0.isoformat()}\n", encoding="utf-8")
+    lessons = tmp_path / "lessons.csv"
+    lessons.write_text("lesson_id,student_age_group\nL-1,Adult\nL-2,grown-up\n", encoding="utf-8")
+    parsed = read_manifest(manifest, lessons_path=lessons)
+    assert parsed.lessons["L-1"].info.student_age_group == "adult" and parsed.lessons["L-1"].ok
+    [problem] = parsed.lessons["L-2"].problems  # a typo must not put a child's lesson under the adult rule
+    assert "student_age_group must be child or adult" in str(problem)
+    settings = highlights.pipeline.lesson_settings(parsed.lessons["L-1"], Settings())
+    assert settings.selection.student_age_group == "adult"
+    with pytest.raises(ValueError, match="student_age_group"):
+        SelectionOptions(student_age_group="teen")
