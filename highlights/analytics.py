@@ -304,6 +304,8 @@ REASON_CATEGORIES: dict[str, str] = {
     "min_gap_s apart (candidates > 0)",
     # no_lesson:
     "no_lesson": "no_lesson: the cameras were never on together, or a role has no recording",
+    # withdrawn (``highlights withdraw``):
+    "withdrawn": "withdrawn: the highlight was withdrawn by hand",
     # failed, from the reason the pipeline writes (it names the stage):
     "bad_input": "failed: a manifest or lessons-file row of the lesson is unusable",
     "unreadable_recording": "failed: a recording cannot be read or decoded",
@@ -329,8 +331,8 @@ def reason_category(status: str, reason: str | None = None, stats: Any | None = 
     """
     if status == "ok":
         return None
-    if status == "no_lesson":
-        return "no_lesson"
+    if status in ("no_lesson", "withdrawn"):
+        return status
     if status == "no_highlight":
         counts = stats if isinstance(stats, dict) else (vars(stats) if stats is not None else {})
         if not counts.get("frames"):

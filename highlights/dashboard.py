@@ -48,7 +48,8 @@ from highlights.store import LessonHighlight, LessonMinute, LessonTotals, Result
 DASHBOARD_TEMPLATE = "dashboard.html.j2"
 SLOWEST = 10
 """How many of the slowest lessons the page lists."""
-STATUS_COLOURS = {"ok": "#2da44e", "no_highlight": "#bf8700", "no_lesson": "#8c959f", "failed": "#cf222e"}
+STATUS_COLOURS = {"ok": "#2da44e", "no_highlight": "#bf8700", "no_lesson": "#8c959f", "failed": "#cf222e",
+                  "withdrawn": "#6e7781"}
 SIDE_COLOURS = {"student": "#2da44e", "teacher": "#8250df"}
 LINE_COLOUR = "#0969da"
 
