@@ -37,8 +37,9 @@ from highlights.io import write_json_atomic
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
 
-Status = Literal["ok", "no_highlight", "no_lesson", "failed"]
-STATUSES: tuple[str, ...] = ("ok", "no_highlight", "no_lesson", "failed")
+Status = Literal["ok", "no_highlight", "no_lesson", "failed", "busy"]
+STATUSES: tuple[str, ...] = ("ok", "no_highlight", "no_lesson", "failed", "busy")
+"""``busy``: another run holds the lesson's lock; never written to result.json or the database."""
 DONE_STATUSES: frozenset[str] = frozenset({"ok", "no_highlight", "no_lesson"})
 """Outcomes a rerun with the same inputs would only repeat: such a lesson is skipped."""
 
