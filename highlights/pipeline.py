@@ -348,6 +348,18 @@ def run_lesson(
                 log.info("%s", reason)
                 return LessonResult(lesson.lesson_id, "busy", reason=reason, versions=versions, started_at=started,
                                     finished_at=utc_now_iso(), folder=folder)
+            if not settings.force:
+                # Another run may have finished it between the check above and the lock.
+                done = read_result(folder)
+                if done is not None and done.done and done.fingerprint == keys.overall and not _missing_artifacts(done):
+                    done.skipped = True
+                    if store is not None:
+                        try:
+                            _sync_store(store, done)
+                        except Exception as error:  # noqa: BLE001 - one lesson's row must not stop the batch
+                            return _failed(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error),
+                                           versions, started, fingerprint=keys.overall, folder=folder)
+                    return done
             return _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started)
     except OSError as error:
         # The lesson's folder cannot be created or written (a file in its place, permissions, a
