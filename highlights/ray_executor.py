@@ -87,12 +87,19 @@ def run_ray(batch: _Batch, settings: Any, scorer: Any, options: BatchOptions, fa
         blob = pickle.dumps(scorer) if scorer is not None else None
         args = (settings, blob, threads, logging_setup(), faults)
 
-        def new_actor() -> Any:
-            return actor_class.remote(*args)
+        actors: list[Any] = [None] * size
+        idle: list[int] = []
+        starting: dict[Any, int] = {}  # ready() ref -> actor slot: the models are still loading
+        start_failures = 0
 
-        actors = [new_actor() for _ in range(size)]
-        idle = list(range(size))
-        inflight: dict[Any, tuple[int, Any, float]] = {}  # ref -> (actor slot, task, started)
+        def new_actor(slot: int) -> None:
+            # The lesson's clock starts once the actor is ready: loading the models is not lesson time.
+            actors[slot] = actor_class.remote(*args)
+            starting[actors[slot].ready.remote()] = slot
+
+        for slot in range(size):
+            new_actor(slot)
+        inflight: dict[Any, tuple[int, Any, float]] = {}  # run() ref -> (actor slot, task, started)
         limit = options.time_limit_s or None
         log.info("ray: %d actors x %d threads on a cluster of %d CPUs", size, threads, cluster_cpus,
                  extra={"event": "ray_pool"})
@@ -104,17 +111,31 @@ def run_ray(batch: _Batch, settings: Any, scorer: Any, options: BatchOptions, fa
                 slot = idle.pop()
                 batch.dispatched(task)
                 inflight[actors[slot].run.remote(task.lesson, task.attempt)] = (slot, task, time.monotonic())
-            if not inflight:
+            if not inflight and not starting:
                 time.sleep(min(1.0, batch.seconds_to_next_waiting() or 0.05))
                 continue
-            done, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+            done, _ = ray.wait([*inflight, *starting], num_returns=1, timeout=1.0)
             for ref in done:
+                if ref in starting:
+                    slot = starting.pop(ref)
+                    try:
+                        ray.get(ref)
+                    except RayError as error:  # the models cannot be loaded there
+                        start_failures += 1
+                        if start_failures >= 3:
+                            raise RuntimeError(f"Ray workers cannot start: {type(error).__name__}: {error}") from error
+                        new_actor(slot)
+                    else:
+                        start_failures = 0
+                        idle.append(slot)
+                    continue
                 slot, task, _started = inflight.pop(ref)
                 try:
                     result = ray.get(ref)
                 except RayActorError as error:  # the actor died: a crash or a lost node
-                    actors[slot] = new_actor()
+                    new_actor(slot)
                     batch.lost(task, f"its Ray worker died ({type(error).__name__})", retry=True)
+                    continue
                 except (RayError, GetTimeoutError) as error:
                     batch.finish(task, _failed(task.lesson.lesson_id,
                                                f"lesson {task.lesson.lesson_id}: Ray task failed ({type(error).__name__})"))
@@ -127,8 +148,7 @@ def run_ray(batch: _Batch, settings: Any, scorer: Any, options: BatchOptions, fa
                     if now - started > limit:
                         del inflight[ref]
                         ray.kill(actors[slot], no_restart=True)
-                        actors[slot] = new_actor()
-                        idle.append(slot)
+                        new_actor(slot)
                         batch.finish(task, _failed(task.lesson.lesson_id,
                                                    f"lesson {task.lesson.lesson_id}: time limit of {limit:g} s "
                                                    "exceeded; its Ray worker was stopped"))
