@@ -65,8 +65,6 @@ from highlights.results import LessonResult, utc_now_iso
 log = logging.getLogger(__name__)
 
 FAULTS_ENV = "HIGHLIGHTS_TEST_FAULTS"
-JOB_DIR = ".highlights"
-"""Job-level files in OUT (not a lesson's): ``OUT/.highlights/``."""
 
 
 @dataclass(frozen=True)
@@ -625,4 +623,4 @@ def _where(stage: str) -> str:
     return "before its first stage" if stage == "start" else f"in stage {stage}"
 
 
-__all__ = ["BatchOptions", "JOB_DIR", "available_cores", "run_batch", "run_summary", "worker_plan"]
+__all__ = ["BatchOptions", "available_cores", "run_batch", "run_summary", "worker_plan"]
