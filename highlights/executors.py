@@ -76,7 +76,9 @@ class BatchOptions:
     """Worker processes (Ray: actors). ``None``: one per core (Ray: one per CPU of the cluster);
     ``0``: no workers, every lesson in this process (local only)."""
     threads: int | None = None
-    """Torch threads per worker. ``None``: ``cores // workers``, at least 1 (Ray: 1)."""
+    """Torch threads per worker. ``None``: ``cores // workers``, at least 1 (Ray: 1). More threads
+    than free cores is costly: on a saturated 2-core machine one worker with 2 threads used
+    10-14 CPU-s per short lesson against 3.0 with 1 thread (``bench/throughput.py``, README)."""
     retries: int = 1
     """Extra attempts for a transient failure: a worker lost to SIGKILL, a database error."""
     time_limit_s: float | None = 1800.0
