@@ -333,6 +333,8 @@ def reason_category(status: str, reason: str | None = None, stats: Any | None = 
         return None
     if status in ("no_lesson", "withdrawn"):
         return status
+    if status == "busy":
+        return "busy"
     if status == "no_highlight":
         counts = stats if isinstance(stats, dict) else (vars(stats) if stats is not None else {})
         if not counts.get("frames"):

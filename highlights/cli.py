@@ -79,6 +79,8 @@ def _summary_table(results, elapsed: dict[str, float]) -> str:
     rows = [("LESSON", "STATUS", "FRAMES", "GIF KB", "SECONDS", "NOTE")]
     for r in results:
         note = ("already done, skipped" if r.status != "withdrawn" else "withdrawn, skipped") if r.skipped else (r.reason or "")
+        if r.status == "busy":
+            note = "another run is working on it (not a failure; --wait waits for it)"
         parts = ([note] if note else []) + ([f"warning: {w}" for w in r.warnings] if not r.skipped else [])
         note = " ".join("; ".join(parts).split())  # one line per lesson, whatever a driver's message holds
         kb = f"{r.gif_bytes / 1000:.0f}" if r.gif_bytes else "-"
@@ -102,20 +104,44 @@ def _summary_table(results, elapsed: dict[str, float]) -> str:
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML settings file (see README, Configuration).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Worker processes (Ray: actors); default one per core; 0 runs every lesson in this process.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local worker processes, or Ray actors (needs the ray extra).")
+@click.option("--ray-address", metavar="ADDR", help="Ray cluster to join (default: a local Ray for this run).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Torch threads per worker (default: cores / workers; Ray: 1).")
+@click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Extra attempts after a lost worker (SIGKILL, lost node) or a database error.")
+@click.option("--time-limit", "time_limit_s", type=click.FloatRange(min=0), default=1800, show_default=True,
+              metavar="S", help="A lesson running longer is stopped and recorded failed (0: no limit).")
+@click.option("--wait", is_flag=True, help="Wait for lessons another run is doing instead of reporting them busy.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per log line (time, level, run_id, lesson_id, stage, event, duration_s).")
 def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, timezone, public_base_url,
-                config_path, progress) -> None:
+                config_path, progress, workers, executor, ray_address, threads, retries, time_limit_s, wait,
+                log_format) -> None:
     """Run every lesson of MANIFEST (or those named by --lesson): GIF, snippet, report, database row.
 
-    Exit status 0 when every lesson ended ok, no_highlight or no_lesson; 1 when one failed or a
-    manifest row was unusable; 2 for bad options or an unreadable manifest.
+    Exit status 0 when every lesson ended ok, no_highlight, no_lesson or busy (another run is
+    doing it); 1 when one failed or a manifest row was unusable; 2 for bad options or an
+    unreadable manifest.
     """
     import sys
     import time
 
     from highlights.config import ConfigError, load_settings
+    from highlights.executors import BatchOptions, run_summary
+    from highlights.logs import configure as configure_logging
     from highlights.pipeline import Progress, manifest_problems, run_manifest
     from highlights.recordings import InputError, read_manifest
     from highlights.store import StoreError
+
+    if log_format == "json":  # a machine reads it: the run's events (info) unless -v asked for more
+        level = logging.getLogger().level
+        configure_logging("json", min(level, logging.INFO) if level else logging.INFO)
+    batch = BatchOptions(executor=executor, workers=workers, threads=threads, retries=retries,
+                         time_limit_s=time_limit_s or None, wait=wait, ray_address=ray_address)
 
     try:
         settings = load_settings(
@@ -163,9 +189,10 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    started = time.perf_counter()
     try:
         with logging_redirect_tqdm() if bar else nullcontext():
-            results = run_manifest(parsed, settings, list(lesson_ids) or None, progress=_Timed())
+            results = run_manifest(parsed, settings, list(lesson_ids) or None, progress=_Timed(), batch=batch)
     except StoreError as error:  # the database cannot be opened: nothing can be recorded
         raise click.ClickException(str(error)) from error
     except Exception as error:  # models unusable: nothing can run
@@ -175,6 +202,9 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
             bar.close()
 
     click.echo(_summary_table(results, elapsed))
+    summary = run_summary(results, time.perf_counter() - started)
+    click.echo(f"run {batch.run_id}: {summary['elapsed_s']:.1f} s, {summary['lessons_per_minute']:.2f} lessons/minute"
+               f" ({executor} executor)")
     problems = manifest_problems(parsed)
     for problem in problems:
         click.echo(problem, err=True)  # "manifest problem: ..." or "lessons file problem: ..."

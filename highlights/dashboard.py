@@ -49,7 +49,7 @@ DASHBOARD_TEMPLATE = "dashboard.html.j2"
 SLOWEST = 10
 """How many of the slowest lessons the page lists."""
 STATUS_COLOURS = {"ok": "#2da44e", "no_highlight": "#bf8700", "no_lesson": "#8c959f", "failed": "#cf222e",
-                  "withdrawn": "#6e7781"}
+                  "withdrawn": "#6e7781", "busy": "#8250df"}
 SIDE_COLOURS = {"student": "#2da44e", "teacher": "#8250df"}
 LINE_COLOUR = "#0969da"
 

@@ -365,8 +365,24 @@ def run_lesson(
     try:
         with lesson_lock(folder) as locked:
             if not locked:
+                # Not a failure: the other run does the lesson (it gets no row or result.json
+                # from this run); the executors wait for it with --wait.
                 reason = f"lesson {lesson.lesson_id}: another highlights run is working on it (lock {folder / LOCK_FILE})"
-                return _failed(lesson.lesson_id, reason, versions, started, folder=folder)
+                log.info("%s", reason)
+                return LessonResult(lesson.lesson_id, "busy", reason=reason, versions=versions, started_at=started,
+                                    finished_at=utc_now_iso(), folder=folder)
+            if not settings.force:
+                # Another run may have finished it between the check above and the lock.
+                done = read_result(folder)
+                if done is not None and done.done and done.fingerprint == keys.overall and not _missing_artifacts(done):
+                    done.skipped = True
+                    if store is not None:
+                        try:
+                            _sync_store(store, done)
+                        except Exception as error:  # noqa: BLE001 - one lesson's row must not stop the batch
+                            return _failed(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error),
+                                           versions, started, fingerprint=keys.overall, folder=folder)
+                    return done
             return _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started)
     except OSError as error:
         # The lesson's folder cannot be created or written (a file in its place, permissions, a
@@ -759,14 +775,20 @@ def run_manifest(
     progress: Progress | None = None,
     scorer: Any = None,
     store: ResultStore | None = None,
+    batch: Any = None,
 ) -> list[LessonResult]:
-    """Run every lesson of a manifest (or those named in ``lesson_ids``), one after another.
+    """Run every lesson of a manifest (or those named in ``lesson_ids``); results in that order.
 
-    Models are loaded once. A lesson named but absent from the manifest, or whose rows are bad,
-    comes back ``failed`` with a reason naming the lesson, the file and the row; the others run.
-    Raises :class:`~highlights.recordings.InputError` only when the manifest itself is unusable.
+    ``batch`` (:class:`highlights.executors.BatchOptions`) says where: by default one lesson
+    after another in this process with the models loaded once; ``BatchOptions(workers=N)`` in N
+    worker processes, ``BatchOptions(executor="ray")`` on a Ray cluster. The run is recorded in
+    ``highlight_runs``. A lesson named but absent from the manifest, or whose rows are bad,
+    comes back ``failed`` with a reason naming the lesson, the file and the row; one another run
+    holds comes back ``busy``; the others run. Raises
+    :class:`~highlights.recordings.InputError` only when the manifest itself is unusable.
     """
-    progress = progress or Progress()
+    from highlights.executors import BatchOptions, run_batch
+
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
     for problem in manifest.problems:
@@ -775,27 +797,12 @@ def run_manifest(
     wanted = list(dict.fromkeys(lesson_ids)) if lesson_ids else list(manifest.lessons)
     own_store = store is None
     store = store if store is not None else ResultStore(settings.database_url)
-    results: list[LessonResult] = []
-    progress.batch_started(len(wanted))
     try:
-        for index, lesson_id in enumerate(wanted):
-            progress.lesson_started(lesson_id, index, len(wanted))
-            lesson = manifest.lessons.get(lesson_id)
-            if lesson is None:
-                result = LessonResult(
-                    lesson_id, "failed", reason=f"lesson {lesson_id}: not in manifest {Path(manifest.path).name}",
-                    started_at=utc_now_iso(), finished_at=utc_now_iso(),
-                )
-            else:
-                if scorer is None:
-                    scorer = load_scorer(settings)
-                result = run_lesson(lesson, settings, scorer=scorer, store=store, progress=progress)
-            results.append(result)
-            progress.lesson_finished(result)
+        return run_batch(manifest, wanted, settings, batch or BatchOptions(workers=0), store=store, scorer=scorer,
+                         progress=progress)
     finally:
         if own_store:
             store.dispose()
-    return results
 
 
 def manifest_problems(manifest: Manifest) -> list[str]:

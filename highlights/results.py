@@ -38,8 +38,9 @@ from highlights.io import write_json_atomic
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
 
-Status = Literal["ok", "no_highlight", "no_lesson", "failed", "withdrawn"]
-STATUSES: tuple[str, ...] = ("ok", "no_highlight", "no_lesson", "failed", "withdrawn")
+Status = Literal["ok", "no_highlight", "no_lesson", "failed", "withdrawn", "busy"]
+STATUSES: tuple[str, ...] = ("ok", "no_highlight", "no_lesson", "failed", "withdrawn", "busy")
+"""``busy``: another run holds the lesson's lock; never written to result.json or the database."""
 DONE_STATUSES: frozenset[str] = frozenset({"ok", "no_highlight", "no_lesson", "withdrawn"})
 """Outcomes a rerun with the same inputs would only repeat: such a lesson is skipped.
 ``withdrawn`` (``highlights withdraw``) is skipped whatever the inputs, until a run with ``force``."""

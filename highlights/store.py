@@ -31,6 +31,14 @@ example queries). Their figures come from the lesson's ``analytics.json`` and ``
   minutes with a parent (an adult's face) on the student's camera, child / adult presence,
   smiling share, ``reason_category`` (:data:`highlights.analytics.REASON_CATEGORIES`), the run's
   ``started_at`` / ``finished_at`` and ``processing_s``.
+
+Each run of the job adds a row to ``highlight_runs`` (:class:`HighlightRun`): when it started
+and finished, on which host, its options, code and model versions, counts per status, lessons
+per minute. Only one process of a run writes rows (the executors' parent, see
+``highlights.executors``); several runs may write at once. SQLite is opened in WAL mode with a
+busy timeout (:data:`SQLITE_BUSY_TIMEOUT_S`) and write transactions that take the write lock
+up front (``BEGIN IMMEDIATE``), so concurrent writers wait for each other instead of failing;
+PostgreSQL's ``ON CONFLICT`` upsert never doubles a row.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     delete,
+    event,
     select,
     text,
 )
@@ -67,6 +76,10 @@ MINUTES_TABLE = "lesson_minutes"
 TOTALS_TABLE = "lesson_totals"
 SELECTION_FILE = "selection.json"
 """The selection stage's file in the lesson folder (``highlights.pipeline.SELECTION_FILE``)."""
+RUNS_TABLE = "highlight_runs"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite writer waits for another one's lock. A row is written in milliseconds;
+30 s covers a burst of many writers and a reader (the campaign) holding a long query."""
 
 CAMPAIGN_SQL = (
     "SELECT gif_url, snippet_html, snippet_text FROM lesson_highlights "
@@ -194,6 +207,39 @@ class LessonTotals(Base):
 
 
 COLUMNS = [c.name for c in LessonHighlight.__table__.columns]
+
+RUN_COUNT_COLUMNS = ("ok", "no_highlight", "no_lesson", "failed", "busy", "withdrawn", "skipped")
+
+
+class HighlightRun(Base):
+    """One run of the job (``highlights run``); one row per run, written at its start and end.
+
+    A run killed before its end keeps ``status = 'running'`` and no ``finished_at``."""
+
+    __tablename__ = RUNS_TABLE
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | finished
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """executor, workers, threads, retries, time_limit_s, wait, force, lessons asked for."""
+    code_version: Mapped[str] = mapped_column(String(64), default="")
+    versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Code fingerprint and model versions (as in each lesson's result)."""
+    lessons: Mapped[int] = mapped_column(Integer, default=0)
+    ok: Mapped[int] = mapped_column(Integer, default=0)
+    no_highlight: Mapped[int] = mapped_column(Integer, default=0)
+    no_lesson: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    busy: Mapped[int] = mapped_column(Integer, default=0)
+    withdrawn: Mapped[int] = mapped_column(Integer, default=0)
+    """Lessons withdrawn by hand (``highlights withdraw``), skipped by the run."""
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    """Lessons already done with the same inputs (counted in their status too)."""
+    lessons_per_minute: Mapped[float | None] = mapped_column(Float)
+    """Lessons processed (not skipped, not busy) per minute of the run's wall time."""
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -366,6 +412,8 @@ class ResultStore:
             # hide_parameters: a failed statement's message must not carry the row's values
             # (the snippet holds the student's name) into logs, result.json and last_error.
             self.engine = create_engine(parsed, future=True, hide_parameters=True)
+            if parsed.get_backend_name() == "sqlite":
+                _sqlite_for_concurrent_writers(self.engine)
             upgrade_to_head(self.engine)  # creates or upgrades the schema (highlights.migrations)
         except Exception as error:  # noqa: BLE001
             message = str(error) or type(error).__name__
@@ -424,6 +472,33 @@ class ResultStore:
             if minutes:
                 connection.execute(LessonMinute.__table__.insert(), minutes)
 
+    def start_run(self, run_id: str, *, host: str, options: dict[str, Any], started_at: datetime) -> None:
+        """Insert the run's row (``status = 'running'``)."""
+        table = HighlightRun.__table__
+        with self.engine.begin() as connection:
+            connection.execute(table.insert().values(
+                run_id=run_id, host=host, status="running", started_at=started_at, options=options,
+                lessons=int(options.get("lessons", 0)),
+            ))
+
+    def finish_run(self, run_id: str, *, finished_at: datetime, counts: dict[str, int], versions: dict[str, Any],
+                   lessons_per_minute: float) -> None:
+        """Complete the run's row: end time, counts per status, versions, lessons per minute."""
+        table = HighlightRun.__table__
+        values = {name: int(counts.get(name, 0)) for name in RUN_COUNT_COLUMNS}
+        with self.engine.begin() as connection:
+            connection.execute(table.update().where(table.c.run_id == run_id).values(
+                status="finished", finished_at=finished_at, versions=versions,
+                code_version=str(versions.get("highlights", "")), lessons_per_minute=lessons_per_minute, **values,
+            ))
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """A run's row as a dict, or None."""
+        table = HighlightRun.__table__
+        with self.engine.connect() as connection:
+            found = connection.execute(select(table).where(table.c.run_id == run_id)).first()
+        return dict(found._mapping) if found is not None else None
+
     def row(self, lesson_id: str) -> dict[str, Any] | None:
         """The lesson's whole row as a dict, or None."""
         table = LessonHighlight.__table__
@@ -448,6 +523,25 @@ class ResultStore:
         if found is None:
             return None
         return Highlight(found.gif_url, found.snippet_html, found.snippet_text)
+
+
+def _sqlite_for_concurrent_writers(engine: Engine) -> None:
+    """WAL (readers never block the writer), a busy timeout, and ``BEGIN IMMEDIATE``: a
+    transaction that reads then writes (the upsert) takes the write lock first, so two writers
+    queue on the busy timeout instead of one failing with "database is locked" on the upgrade."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite must not issue its own BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def highlight_for_lesson(url: str, lesson_id: str) -> Highlight | None:

@@ -67,7 +67,7 @@ def test_failed_result_without_bounds(tmp_path):
 def test_unknown_status_is_rejected():
     with pytest.raises(ValueError):
         LessonResult("L", "great")
-    assert set(STATUSES) == {"ok", "no_highlight", "no_lesson", "failed", "withdrawn"}
+    assert set(STATUSES) == {"ok", "no_highlight", "no_lesson", "failed", "withdrawn", "busy"}
 
 
 def test_missing_or_unreadable_result_counts_as_not_done(tmp_path):
