@@ -254,16 +254,119 @@ def evaluate(lesson: RealFaceLesson, scores: pd.DataFrame, figures: Figures, opt
         figures.adult_tracks_child += int(sum(bool(child_of[k]) for k in adult_ids))
 
 
+# --------------------------------------------------------------------------- adult tracks
+
+
+ADULT_TRACK_FRAMES = 5
+PARENT_NAMES = ("Afton_Smith", "Alicia_Witt", "Alistair_MacDonald", "Andre_Smith")  # in the lessons
+
+
+def adult_track_scores(cache: Path) -> pd.DataFrame:
+    """Webcam-like tracks of adults the age model never trained on: the LFW expression set's
+    people with 4 photos or more (the parents of the lessons left out), one track each of
+    ``ADULT_TRACK_FRAMES`` seconds, each second a photo of that person (cycling), all under one
+    condition drawn per track (:data:`CONDITIONS`, plain included), rendered like the lesson's
+    frames and scored by the job's scorer. ``track`` = the person; ``half`` = ``tune`` or
+    ``report`` (a seeded hash of the name). Cached."""
+    global _SCORER
+    import hashlib
+
+    from highlights.config import Settings
+    from highlights.pipeline import digest, load_scorer, read_scores, write_scores
+    from real_face_lesson import CONDITIONS, FaceImage, Segment, render_student
+
+    if _SCORER is None:
+        _SCORER = load_scorer(Settings())
+    key = digest(_SCORER.versions, ADULT_TRACK_FRAMES, "v1")[:12]
+    path = cache / "adult-tracks" / f"lfw-{key}.csv"
+    if path.is_file():
+        return pd.read_csv(path, dtype={"crop_hash": "string"}, keep_default_na=True).assign(
+            crop_hash=lambda d: d["crop_hash"].fillna("").astype(str)
+        )
+    labels = pd.read_csv(SHARED_DATA / "faces" / "smile" / "lfw_expressions" / "labels.csv")
+    labels = labels.dropna(subset=["identity"]).drop_duplicates("file")
+    counts = labels["identity"].value_counts()
+    people = sorted(p for p in counts.index[counts >= 4] if p not in PARENT_NAMES)
+    rng = np.random.default_rng(7)
+    rows: list[dict] = []
+    started = time.perf_counter()
+    for number, person in enumerate(people):
+        files = labels.loc[labels["identity"] == person, "file"].tolist()
+        chosen = [files[i] for i in rng.permutation(len(files))[:ADULT_TRACK_FRAMES]]
+        condition = CONDITIONS[int(rng.integers(0, len(CONDITIONS)))]
+        segments = tuple(
+            Segment("child_neutral", k, k + 1, (FaceImage("smile/lfw_expressions", chosen[k % len(chosen)], "adult"),), condition)
+            for k in range(ADULT_TRACK_FRAMES)
+        )
+        images = list(render_student(segments, SHARED_DATA, 0, ADULT_TRACK_FRAMES, seed=number, fps=1))
+        found = _SCORER.score_images(images)
+        half = "tune" if int(hashlib.sha256(person.encode()).hexdigest(), 16) % 2 == 0 else "report"
+        for k, faces in enumerate(found):
+            for face in faces[:1]:  # the person (the largest face)
+                x1, y1, x2, y2 = face.box
+                rows.append({
+                    "frame": number * 100 + k, "t": float(number * 100 + k), "at": "", "source": "", "offset_s": 0.0,
+                    "face": 0, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "det_prob": face.det_prob,
+                    "child_prob": face.child_prob, "smile_prob": face.smile_prob, "is_child": face.is_child,
+                    "sharpness": face.sharpness, "brightness": face.brightness, "crop_hash": face.crop_hash,
+                    "track": number, "in_frame": np.nan, "half": half, "condition": condition,
+                })  # fmt: skip
+        if number % 100 == 99:
+            print(f"  adult tracks: {number + 1}/{len(people)} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    table = pd.DataFrame(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return table
+
+
+def adult_track_figures(cache: Path, options: SelectionOptions) -> dict:
+    """Share of adult tracks called child, per half, at the configured threshold, and the lowest
+    threshold that keeps the tune half at or under 1% (the one to configure)."""
+    from dataclasses import replace
+
+    from highlights import tracks as tracking
+
+    table = adult_track_scores(cache)
+    out: dict = {"people": int(table["track"].nunique()), "frames": int(len(table))}
+
+    def called_child(threshold: float, half: str) -> tuple[int, int]:
+        part = table[table["half"] == half]
+        judged = tracking.judge_faces(part, replace(options.tracks, child_threshold=threshold))
+        per_track = judged.groupby("track")["track_child"].first()
+        return int(per_track.sum()), int(len(per_track))
+
+    grid = np.round(np.arange(0.30, 0.99, 0.01), 2)
+    chosen = next((float(t) for t in grid if called_child(float(t), "tune")[0] <= 0.01 * called_child(float(t), "tune")[1]), 0.99)
+    out["lowest threshold with <= 1% (tune half)"] = chosen
+    for half in ("tune", "report"):
+        k, n = called_child(options.tracks.child_threshold, half)
+        out[f"{half} half at {options.tracks.child_threshold:g}: adult tracks called child"] = f"{k}/{n} = {k / max(n, 1):.2%}"
+        k, n = called_child(chosen, half)
+        out[f"{half} half at {chosen:g}: adult tracks called child"] = f"{k}/{n} = {k / max(n, 1):.2%}"
+    frames = table[table["half"] == "report"]
+    out["report half: adult frames called child per frame (is_child)"] = f"{frames['is_child'].astype(str).str.lower().eq('true').mean():.2%}"
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", choices=("report", "tune", "both"), default="report")
     parser.add_argument("--cache", default=None, help="where lessons and scores are cached (not the repo)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds instead of the set's")
+    parser.add_argument("--adult-tracks", action="store_true",
+                        help="only the adult-track figures (LFW people, webcam-like) and the threshold they give")
     args = parser.parse_args()
     if not (SHARED_DATA / "README.md").is_file():
         sys.exit(f"needs the shared data at {SHARED_DATA}")
     cache = cache_root(args.cache)
+    if args.adult_tracks:
+        figures = adult_track_figures(cache, SelectionOptions())
+        for key, value in figures.items():
+            print(f"{key:64s} {value}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2))
+        return
     sets = ("tune", "report") if args.set == "both" else (args.set,)
     options = SelectionOptions()
     out = {}
