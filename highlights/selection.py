@@ -241,17 +241,20 @@ def smiling_moments(faces: pd.DataFrame, options: SelectionOptions) -> list[tupl
 
 
 def best_per_moment(candidates: pd.DataFrame, moments: Sequence[tuple[float, float]]) -> pd.DataFrame:
-    """The best candidate frame of each moment: fully in the frame first (``in_frame``, unknown
-    counts as in), then the widest smile, then the sharpest."""
+    """Every candidate with its moment (``moment``) and its place in it (``moment_place``, 0 = the
+    moment's best frame: fully in the frame first (``in_frame``, unknown counts as in), then the
+    widest smile, then the sharpest). The selection takes at most one frame per moment: the
+    best, or the next one where the best is a near-duplicate of a frame already taken."""
     if candidates.empty or not moments:
-        return candidates.iloc[0:0]
+        return candidates.iloc[0:0].assign(moment=pd.Series(dtype="int64"), moment_place=pd.Series(dtype="int64"))
     starts = np.array([m[0] for m in moments])
     index = np.searchsorted(starts, candidates["t"].to_numpy(dtype=float), side="right") - 1
     in_frame = candidates["in_frame"] if "in_frame" in candidates.columns else pd.Series(1.0, index=candidates.index)
     ranked = candidates.assign(
-        _moment=index, _whole=(in_frame.fillna(1.0) >= 0.99).astype(int)
-    ).sort_values(["_moment", "_whole", "smile_prob", "sharpness", "t"], ascending=[True, False, False, False, True])
-    return ranked.drop_duplicates("_moment", keep="first").drop(columns=["_moment", "_whole"])
+        moment=index, _whole=(in_frame.fillna(1.0) >= 0.99).astype(int)
+    ).sort_values(["moment", "_whole", "smile_prob", "sharpness", "t"], ascending=[True, False, False, False, True])
+    ranked["moment_place"] = ranked.groupby("moment").cumcount()
+    return ranked.drop(columns=["_whole"])
 
 
 def _near_any(times: np.ndarray, sorted_marks: np.ndarray, margin: float) -> np.ndarray:
@@ -330,8 +333,9 @@ def select_highlights(scores: pd.DataFrame, options: SelectionOptions | None = N
     candidates = candidate_faces(scores, options, faces)
     moments = smiling_moments(faces, options)
     best = best_per_moment(candidates, moments)
-    stats = selection_stats(scores, options, candidates=int(len(candidates)), faces=faces, moments=int(len(best)))
-    ranked = best.sort_values(["smile_prob", "sharpness", "t"], ascending=[False, False, True])
+    stats = selection_stats(scores, options, candidates=int(len(candidates)), faces=faces,
+                            moments=int(best["moment"].nunique()))  # fmt: skip
+    ranked = best.sort_values(["moment_place", "smile_prob", "sharpness", "t"], ascending=[True, False, False, True])
     taken = _greedy(ranked, options, options.min_gap_s)
     # As many picks as the moments allow at any gap: the picks made at the full gap stay (they
     # spread over the lesson) and the gap comes down step by step for the rest.
@@ -351,11 +355,15 @@ def _greedy(ranked: pd.DataFrame, options: SelectionOptions, gap_s: float, taken
     """``taken`` plus candidates in ``ranked`` order, each taken when ``gap_s`` from the ones
     taken and no near-duplicate of them, up to ``max_frames`` (in the order taken)."""
     out = list(taken)
+    moments = {getattr(row, "moment", None) for row in out}
     for row in ranked.itertuples(index=False):
         if len(out) == options.max_frames:
             break
-        if row not in out and _far_enough(row, out, options, gap_s):
+        if getattr(row, "moment", None) in moments:  # one pick per moment
+            continue
+        if _far_enough(row, out, options, gap_s):
             out.append(row)
+            moments.add(getattr(row, "moment", None))
     return out
 
 
