@@ -66,6 +66,7 @@ from highlights.faces.scoring import empty_scores
 from highlights.selection import Pick, Selection, SelectionStats, select_highlights
 from highlights.store import ResultStore
 from highlights.timeline import LessonTimeline, plan_lesson
+from highlights.tracks import TRACK_COLUMNS, assign_tracks
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,8 @@ def stage_keys(lesson: LessonInput, settings: Settings, versions: dict[str, Any]
     code = {"highlights": highlights.__version__, "code": code_fingerprint()}
     models = {k: v for k, v in versions.items() if k not in code}
     timeline = digest("timeline", input_fingerprint(lesson), code, stage["timeline"])
-    scores = digest("scores", timeline, models, stage["scores"])
+    # The scores stage also links the faces into tracks (settings.selection.tracks).
+    scores = digest("scores", timeline, models, stage["scores"], stage["selection"].get("tracks"))
     selection = digest("selection", scores, stage["selection"])
     gif = digest("gif", selection, stage["gif"])
     # The lesson's metadata (names, subject) is hashed, never stored, in the fingerprint.
@@ -234,7 +236,10 @@ def write_scores(scores: pd.DataFrame, path: Path) -> None:
 
 
 def read_scores(path: Path) -> pd.DataFrame:
-    """``scores.csv`` back as the scoring stage made it (same columns and dtypes)."""
+    """``scores.csv`` back as the scores stage made it (same columns and dtypes).
+
+    A file written before face tracks (no ``track`` column) gets its tracks linked now, so
+    every later stage sees the same columns."""
     from highlights.faces.scoring import SCORE_COLUMNS, SCORE_DTYPES
 
     text_columns = [c for c, d in SCORE_DTYPES.items() if d == "str"]
@@ -242,7 +247,12 @@ def read_scores(path: Path) -> pd.DataFrame:
     for column in text_columns:
         scores[column] = scores[column].fillna("").astype(str)
     scores["is_child"] = scores["is_child"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
-    return scores.astype(SCORE_DTYPES)[SCORE_COLUMNS]
+    tracked = scores.astype(SCORE_DTYPES)
+    if "track" not in tracked.columns:
+        return assign_tracks(tracked[SCORE_COLUMNS])
+    tracked["track"] = tracked["track"].fillna(-1).astype("int64")
+    tracked["in_frame"] = tracked["in_frame"].astype(float) if "in_frame" in tracked.columns else float("nan")
+    return tracked[[*SCORE_COLUMNS, *TRACK_COLUMNS]]
 
 
 def selection_from_dict(data: dict[str, Any]) -> Selection:
@@ -646,7 +656,16 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
                 scored += count
                 c.progress.frames(lesson.lesson_id, scored, None)
 
-            scores = _score(frames, scorer, settings, on_frames)
+            sizes: dict[int, tuple[int, int]] = {}
+
+            def remember_sizes(stream: Iterable[Any]) -> Iterator[Any]:
+                for frame in stream:  # the frame's size, for "is the face fully in the picture"
+                    sizes[int(frame.index)] = tuple(frame.image.shape[:2])
+                    yield frame
+
+            scores = _score(remember_sizes(frames), scorer, settings, on_frames)
+            # Face tracks: a pure step after scoring (highlights.tracks), so the scorer stays as it is.
+            scores = assign_tracks(scores, sizes, settings.selection.tracks)
             write_scores(scores, folder / SCORES_FILE)
             c.state.record("scores", keys.scores, [SCORES_FILE], frames=int(scores["frame"].nunique()) if len(scores) else 0)
             scores = read_scores(folder / SCORES_FILE)  # later stages see exactly what a resume sees

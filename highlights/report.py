@@ -406,6 +406,24 @@ def frame_rows(picks: Sequence[Pick]) -> list[FrameRow]:
     ]
 
 
+def track_rows(scores: pd.DataFrame) -> list[dict[str, str]]:
+    """One row per face track (:mod:`highlights.tracks`): when it was on camera, for how many
+    sampled frames, and how it was judged (child, adult, or undecided, which counts as adult)."""
+    from highlights.tracks import judge_faces, tracks_of
+
+    if scores.empty or not (scores["face"] >= 0).any():
+        return []
+    rows = []
+    for track in tracks_of(judge_faces(scores)):
+        rows.append({
+            "id": str(track.id), "from": format_clock(track.start_s), "to": format_clock(track.end_s),
+            "frames": str(len(track)), "kind": track.kind,
+            "child": "–" if math.isnan(track.child_score) else f"{track.child_score:.2f}",
+            "smile": f"{max(track.smoothed_smiles):.2f}",
+        })  # fmt: skip
+    return rows
+
+
 def render_report(
     result: LessonResult,
     timeline: LessonTimeline,
@@ -454,6 +472,7 @@ def render_report(
         "selection": selection,
         "threshold": threshold,
         "frames": frame_rows(selection.picks),
+        "tracks": track_rows(scores),
         "gif_kb": f"{result.gif_bytes / 1024:.0f}" if result.gif_bytes else None,
         "email": {
             "locale": info.locale,

@@ -59,6 +59,7 @@ CHILDREN_CSV = DATA / "utkface_children_smile.csv"
 PARENTS_CSV = DATA / "parent_faces.csv"
 
 LESSON_ID = "real-faces-0001"
+WEBCAM_LESSON_ID = "webcam-faces-0001"
 SIZE = (480, 360)  # width, height of the student's camera
 FPS = 5.0
 TEACHER_SIZE = (320, 240)
@@ -67,12 +68,27 @@ TEACHER_TAIL_S = 20  # and stays on after the student's last segment ends
 _FAST_VP8 = ("-cpu-used", "16")  # VP8's fastest realtime setting (overrides synthetic's 8): 3x faster
 LESSON_START = datetime(2026, 11, 21, 15, 0, 0, tzinfo=timezone.utc) + timedelta(seconds=TEACHER_LEAD_S)
 
-Kind = Literal["child_smiling", "child_neutral", "adult_beside", "adult_only", "nobody", "offline"]
-KINDS: tuple[Kind, ...] = ("child_smiling", "child_neutral", "adult_beside", "adult_only", "nobody", "offline")
+Kind = Literal[
+    "child_smiling", "child_neutral", "adult_beside", "adult_only", "adult_half", "nobody", "offline"
+]  # fmt: skip
+KINDS: tuple[Kind, ...] = (
+    "child_smiling", "child_neutral", "adult_beside", "adult_only", "adult_half", "nobody", "offline"
+)  # fmt: skip
+ADULT_KINDS: tuple[Kind, ...] = ("adult_beside", "adult_only", "adult_half")
+"""Seconds with an adult in the picture (beside the child, alone, or half in frame)."""
 FACES_VISIBLE: dict[Kind, int] = {
-    "child_smiling": 1, "child_neutral": 1, "adult_beside": 2, "adult_only": 1, "nobody": 0,
+    "child_smiling": 1, "child_neutral": 1, "adult_beside": 2, "adult_only": 1, "adult_half": 1, "nobody": 0,
 }  # fmt: skip
-"""Faces in the picture per kind of segment (offline seconds have no picture)."""
+"""Faces in the picture per kind of segment (offline seconds have no picture; a face half out of
+the frame is often not found)."""
+
+Variant = Literal["plain", "webcam"]
+Condition = Literal["plain", "dim", "backlit", "cast", "edge", "small", "blur", "squeezed", "jpeg"]
+CONDITIONS: tuple[Condition, ...] = ("plain", "dim", "backlit", "cast", "edge", "small", "blur", "squeezed", "jpeg")
+"""What a webcam does to a segment (see :func:`_apply_condition`): a dim room, a window behind the
+person, a colour cast, the face cut by the frame edge, a small face (the child far from the
+camera), motion blur, a squeezed (turned) face, heavy compression. Plain lessons are all
+``plain``."""
 
 # The lesson, as (kind, seconds) in order. "adult_beside" is a smiling adult next to a smiling
 # child (a frame that must never be chosen by default); "adult_only" a smiling adult alone.
@@ -96,6 +112,37 @@ LESSON_PLAN: tuple[tuple[Kind, int], ...] = (
 )  # fmt: skip
 
 
+# The webcam-like lesson (``variant="webcam"``, 341 s): sixteen smiling moments (4-6 s), each
+# under its own webcam condition, the neutral seconds around them under a condition too; a
+# smiling parent beside a *neutral* child and beside a smiling child, a parent leaning in alone
+# and one half in the frame (cut by its edge); an empty room and a disconnect. Smiles never
+# touch an adult segment: at least 3 neutral seconds lie between them (the selection's 2 s adult
+# margin plus the one-second edge allowance). Conditions are drawn per seed (``_webcam_conditions``).
+_WSMILE = ("child_smiling", 5)
+_WGAP = (("child_neutral", 7), ("child_neutral", 7))
+WEBCAM_PLAN: tuple[tuple[Kind, int], ...] = (
+    ("child_neutral", 5),
+    _WSMILE, *_WGAP,
+    ("child_smiling", 6), ("child_neutral", 3), ("adult_beside", 10), ("child_neutral", 3),
+    ("child_smiling", 4), *_WGAP,
+    _WSMILE, ("child_neutral", 4), ("adult_only", 8), ("child_neutral", 4),
+    ("child_smiling", 6), *_WGAP,
+    _WSMILE, ("child_neutral", 4), ("nobody", 5), ("child_neutral", 4),
+    ("child_smiling", 4), ("child_neutral", 3), ("adult_half", 8), ("child_neutral", 3),
+    _WSMILE, *_WGAP,
+    ("child_smiling", 6), ("child_neutral", 4), ("offline", 10), ("child_neutral", 4),
+    _WSMILE, ("child_neutral", 3), ("adult_beside", 8), ("child_neutral", 3),
+    ("child_smiling", 4), *_WGAP,
+    _WSMILE, *_WGAP,
+    ("child_smiling", 6), ("child_neutral", 3), ("adult_only", 6), ("child_neutral", 3),
+    _WSMILE, *_WGAP,
+    ("child_smiling", 4), *_WGAP,
+    _WSMILE, ("child_neutral", 5),
+)  # fmt: skip
+WEBCAM_SMILING_BESIDE = (False, True)
+"""Whether the child beside the parent smiles, per ``adult_beside`` segment of the webcam plan."""
+
+
 @dataclass(frozen=True)
 class FaceImage:
     """One labelled photo in ``../shared/data/faces``: ``set_path`` is relative to ``faces/``."""
@@ -116,6 +163,7 @@ class Segment:
     start_s: int
     end_s: int
     faces: tuple[FaceImage, ...] = ()
+    condition: Condition = "plain"
 
     def seconds(self) -> range:
         return range(self.start_s, self.end_s)
@@ -134,6 +182,19 @@ class RealFaceLesson:
     segments: tuple[Segment, ...]
     recordings: tuple[tuple[str, str, int, int], ...] = field(default=())
     """(file name, role, lesson second it starts, length in seconds) of each recording."""
+    variant: Variant = "plain"
+    fps: float = FPS
+
+    def condition_at(self, t: float) -> Condition | None:
+        """The webcam condition of the segment at lesson time ``t``."""
+        for segment in self.segments:
+            if segment.start_s <= t < segment.end_s:
+                return segment.condition
+        return None
+
+    def moments(self) -> list[Segment]:
+        """The child's smiling-alone moments: one per ``child_smiling`` segment."""
+        return self.of_kind("child_smiling")
 
     def kind_at(self, t: float) -> Kind | None:
         """The kind of segment at lesson time ``t`` (None outside the lesson)."""
@@ -168,12 +229,14 @@ def read_face_lists() -> tuple[list[FaceImage], list[FaceImage], list[FaceImage]
     return smiling, neutral, adults
 
 
-def plan_segments(seed: int = 0) -> tuple[Segment, ...]:
+def plan_segments(seed: int = 0, variant: Variant = "plain") -> tuple[Segment, ...]:
     """The lesson's segments with a photo assigned to each (deterministic given ``seed``).
 
-    Every smiling segment, including the child beside the adult, gets its own photo; neutral
-    photos repeat (there are more neutral segments than photos). Of the two adult segments of
-    each kind, one shows a colour UTKFace adult and one a grayscale expression-set adult.
+    Every smiling segment, including the child beside the adult, gets its own photo (the webcam
+    plan has one more smiling segment than there are photos: the first one is shown again);
+    neutral photos repeat (there are more neutral segments than photos). Of the adult segments
+    of each kind, colour UTKFace adults and grayscale expression-set adults alternate. The
+    webcam variant also draws each segment's :data:`Condition`.
     """
     rng = np.random.default_rng(seed)
     smiling, neutral, adults = read_face_lists()
@@ -183,25 +246,54 @@ def plan_segments(seed: int = 0) -> tuple[Segment, ...]:
     gray = [a for a in adults if a.set_path != "age/utkface"]
     colour = [colour[i] for i in rng.permutation(len(colour))]
     gray = [gray[i] for i in rng.permutation(len(gray))]
-    adult_queue = {"adult_beside": [colour[0], gray[0]], "adult_only": [gray[1], colour[1]]}
-    needed = sum(1 for kind, _ in LESSON_PLAN if kind in ("child_smiling", "adult_beside"))
-    if needed > len(smiling):
-        raise ValueError(f"the plan needs {needed} smiling children, {CHILDREN_CSV.name} has {len(smiling)}")
+    plan = LESSON_PLAN if variant == "plain" else WEBCAM_PLAN
+    if variant == "plain":
+        adult_queue = {"adult_beside": [colour[0], gray[0]], "adult_only": [gray[1], colour[1]]}
+        needed = sum(1 for kind, _ in plan if kind in ("child_smiling", "adult_beside"))
+        if needed > len(smiling):
+            raise ValueError(f"the plan needs {needed} smiling children, {CHILDREN_CSV.name} has {len(smiling)}")
+        smiling_beside = [True] * 2
+        conditions: list[Condition] = ["plain"] * len(plan)
+    else:
+        adult_queue = {"adult_beside": [colour[0], gray[0]], "adult_only": [gray[1], colour[1]],
+                       "adult_half": [colour[2]]}  # fmt: skip
+        smiling_beside = list(WEBCAM_SMILING_BESIDE)
+        conditions = _webcam_conditions(plan, rng)
 
     segments, t, n_smile, n_neutral = [], 0, 0, 0
-    for kind, length in LESSON_PLAN:
+    for (kind, length), condition in zip(plan, conditions):
         faces: tuple[FaceImage, ...] = ()
-        if kind in ("child_smiling", "adult_beside"):
-            faces = (smiling[n_smile],)
+        if kind == "child_smiling" or (kind == "adult_beside" and smiling_beside.pop(0)):
+            faces = (smiling[n_smile % len(smiling)],)
             n_smile += 1
-        elif kind == "child_neutral":
+        elif kind in ("child_neutral", "adult_beside"):
             faces = (neutral[n_neutral % len(neutral)],)
             n_neutral += 1
-        if kind in ("adult_beside", "adult_only"):
+        if kind in ADULT_KINDS:
             faces += (adult_queue[kind].pop(0),)
-        segments.append(Segment(kind, t, t + length, faces))
+        segments.append(Segment(kind, t, t + length, faces, condition))
         t += length
     return tuple(segments)
+
+
+def _webcam_conditions(plan: Sequence[tuple[Kind, int]], rng: np.random.Generator) -> list[Condition]:
+    """One condition per segment: the smiling moments go through every webcam condition (each
+    twice, in a seeded order); other segments draw one (a plain one now and then); a parent
+    half in the frame is cut by the edge whatever else happens."""
+    hard = [c for c in CONDITIONS if c != "plain"]
+    smiles = sum(1 for kind, _ in plan if kind == "child_smiling")
+    smile_conditions = [hard[i % len(hard)] for i in rng.permutation(smiles)]
+    out: list[Condition] = []
+    for kind, _ in plan:
+        if kind == "child_smiling":
+            out.append(smile_conditions.pop())
+        elif kind == "adult_half":
+            out.append("edge")
+        elif kind in ("nobody", "offline"):
+            out.append("plain")
+        else:
+            out.append(CONDITIONS[int(rng.integers(0, len(CONDITIONS)))])
+    return out
 
 
 # --------------------------------------------------------------------------- drawing
@@ -275,29 +367,42 @@ def _load_sprite(face: FaceImage, shared_data: Path, rng: np.random.Generator) -
     return _Sprite(photo, _feathered_ellipse(128, axes), face_fraction, shirt, skin)  # type: ignore[arg-type]
 
 
-def _draw_person(canvas: np.ndarray, sprite: _Sprite, cx: float, cy: float, face_px: float, angle: float) -> None:
-    """Body, neck and face, the face ``face_px`` wide and centred on (cx, cy), in place."""
+def _draw_person(
+    canvas: np.ndarray, sprite: _Sprite, cx: float, cy: float, face_px: float, angle: float,
+    squeeze: float = 1.0, shade: float = 1.0,
+) -> None:
+    """Body, neck and face, the face ``face_px`` wide and centred on (cx, cy), in place.
+
+    ``squeeze`` < 1 narrows the face (a head turned away), ``shade`` < 1 darkens the person (a
+    window behind them)."""
     height, width = canvas.shape[:2]
     face_px = face_px / sprite.face_fraction  # from now on: the photo's width
+    shirt = tuple(c * shade for c in sprite.shirt)
+    skin = tuple(c * shade for c in sprite.skin)
     body_centre = (int(cx), int(cy + face_px * 1.05))
     shoulders = int(face_px * 0.95)
-    cv2.ellipse(canvas, body_centre, (shoulders, int(face_px * 0.55)), 0, 180, 360, sprite.shirt, -1)
-    cv2.rectangle(canvas, (int(cx) - shoulders, body_centre[1]), (int(cx) + shoulders, height), sprite.shirt, -1)
+    cv2.ellipse(canvas, body_centre, (shoulders, int(face_px * 0.55)), 0, 180, 360, shirt, -1)
+    cv2.rectangle(canvas, (int(cx) - shoulders, body_centre[1]), (int(cx) + shoulders, height), shirt, -1)
     cv2.rectangle(canvas, (int(cx - face_px * 0.17), int(cy + face_px * 0.3)),
-                  (int(cx + face_px * 0.17), int(cy + face_px * 0.62)), sprite.skin, -1)  # fmt: skip
+                  (int(cx + face_px * 0.17), int(cy + face_px * 0.62)), skin, -1)  # fmt: skip
 
     src = sprite.photo.shape[0]
     scale = face_px / src
     matrix = cv2.getRotationMatrix2D((src / 2, src / 2), angle, scale)
+    if squeeze != 1.0:  # narrow the face about its centre column
+        matrix[0] = matrix[0] * squeeze
     half = face_px * 0.75  # covers the turned square
     x0, y0 = max(int(cx - half), 0), max(int(cy - half), 0)
     x1, y1 = min(int(cx + half) + 1, width), min(int(cy + half) + 1, height)
     if x1 <= x0 or y1 <= y0:
         return
-    matrix[0, 2] += cx - src / 2 - x0
-    matrix[1, 2] += cy - src / 2 - y0
+    # Place the photo's centre at (cx, cy) in the region's coordinates.
+    centre = matrix[:, :2] @ np.array([src / 2, src / 2]) + matrix[:, 2]
+    matrix[0, 2] += cx - x0 - centre[0]
+    matrix[1, 2] += cy - y0 - centre[1]
     size = (x1 - x0, y1 - y0)
-    face = cv2.warpAffine(sprite.photo, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    photo = sprite.photo * shade if shade != 1.0 else sprite.photo
+    face = cv2.warpAffine(photo, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     alpha = cv2.warpAffine(sprite.mask, matrix, size, flags=cv2.INTER_LINEAR, borderValue=0.0)[:, :, None]
     region = canvas[y0:y1, x0:x1]
     region += alpha * (face - region)
@@ -316,13 +421,55 @@ def _people(
         child, adult = sprites
         yield child, width * 0.31 + drift_x, height * 0.44 + drift_y, height * 0.28 * zoom, tilt
         yield adult, width * 0.70 - 0.5 * drift_x, height * 0.40 - drift_y, height * 0.31 * zoom, -0.6 * tilt
-    else:
+    elif segment.kind == "adult_half":
+        # A parent leaning in at the side: the face's centre a few pixels inside the frame edge,
+        # so about half of it is cut off.
+        side = 1 if int(phase * 10) % 2 else -1
+        face_px = height * 0.33 * zoom
+        cx = width / 2 + side * (width / 2 - face_px * (0.05 + 0.1 * (1 + np.sin(t / 2.1))))
         for sprite in sprites:
-            yield sprite, width * 0.5 + drift_x, height * 0.43 + drift_y, height * 0.29 * zoom, tilt
+            yield sprite, cx, height * 0.42 + drift_y, face_px, tilt
+    else:
+        face_px = height * 0.29 * zoom
+        cx, cy = width * 0.5 + drift_x, height * 0.43 + drift_y
+        if segment.condition == "small":  # the child sits back from the camera
+            face_px *= 0.45
+            cy = height * 0.5 + drift_y * 0.5
+        elif segment.condition == "edge":  # leaning out of the picture: a fifth to a half cut off
+            side = 1 if int(phase * 10) % 2 else -1
+            cut = 0.2 + 0.15 * (1 + np.sin(t / 1.9 + phase))
+            cx = width / 2 + side * (width / 2 - face_px * (0.5 - cut))
+        for sprite in sprites:
+            yield sprite, cx, cy, face_px, tilt
+
+
+def _apply_condition(canvas: np.ndarray, condition: Condition, rng: np.random.Generator) -> np.ndarray:
+    """What the webcam does to the whole frame (float32 RGB 0-255, before the sensor grain).
+
+    Strengths vary from second to second (a hand moves, the screen's glow changes), so a track
+    of one face has clearer and worse seconds."""
+    if condition == "dim":
+        canvas = canvas * rng.uniform(0.22, 0.4)
+    elif condition == "cast":
+        casts = ((1.3, 1.0, 0.62), (0.7, 0.92, 1.3), (1.05, 1.25, 0.75))
+        canvas = canvas * np.array(casts[int(rng.integers(0, len(casts)))], np.float32)
+    elif condition == "blur" and rng.random() < 0.75:  # motion blur along a random direction
+        length = int(rng.integers(7, 16))
+        kernel = np.zeros((length, length), np.float32)
+        kernel[length // 2, :] = 1.0 / length
+        rotation = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), float(rng.uniform(0, 180)), 1.0)
+        kernel = cv2.warpAffine(kernel, rotation, (length, length))
+        canvas = cv2.filter2D(canvas, -1, kernel / max(float(kernel.sum()), 1e-6))
+    return canvas
+
+
+def _compress(frame: np.ndarray, quality: int) -> np.ndarray:
+    ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if ok else frame
 
 
 def render_student(
-    segments: Sequence[Segment], shared_data: Path, start_s: int, end_s: int, seed: int
+    segments: Sequence[Segment], shared_data: Path, start_s: int, end_s: int, seed: int, fps: float = FPS
 ) -> Iterator[np.ndarray]:
     """RGB frames of the student's camera from lesson second ``start_s`` to ``end_s``."""
     rng = np.random.default_rng([seed, start_s])
@@ -330,8 +477,8 @@ def render_student(
     grain = [rng.normal(0.0, 3.5, (SIZE[1], SIZE[0], 3)).astype(np.float32) for _ in range(8)]
     tint_phase = float(rng.uniform(0, 6.28))
     sprites: dict[int, list[_Sprite]] = {}
-    for k in range(int(round((end_s - start_s) * FPS))):
-        t = start_s + k / FPS
+    for k in range(int(round((end_s - start_s) * fps))):
+        t = start_s + k / fps
         index = next(i for i, s in enumerate(segments) if s.start_s <= t < s.end_s)
         segment = segments[index]
         if segment.kind == "offline":
@@ -339,14 +486,24 @@ def render_student(
         if index not in sprites:
             face_rng = np.random.default_rng([seed, index])
             sprites[index] = [_load_sprite(face, shared_data, face_rng) for face in segment.faces]
+        condition = segment.condition
         canvas = background.copy()
+        if condition == "backlit":  # a bright window behind: the room glares, the person is dark
+            canvas = np.minimum(canvas * 1.35 + 45, 255)
+        squeeze = 0.62 + 0.08 * np.sin(t / 2.3) if condition == "squeezed" else 1.0
+        shade = 0.42 if condition == "backlit" else 1.0
         for sprite, cx, cy, face_px, angle in _people(segment, sprites[index], t, phase=index * 1.3):
-            _draw_person(canvas, sprite, cx, cy, face_px, angle)
+            _draw_person(canvas, sprite, cx, cy, face_px, angle, squeeze=squeeze, shade=shade)
         gain = 0.9 + 0.12 * np.sin(t / 13.0)  # daylight and the screen's glow change
         warmth = 0.04 * np.sin(t / 17.0 + tint_phase)  # and its colour
         canvas *= gain * np.array([1.0 + warmth, 1.0, 1.0 - warmth], np.float32)
-        canvas += grain[int(rng.integers(0, len(grain)))]
-        yield np.clip(canvas, 0, 255).astype(np.uint8)
+        canvas = _apply_condition(canvas, condition, rng)
+        noise = grain[int(rng.integers(0, len(grain)))]
+        canvas += noise * (2.5 if condition == "dim" else 1.0)
+        frame = np.clip(canvas, 0, 255).astype(np.uint8)
+        if condition == "jpeg":  # a starved connection: blocky, smeared
+            frame = _compress(frame, int(rng.integers(5, 11)))
+        yield frame
 
 
 def teacher_frame(t: float) -> np.ndarray:
@@ -362,10 +519,17 @@ def teacher_frame(t: float) -> np.ndarray:
 # --------------------------------------------------------------------------- the lesson
 
 
-def build_real_face_lesson(shared_data: Path, folder: Path, seed: int = 0) -> RealFaceLesson:
-    """Write the lesson's recordings, ``manifest.csv`` and ``lessons.csv`` into ``folder``."""
+def build_real_face_lesson(
+    shared_data: Path, folder: Path, seed: int = 0, variant: Variant = "plain", fps: float = FPS
+) -> RealFaceLesson:
+    """Write the lesson's recordings, ``manifest.csv`` and ``lessons.csv`` into ``folder``.
+
+    ``variant="webcam"`` builds the webcam-like lesson (:data:`WEBCAM_PLAN`, a condition per
+    segment); ``fps`` is the recordings' frame rate (a whole number: the sampled second ``k`` is
+    then an encoded frame; benchmarks use 2 to build faster)."""
     folder.mkdir(parents=True, exist_ok=True)
-    segments = plan_segments(seed)
+    segments = plan_segments(seed, variant)
+    lesson_id = LESSON_ID if variant == "plain" else WEBCAM_LESSON_ID
     duration = segments[-1].end_s
     # Student camera segments: the lesson's seconds minus the offline stretch.
     offline = [s for s in segments if s.kind == "offline"]
@@ -376,24 +540,26 @@ def build_real_face_lesson(shared_data: Path, folder: Path, seed: int = 0) -> Re
     teacher_start, teacher_length = -TEACHER_LEAD_S, TEACHER_LEAD_S + duration + TEACHER_TAIL_S
     write_video(
         folder / "teacher-1.mp4",
-        (teacher_frame(teacher_start + i / FPS) for i in range(int(teacher_length * FPS))),
-        fps=FPS, codec="h264",
+        (teacher_frame(teacher_start + i / fps) for i in range(int(teacher_length * fps))),
+        fps=fps, codec="h264",
     )  # fmt: skip
     recordings.append(("teacher-1.mp4", "teacher", teacher_start, teacher_length))
     for number, (a, b) in enumerate(student_spans, start=1):
         name = f"student-{number}.webm"
         # As a browser's MediaRecorder writes it: VP8, no duration, no seek index.
         write_video(
-            folder / name, render_student(segments, shared_data, a, b, seed), fps=FPS, codec="vp8",
+            folder / name, render_student(segments, shared_data, a, b, seed, fps), fps=fps, codec="vp8",
             no_duration=True, extra_args=_FAST_VP8,
         )
         recordings.append((name, "student", a, b - a))
 
-    manifest, lessons = write_lesson_files(folder, LESSON_ID, LESSON_START, recordings, {
+    manifest, lessons = write_lesson_files(folder, lesson_id, LESSON_START, recordings, {
         "student_name": "Sam", "subject": "Maths", "locale": "en",
-        "lesson_url": f"https://school.example/lessons/{LESSON_ID}",
+        "lesson_url": f"https://school.example/lessons/{lesson_id}",
     })  # fmt: skip
-    return RealFaceLesson(folder, manifest, lessons, LESSON_ID, LESSON_START, duration, segments, tuple(recordings))
+    return RealFaceLesson(
+        folder, manifest, lessons, lesson_id, LESSON_START, duration, segments, tuple(recordings), variant, fps
+    )
 
 
 def read_student_frames(lesson: RealFaceLesson) -> dict[int, np.ndarray]:
@@ -409,8 +575,8 @@ def read_student_frames(lesson: RealFaceLesson) -> dict[int, np.ndarray]:
                 ok, frame = capture.read()
                 if not ok:
                     break
-                if index % int(FPS) == 0:
-                    frames[start + index // int(FPS)] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                if index % int(lesson.fps) == 0:
+                    frames[start + index // int(lesson.fps)] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 index += 1
         finally:
             capture.release()
@@ -418,6 +584,7 @@ def read_student_frames(lesson: RealFaceLesson) -> dict[int, np.ndarray]:
 
 
 __all__ = [
-    "FACES_VISIBLE", "KINDS", "LESSON_PLAN", "FaceImage", "RealFaceLesson", "Segment",
+    "ADULT_KINDS", "CONDITIONS", "FACES_VISIBLE", "KINDS", "LESSON_PLAN", "WEBCAM_PLAN", "FaceImage",
+    "RealFaceLesson", "Segment",
     "build_real_face_lesson", "plan_segments", "read_face_lists", "read_student_frames",
 ]  # fmt: skip

@@ -62,6 +62,8 @@ def test_the_lesson_is_what_its_truth_says(lesson: RealFaceLesson) -> None:
         counts.setdefault(lesson.kind_at(second), Counter())[len(faces)] += 1
     print("faces found per kind of second:", {kind: dict(c) for kind, c in counts.items()})
     for kind, expected in FACES_VISIBLE.items():
+        if kind not in counts:  # a kind the plain lesson does not have
+            continue
         right = counts[kind][expected] / sum(counts[kind].values())
         # Measured for seeds 0-3: every second right. MTCNN's proposal stage misses a face now
         # and then (about 1 in 300 frames while tuning), so leave a little room.

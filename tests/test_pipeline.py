@@ -268,7 +268,8 @@ def test_good_lesson_ends_ok_with_gif_snippet_report_and_database_row(videos, tm
         nearest_adult = min(abs(offset - second) for second in ADULT_SECONDS)
         assert nearest_adult > options.adult_margin_s, f"pick at {offset} s is {nearest_adult} s from an adult"
     times = sorted(frame.t for frame in result.frames)
-    assert all(b - a >= options.min_gap_s for a, b in zip(times, times[1:])), times
+    # A short lesson: the gap between picks may come down (to min_gap_floor_s) to fill the GIF.
+    assert all(b - a >= options.min_gap_floor_s for a, b in zip(times, times[1:])), times
     assert result.frames[0].smile == max(frame.smile for frame in result.frames)
 
 

@@ -284,3 +284,19 @@ def test_report_renders_in_headless_chromium(tmp_path):
     # The charts' own colours are there: student bars (green), pick markers (red), smile line (blue).
     for colour in ((0x2D, 0xA4, 0x4E), (0xCF, 0x22, 0x2E), (0x09, 0x69, 0xDA)):
         assert np.any(np.all(rgb == colour, axis=-1)), f"no pixel of colour {colour}"
+
+
+def test_report_lists_the_face_tracks():
+    from highlights.report import track_rows
+
+    rows = [_track_face(i, t=float(i), x=100.0, child_prob=0.98) for i in range(10)]
+    rows += [_track_face(i, t=float(i), x=400.0, child_prob=0.02, face=1) for i in range(4, 8)]
+    tracks = track_rows(pd.DataFrame(rows, columns=SCORE_COLUMNS).astype(SCORE_DTYPES))
+    assert [(t["kind"], t["from"], t["to"], t["frames"]) for t in tracks] == [
+        ("child", "00:00", "00:09", "10"), ("adult", "00:04", "00:07", "4"),
+    ]
+
+
+def _track_face(frame: int, t: float, x: float, child_prob: float, face: int = 0) -> list:
+    return [frame, t, "2026-11-20T15:00:00+00:00", "s.webm", t, face, x, 80.0, x + 120.0, 220.0,
+            0.999, child_prob, 0.5, child_prob >= 0.87, 300.0, 120.0, f"{0x0F0F0F0F0F0F0F0F + face:016x}"]  # fmt: skip

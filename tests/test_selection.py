@@ -71,12 +71,64 @@ def test_picks_nine_best_first_then_lesson_order():
 
 
 def test_min_gap_between_picks():
+    # Smiling moments of 5 s every 10 s for 30 minutes: room for nine picks 90 s apart.
+    rows = [face_row(i, t=float(i), smile_prob=0.99 - i * 1e-5) for i in range(1800) if i % 10 < 5]
+    opts = SelectionOptions(min_gap_s=90.0)
+    sel = select_highlights(table(rows), opts)
+    times = sorted(p.t for p in sel.picks)
+    assert len(times) == 9
+    assert all(b - a >= 90.0 for a, b in zip(times, times[1:])), times
+
+
+def test_a_short_lesson_lowers_the_gap_rather_than_dropping_frames():
+    # Continuous smiles for 5 minutes: 45 s apart leaves room for 7 picks only; there are 15
+    # moments (a run is cut every max_moment_s), so the gap comes down until nine fit.
     rows = [face_row(i, t=float(i), smile_prob=0.99 - i * 1e-4) for i in range(300)]  # 1 fps, 5 min
     opts = SelectionOptions(min_gap_s=45.0)
     sel = select_highlights(table(rows), opts)
     times = sorted(p.t for p in sel.picks)
-    assert len(times) == 7  # 0, 45, ..., 270
-    assert all(b - a >= 45.0 for a, b in zip(times, times[1:]))
+    assert len(times) == 9 and sel.stats.moments == 15
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= opts.min_gap_floor_s and min(gaps) >= 15.0, times  # still spread out
+    assert times[-1] - times[0] >= 200.0, times
+
+
+def test_one_pick_per_moment_the_best_frame():
+    # Three moments of 6 smiling seconds each; in each, one frame smiles widest but is cut by
+    # the frame edge, the next widest is fully in frame and is the one taken.
+    rows = []
+    for start in (0, 100, 200):
+        for k in range(6):
+            t = start + k
+            smile = {2: 0.99, 3: 0.97}.get(k, 0.8)
+            rows.append(face_row(t, t=float(t), smile_prob=smile, in_frame=0.7 if k == 2 else 1.0))
+        rows += [face_row(start + 6 + k, t=float(start + 6 + k), smile_prob=0.1) for k in range(4)]
+    tracked = table(rows).assign(track=0)
+    sel = select_highlights(tracked, SelectionOptions(min_frames=1))
+    assert sorted(p.t for p in sel.picks) == [3.0, 103.0, 203.0]
+    assert sel.stats.moments == 3
+
+
+def test_a_track_judged_child_lifts_its_unsure_frames():
+    # One face followed for 20 s: clearly a child in good seconds, unsure (below the age
+    # model's per-frame threshold) in dim ones. The track is a child in all of them.
+    rows = [face_row(i, t=float(i), child_prob=0.99 if i % 4 == 0 else 0.8, is_child=i % 4 == 0,
+                     smile_prob=0.9 if i in (9, 10, 11) else 0.1) for i in range(20)]  # fmt: skip
+    sel = select_highlights(table(rows).assign(track=0), SelectionOptions(min_frames=1))
+    # Seconds 9-11 smile alike (the earliest wins the tie); is_child is False in all three.
+    assert [p.t for p in sel.picks] == [9.0]
+
+
+def test_an_adult_track_excludes_every_frame_it_is_in():
+    # A parent's track: judged adult overall though two of its frames look child-like.
+    rows = [face_row(i, t=float(i), smile_prob=0.95) for i in range(40)]  # the child, track 0
+    adult = [face_row(i, t=float(i), face=1, x1=300.0, x2=420.0, child_prob=0.95 if i in (20, 21) else 0.05,
+                      is_child=i in (20, 21), smile_prob=0.95) for i in range(18, 26)]  # fmt: skip
+    tracked = table(rows + adult)
+    tracked["track"] = [0] * len(rows) + [1] * len(adult)
+    sel = select_highlights(tracked, SelectionOptions(min_frames=1, min_gap_s=1.0, min_gap_floor_s=1.0))
+    assert sel.picks
+    assert all(not 18 - 2 <= p.t <= 25 + 2 for p in sel.picks), [p.t for p in sel.picks]
 
 
 def test_near_duplicate_crops_are_skipped():
@@ -213,19 +265,26 @@ def test_random_tables_respect_privacy_gap_and_order(frames, allow_adult):
     opts = SelectionOptions(min_gap_s=3.0, min_frames=1, allow_adult=allow_adult)
     sel = select_highlights(scores, opts)
     assert len(sel.picks) <= opts.max_frames
-    faces = scores[scores["face"] >= 0]
-    adult_frames = set(faces.loc[faces["is_child"].ne(True), "frame"])
-    adult_times = faces.loc[faces["is_child"].ne(True), "t"].tolist()
+    # Judged per track (highlights.tracks): a face counts as an adult when its track is not
+    # judged a child, and its smile is the one smoothed within the track.
+    from highlights.tracks import judge_faces
+
+    judged = judge_faces(scores, opts.tracks) if rows else None
+    faces = judged[judged["face"] >= 0] if judged is not None else scores
+    adult = faces["track_child"].ne(True) if judged is not None else faces["face"] >= 0
+    adult_frames = set(faces.loc[adult, "frame"])
+    adult_times = faces.loc[adult, "t"].tolist()
     for p in sel.picks:
         row = faces[(faces["frame"] == p.frame) & (faces["face"] == p.face)].iloc[0]
-        assert row["is_child"] == True  # noqa: E712  (the GIF is framed on a child, always)
-        assert row["smile_prob"] >= opts.min_smile and row["sharpness"] >= opts.min_sharpness
+        assert row["track_child"] == True  # noqa: E712  (the GIF is framed on a child, always)
+        assert row["track_smile"] >= opts.min_smile and row["sharpness"] >= opts.min_sharpness
         assert opts.min_brightness <= row["brightness"] <= opts.max_brightness
         if not allow_adult:
             assert p.frame not in adult_frames
             assert all(abs(p.t - t) > opts.adult_margin_s for t in adult_times)
     times = sorted(p.t for p in sel.picks)
-    assert all(b - a >= opts.min_gap_s for a, b in zip(times, times[1:]))
+    # The gap may come down to min_gap_floor_s to fill the GIF, never below it.
+    assert all(b - a >= min(opts.min_gap_s, opts.min_gap_floor_s) for a, b in zip(times, times[1:]))
     hashes = [p.crop_hash for p in sel.picks]
     assert all(phash_distance(a, b) > opts.hash_distance for i, a in enumerate(hashes) for b in hashes[i + 1 :])
     if sel.picks:
