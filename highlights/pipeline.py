@@ -50,7 +50,7 @@ import highlights
 from highlights.analytics import lesson_analytics, write_analytics
 from highlights.config import Settings
 from highlights.email import render_snippet
-from highlights.frames import read_frame_at, sample_frames
+from highlights.frames import frames_at_points, read_frame_at
 from highlights.gif import GifFrame, build_gif, public_gif_name
 from highlights.io import atomic_path, write_json_atomic, write_text_atomic
 from highlights.recordings import LessonInput, Manifest, read_manifest
@@ -507,7 +507,7 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
         if c.state.done("scores", keys.scores):
             scores = read_scores(folder / SCORES_FILE)
         else:
-            frames = sample_frames(resolved, timeline, fps=settings.fps)
+            frames = frames_at_points(plan.points)  # the plan's points: computed once
 
             scored = 0
 
