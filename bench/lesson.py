@@ -21,7 +21,8 @@ Then, in one run, each in a fresh process so that CPU time and peak RSS are its 
   FFmpeg's frame threads, the fastest of the ways tried: see ``bench/decoding.py``);
 * ``straightforward``: OpenCV reads every frame, each sampled frame (the same sample points as
   the pipeline) converted to PIL, MTCNN at full resolution one frame at a time, then the same
-  smile and age models on each face;
+  smile and age models on each face (one torch thread, like ours: with torch's default of two
+  on the shared 2-core machine it ran 2-3x slower);
 * ``ours``: :func:`highlights.pipeline.run_manifest`, what ``highlights run`` calls, with a fresh
   output folder: wall (models loaded included), CPU and peak RSS per stage (the kernel's
   high-water mark, reset at each stage start through ``/proc/self/clear_refs``);
@@ -277,6 +278,7 @@ def measure_straightforward(folder: Path) -> dict:
     from highlights.faces.models import load_face_model
     from highlights.faces.preprocess import face_model_input, to_tensor_batch
 
+    torch.set_num_threads(1)  # as ours: two threads on 2 shared cores cost far more (README)
     started, cpu = time.perf_counter(), _cpu()
     mtcnn = _mtcnn_full()
     smile, age = load_face_model("smile"), load_face_model("age")

@@ -19,7 +19,9 @@ from highlights.faces import _torchvision_shim
 
 @dataclass(frozen=True)
 class DetectionOptions:
-    """How MTCNN is run. The defaults were chosen with ``bench/detection.py`` (2026-11-22).
+    """How MTCNN is run. The table below is from ``bench/detection.py`` (2026-11-22), frame by
+    frame; since 2026-12-01 a stream of frames is followed (``full_every``) and the full detector
+    runs at full resolution (``max_side`` 0).
 
     Recall is relative to full-resolution detection with min_face_size 20 (a face counts as
     found at IoU >= 0.5); times are CPU ms per frame with one torch thread on this project's
@@ -30,7 +32,7 @@ class DetectionOptions:
     ====================  ========  =======  ======  ======  ======  =======  ==============
     full / 20              (= 640)  48/48    18/18   1/1     30/30   8/8      100%
     640 / 20               73 ms    48/48    18/18   0/1     25/30   8/8      94%
-    480 / 20 (default)     50 ms    48/48    16/18   0/1     21/30   8/8      89%
+    480 / 20 (old dflt)    50 ms    48/48    16/18   0/1     21/30   8/8      89%
     480 / 40               32 ms    48/48    15/18   0/1     9/30    8/8      76%
     320 / 20               29 ms    48/48    16/18   0/1     7/30    8/8      75%
     320 / 40               20 ms    46/48    13/18   0/1     0/30    8/8      64%
@@ -53,8 +55,16 @@ class DetectionOptions:
     For faster runs where only the nearest face matters, ``max_side=320`` is the next step.
     """
 
-    max_side: int = 480
-    """Frames are downscaled so the longer side is at most this many pixels (0: never)."""
+    max_side: int = 0
+    """Frames are downscaled so the longer side is at most this many pixels (0: never, the
+    default since the full detector runs on about one frame in four, see ``full_every``).
+
+    Measured with ``bench/lesson.py`` (2026-12-01, followed stream, one torch thread): on the
+    real clips, 480 found 75 of full resolution's 115 street faces and 73 of 77 stage faces;
+    0 (full resolution) found 117 and 77, for the same CPU time on the 640x480 bench lesson
+    (2.5-3.1 s for 140 frames, within the noise of the shared machine); 1080p frames cost about
+    4x more (street clip: 10.8 vs 2.5 s for 21 frames). For HD cameras where only the nearest
+    face matters, 480 is the cheaper setting the table below measures."""
     min_face_size: int = 20
     """Smallest face MTCNN looks for, in pixels of the downscaled frame."""
     min_probability: float = 0.90
