@@ -81,7 +81,9 @@ class DetectionOptions:
     scene_change: float = 20.0
     """A frame whose 64x48 gray thumbnail differs (mean absolute difference, 0-255, after removing
     the overall brightness change) by more than this in any cell of a 4x4 grid from the frame of
-    the last full detection gets the full detector: someone came in or the camera moved."""
+    the last full detection gets the full detector: someone came in or the camera moved. Half
+    of it where the frame before showed nobody (a face coming back into an empty room changed a
+    cell by 15-17 on the bench lesson; an empty room's noise is 1-3)."""
     threads: int = 1
     """torch's threads in the worker (``torch.set_num_threads``; 0 leaves torch's default, one per
     core). One: the frame decoder runs on the other core, and on a busy machine two threads that
@@ -334,7 +336,7 @@ class FaceFollower:
             and thumb.shape == self._reference.shape
             and np.shape(image)[:2] == self._shape
             and (key is None or self._key is None or (key[0] == self._key[0] and key[1] == self._key[1] + 1))
-            and _cell_change(thumb, self._reference) <= self.options.scene_change
+            and _cell_change(thumb, self._reference) <= self._threshold()
         )
         self._key = key
         if follows and len(self._last):
@@ -351,6 +353,13 @@ class FaceFollower:
         self.full_detections += 1
         self._last, self._reference, self._since_full, self._shape = found, thumb, 1, np.shape(image)[:2]
         return found
+
+
+    def _threshold(self) -> float:
+        # An empty picture has nothing to follow and its noise is low (1-3 on the bench lesson):
+        # a child coming back into it changed some cell by only 15-17 there, so half the threshold.
+        empty = self._last is not None and len(self._last) == 0
+        return self.options.scene_change / 2 if empty else self.options.scene_change
 
 
 def _cell_change(a: np.ndarray, b: np.ndarray) -> float:
