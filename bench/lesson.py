@@ -448,6 +448,8 @@ def _run_child(kind: str, folder: Path) -> dict:
         raise SystemExit(f"{kind} failed (exit {proc.returncode})")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     data["process_wall_s"] = time.perf_counter() - started
+    summary = {k: round(v, 2) if isinstance(v, float) else v for k, v in data.items() if not isinstance(v, (dict, list))}
+    print(f"{kind}: {summary}", file=sys.stderr)
     return data
 
 
@@ -483,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": args.minutes, "lesson": str(folder),
         "floor_s": round(floor["wall_s"], 2), "floor_cpu_s": round(floor["cpu_s"], 2), "decoded_frames": floor["frames"],
         "ours_s": round(ours["wall_s"], 2), "ours_cpu_s": round(ours["cpu_s"], 2), "ours_status": ours["status"],
+        "ours_reason": ours.get("reason"),
         "straightforward_s": round(straight["wall_s"], 2) if straight else None,
         "straightforward_cpu_s": round(straight["cpu_s"], 2) if straight else None,
         "peak_rss_mb": round(ours["peak_rss_mb"], 1),
