@@ -14,7 +14,7 @@ the command line::
     gap_tolerance_s = 2.0           # shorter gaps in a recording are not disconnects
 
     [detection]
-    max_side = 480
+    max_side = 0
     [selection]
     # ... any field of SelectionOptions
     [gif]

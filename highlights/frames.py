@@ -49,9 +49,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -62,7 +61,22 @@ from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from highlights.recordings import LessonInput, with_end_times
+# Probing lives below timeline and frames; its names stay importable from here.
+from highlights.probing import (  # noqa: F401 - re-exported
+    RecordingError,
+    RecordingInfo,
+    _DecodeStats,
+    _first_frame,
+    _mean_interval,
+    _open_video,
+    _packets,
+    _stopped,
+    _why,
+    clockwise_rotation,
+    probe_recording,
+    resolve_end_times,
+)
+from highlights.recordings import LessonInput
 from highlights.timeline import LessonTimeline, SamplePoint, sample_points
 
 log = logging.getLogger(__name__)
@@ -78,42 +92,8 @@ further than this into the file, instead of decoding the seconds before it for n
 _Item = TypeVar("_Item")
 
 
-class RecordingError(Exception):
-    """A recording that cannot be opened or decoded at all. ``path`` is the media file; the
-    message names its base name (never the folders, which may hold personal data)."""
-
-    def __init__(self, path: Path | str, message: str) -> None:
-        self.path = Path(path)
-        self.message = message
-        super().__init__(f"{self.path.name}: {message}")
-
-    def __reduce__(self):  # picklable across process pools despite the two-argument __init__
-        return type(self), (self.path, self.message)
-
-
 class FrameNotFoundError(RecordingError):
     """:func:`read_frame_at` was asked for an offset outside what the recording decodes to."""
-
-
-@dataclass(frozen=True)
-class RecordingInfo:
-    """What :func:`probe_recording` learns about a file without decoding it.
-
-    ``duration_s``: from presentation timestamps (last frame's pts + its duration - first
-    frame's pts), not from the container header, which browser WebM files lack.
-    ``width``/``height``: upright, after ``rotation`` (degrees clockwise a player turns the
-    stored picture). ``frame_count``: video packets demuxed. ``first_pts_s``: pts of the first
-    decodable frame (offset 0). ``has_container_duration``: whether the header states a duration.
-    """
-
-    duration_s: float
-    width: int
-    height: int
-    rotation: int
-    codec: str
-    frame_count: int
-    first_pts_s: float
-    has_container_duration: bool
 
 
 @dataclass(frozen=True)
@@ -130,16 +110,6 @@ class SampledFrame:
     image: np.ndarray = field(compare=False, repr=False)
 
 
-@dataclass
-class _DecodeStats:
-    """What went wrong while decoding one file, for its single warning."""
-
-    frames: int = 0
-    bad_packets: int = 0
-    corrupt_frames: int = 0  # decoded with concealed errors (FFmpeg's corrupt flag)
-    stopped: str | None = None  # why demuxing ended before the end of the file
-
-
 class _Timed(NamedTuple):
     """A decoded frame with its pts and duration in seconds relative to the first frame."""
 
@@ -151,69 +121,21 @@ class _Timed(NamedTuple):
 # --------------------------------------------------------------------------- public API
 
 
-def probe_recording(path: Path | str) -> RecordingInfo:
-    """Duration, size, rotation and codec of a recording, by demuxing all its packets and
-    decoding only the first frame (fast: no picture is decoded past the first)."""
-    path = Path(path)
-    with _open_video(path) as (container, stream):
-        time_base = stream.time_base
-        first: VideoFrame | None = None
-        last_pts: int | None = None
-        last_duration = 0
-        min_pts: int | None = None
-        count = 0
-        stats = _DecodeStats()
-        for packet in _packets(container, stream, stats):
-            if first is None:
-                first = _first_frame(stream, packet, stats)
-            if packet.pts is None or packet.size == 0 or packet.is_discard:
-                continue
-            count += 1
-            min_pts = packet.pts if min_pts is None else min(min_pts, packet.pts)
-            if last_pts is None or packet.pts > last_pts:
-                last_pts, last_duration = packet.pts, packet.duration or 0
-        if first is None:
-            first = _first_frame(stream, None, stats)
-        if first is None or first.pts is None or last_pts is None or min_pts is None:
-            raise RecordingError(path, f"no video frame could be decoded{_stopped(stats)}")
-        if last_duration <= 0:  # no per-frame duration stored
-            last_duration = _mean_interval(min_pts, last_pts, count)
-        rotation = clockwise_rotation(first)
-        turned = rotation in (90, 270)
-        duration_s = float((last_pts + last_duration - first.pts) * time_base)
-        _warn_if_shortened(path, container, stream, duration_s)
-        return RecordingInfo(
-            duration_s=duration_s,
-            width=first.height if turned else first.width,
-            height=first.width if turned else first.height,
-            rotation=rotation,
-            codec=stream.codec_context.name,
-            frame_count=count,
-            first_pts_s=float(first.pts * time_base),
-            has_container_duration=bool(container.duration and container.duration > 0),
-        )
-
-
-def resolve_end_times(lesson: LessonInput) -> LessonInput:
-    """``lesson`` with each recording lacking ``ended_at`` given ``started_at`` + its probed
-    duration. Recordings that have one are not opened. Raises :class:`RecordingError`."""
-    ends = {
-        r.path: r.started_at + timedelta(seconds=probe_recording(r.path).duration_s)
-        for r in lesson.recordings
-        if r.ended_at is None
-    }
-    return with_end_times(lesson, ends)
-
-
 def sample_frames(lesson: LessonInput, timeline: LessonTimeline, fps: float = 1.0) -> Iterator[SampledFrame]:
-    """The frames at :func:`highlights.timeline.sample_points`, in lesson order.
+    """The frames at :func:`highlights.timeline.sample_points` of ``timeline``, in lesson order
+    (:func:`frames_at_points` with the points computed here; the pipeline passes its plan's)."""
+    return frames_at_points(sample_points(timeline, lesson.recordings, fps))
+
+
+def frames_at_points(points: Sequence[SamplePoint]) -> Iterator[SampledFrame]:
+    """The frames at ``points`` (:attr:`highlights.timeline.LessonPlan.points`), in their order.
 
     Each recording is decoded once, streaming, and only while its points are still to come
     (recordings whose points interleave, after a reconnect, are decoded side by side). Points past
     the end of what a recording decodes are skipped, with one warning per recording. Raises
     :class:`RecordingError` for a recording that decodes to nothing.
     """
-    points = sample_points(timeline, lesson.recordings, fps)
+    points = list(points)
     per_path: dict[Path, list[SamplePoint]] = {}
     for point in points:
         per_path.setdefault(point.path, []).append(point)
@@ -230,6 +152,63 @@ def sample_frames(lesson: LessonInput, timeline: LessonTimeline, fps: float = 1.
     finally:
         for reader in readers.values():
             reader.close()
+
+
+PREFETCH_FRAMES = 8
+""":func:`prefetch`'s queue: decoded frames waiting for scoring (8 x 0.9 MB at 640x480). The
+decoder keeps ahead by this much while scoring works on the other core; more only costs memory."""
+
+
+def prefetch(frames: Iterable[_Item], size: int = PREFETCH_FRAMES) -> Iterator[_Item]:
+    """``frames``, produced by a thread of its own into a bounded queue, so that decoding (FFmpeg
+    and numpy release the GIL) overlaps with the consumer's work. Errors of the producer are
+    raised in the consumer, at the point of the stream where they happened; stopping early
+    (``close()``, an error downstream) stops the producer and closes ``frames``.
+    """
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=max(1, size))
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        source = iter(frames)
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            items.put((done, error))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="highlights-decoder", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = items.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                items.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
 
 
 def iter_frames_at(
@@ -321,49 +300,11 @@ def on_screen(
         yield shown[2] if shown is not None and offset < end else None
 
 
-def clockwise_rotation(frame: VideoFrame) -> int:
-    """Degrees (0, 90, 180, 270) clockwise a player turns this frame: FFmpeg's display
-    matrix angle is counter-clockwise, in [-180, 180]."""
-    return round(-frame.rotation / 90) % 4 * 90
-
-
 def to_upright_rgb(frame: VideoFrame) -> np.ndarray:
     """The frame as an H x W x 3 uint8 RGB array, turned as its display matrix says."""
     image = frame.to_ndarray(format="rgb24")
     turns = clockwise_rotation(frame) // 90
     return np.ascontiguousarray(np.rot90(image, k=-turns)) if turns else image
-
-
-@contextmanager
-def _open_video(path: Path) -> Iterator[tuple[InputContainer, VideoStream]]:
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.FFmpegError, OSError) as exc:  # av's FileNotFoundError is both
-        hint = " (not a video file, or an MP4 cut off before its index was written)"
-        hint = hint if isinstance(exc, av.InvalidDataError) else ""
-        raise RecordingError(path, f"cannot open: {_why(exc)}{hint}") from exc
-    with container:
-        if not container.streams.video:
-            raise RecordingError(path, "the file has no video stream")
-        stream = container.streams.video[0]
-        if stream.codec_context is None:
-            raise RecordingError(path, "the video codec is not supported")
-        yield container, stream
-
-
-def _packets(container: InputContainer, stream: VideoStream, stats: _DecodeStats) -> Iterator[av.Packet]:
-    """The stream's packets, ending (with ``stats.stopped`` set) at damaged container data
-    instead of raising; the last packet is PyAV's empty flush packet when the end is reached."""
-    packets = container.demux(stream)
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            return
-        except av.FFmpegError as exc:
-            stats.stopped = _why(exc)
-            return
-        yield packet
 
 
 def _decoded(container: InputContainer, stream: VideoStream, stats: _DecodeStats) -> Iterator[VideoFrame]:
@@ -407,22 +348,6 @@ def _timed(frames: Iterable[VideoFrame], time_base: Fraction, origin: int | None
         stated = frame.duration or 0
         duration = stated if stated > 0 else _mean_interval(first_pts, last_pts, count)
         yield _Timed((frame.pts - origin) * seconds, duration * seconds, frame)
-
-
-def _mean_interval(first_pts: int, last_pts: int, count: int) -> float:
-    """The duration assumed for a frame whose file states none (browser WebM blocks carry none):
-    the mean frame interval so far, which one odd gap cannot skew much."""
-    return (last_pts - first_pts) / (count - 1) if count > 1 else 0.0
-
-
-def _first_frame(stream: VideoStream, packet: av.Packet | None, stats: _DecodeStats) -> VideoFrame | None:
-    """Feed one packet (None: flush) to the decoder; its first output frame, if any."""
-    try:
-        frames = stream.codec_context.decode(packet)
-    except (av.FFmpegError, EOFError):
-        stats.bad_packets += 1
-        return None
-    return next((f for f in frames if f.pts is not None), None)
 
 
 def _upright(frames: Iterable[VideoFrame | None]) -> Iterator[np.ndarray | None]:
@@ -504,25 +429,6 @@ def _finish(reader: Iterator[object]) -> None:
         pass
 
 
-SHORTENED_TOLERANCE_S = 1.0
-"""A file whose frames end more than this (or 5% of its stated length) before the duration its
-header states is reported as truncated: a cut-off upload of a faststart MP4 or a WebM with a
-duration still opens and states its full length, and would otherwise shorten the lesson silently."""
-
-
-def _warn_if_shortened(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                       decodable_s: float) -> None:
-    if stream.duration and stream.time_base:
-        stated = float(stream.duration * stream.time_base)
-    elif container.duration and container.duration > 0:
-        stated = container.duration / av.time_base
-    else:
-        return  # browser WebM: no stated duration to compare with
-    if decodable_s < stated - max(SHORTENED_TOLERANCE_S, 0.05 * stated):
-        log.warning("%s: truncated? its header states %.1f s but its frames end at %.1f s; "
-                    "used what is there", path.name, stated, decodable_s)
-
-
 def _warn_damage(path: Path, stats: _DecodeStats, outside: int, requested: int) -> None:
     if outside:
         log.warning("%s: %d of %d sampled offset(s) lie past the end of the decodable video; skipped",
@@ -532,15 +438,6 @@ def _warn_damage(path: Path, stats: _DecodeStats, outside: int, requested: int) 
                     "used the frames that did", path.name, stats.bad_packets, stats.corrupt_frames, _stopped(stats))
 
 
-def _stopped(stats: _DecodeStats) -> str:
-    return f" (reading stopped early: {stats.stopped})" if stats.stopped else ""
-
-
-def _why(exc: BaseException) -> str:
-    """An FFmpeg error's reason without the file name it carries (full paths stay out of logs)."""
-    return getattr(exc, "strerror", None) or type(exc).__name__
-
-
 __all__ = [
     "PTS_EPSILON_S",
     "SEEK_THRESHOLD_S",
@@ -548,7 +445,10 @@ __all__ = [
     "RecordingError",
     "RecordingInfo",
     "SampledFrame",
+    "PREFETCH_FRAMES",
     "clockwise_rotation",
+    "frames_at_points",
+    "prefetch",
     "iter_frames_at",
     "on_screen",
     "probe_recording",

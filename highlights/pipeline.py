@@ -50,7 +50,7 @@ import highlights
 from highlights.analytics import lesson_analytics, write_analytics
 from highlights.config import Settings
 from highlights.email import render_snippet
-from highlights.frames import read_frame_at, sample_frames
+from highlights.frames import frames_at_points, prefetch, read_frame_at
 from highlights.gif import GifFrame, build_gif, public_gif_name
 from highlights.io import atomic_path, write_json_atomic, write_text_atomic
 from highlights.recordings import ROLES, LessonInput, Manifest, is_valid_lesson_id, read_manifest
@@ -79,6 +79,9 @@ SNIPPET_TEXT = "snippet.txt"
 REPORT_FILE = "report.html"
 ANALYTICS_FILE = "analytics.json"
 LOCK_FILE = ".lock"
+KEPT_FRAMES = 64
+"""Frames kept from scoring for the GIF stage (the best-smiling child frames; see
+:class:`highlights.faces.scoring.KeptFrames`): 64 x 0.9 MB at 640x480, whatever the lesson's length."""
 
 
 # --------------------------------------------------------------------------- progress
@@ -643,11 +646,13 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
         _write_report(c, result, timeline, empty_scores(), no_selection)
         return result
 
+    kept_frames = _kept_frames(settings)  # the likely GIF frames, so the GIF stage need not decode them again
     with _stage(c, "scores"):
         if c.state.done("scores", keys.scores):
             scores = read_scores(folder / SCORES_FILE)
         else:
-            frames = sample_frames(resolved, timeline, fps=settings.fps)
+            # The plan's points (computed once), decoded on a thread of their own while scoring.
+            frames = prefetch(frames_at_points(plan.points))
 
             scored = 0
 
@@ -663,7 +668,7 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
                     sizes[int(frame.index)] = tuple(frame.image.shape[:2])
                     yield frame
 
-            scores = _score(remember_sizes(frames), scorer, settings, on_frames)
+            scores = _score(remember_sizes(frames), scorer, settings, on_frames, kept_frames)
             # Face tracks: a pure step after scoring (highlights.tracks), so the scorer stays as it is.
             scores = assign_tracks(scores, sizes, settings.selection.tracks)
             write_scores(scores, folder / SCORES_FILE)
@@ -701,7 +706,7 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
             record = c.state.done("gif", keys.gif)
             if record is None:
                 gif_name = c.state.previous_gif or public_gif_name(lesson.lesson_id)
-                images = [GifFrame(_read_pick(lesson, resolved, pick), tuple(pick.box)) for pick in selection.picks]
+                images = [GifFrame(_pick_image(lesson, resolved, pick, kept_frames), tuple(pick.box)) for pick in selection.picks]
                 gif_info = build_gif(images, folder / gif_name, settings.gif)
                 record_info = _jsonable(gif_info)
                 c.state.record("gif", keys.gif, [gif_name], gif=gif_name, info=record_info)
@@ -746,10 +751,23 @@ def _write_report(c: _Context, result: LessonResult, timeline: LessonTimeline, s
     result.report = REPORT_FILE
 
 
-def _score(frames: Iterable[Any], scorer: Any, settings: Settings, on_frames: Callable[..., None]) -> pd.DataFrame:
+def _score(frames: Iterable[Any], scorer: Any, settings: Settings, on_frames: Callable[..., None],
+           kept: Any = None) -> pd.DataFrame:
     from highlights.faces.scoring import score_frames
 
-    return score_frames(frames, scorer, batch_size=settings.score_batch_size, progress=on_frames)
+    return score_frames(frames, scorer, batch_size=settings.score_batch_size, progress=on_frames, keep=kept)
+
+
+def _kept_frames(settings: Settings) -> Any:
+    from highlights.faces.scoring import KeptFrames
+
+    return KeptFrames(limit=KEPT_FRAMES)
+
+
+def _pick_image(lesson: LessonInput, resolved: LessonInput, pick: Pick, kept: Any) -> Any:
+    """The full frame of a pick: kept from scoring where it was, else read from its recording."""
+    image = kept.get(pick.frame) if kept is not None else None
+    return image if image is not None else _read_pick(lesson, resolved, pick)
 
 
 def _read_pick(lesson: LessonInput, resolved: LessonInput, pick: Pick) -> Any:

@@ -1,7 +1,7 @@
 """Stage 2: when the lesson really took place, who dropped out, and which seconds to sample.
 
 Pure interval logic: recordings (with their ``ended_at`` known, see
-:func:`highlights.frames.resolve_end_times`) in, a :class:`LessonTimeline` and a list of
+:func:`highlights.probing.resolve_end_times`) in, a :class:`LessonTimeline` and a list of
 :class:`SamplePoint` out. Only :func:`plan_lesson` may touch media, see below.
 
 * Each role's segments are merged into "camera on" intervals: overlapping or touching segments
@@ -15,7 +15,7 @@ Pure interval logic: recordings (with their ``ended_at`` known, see
   reason, never an exception.
 
 :func:`plan_lesson` is the stage as one call (what ``highlights timeline`` prints): it asks
-:func:`highlights.frames.resolve_end_times` for end times the manifest does not give (the only
+:func:`highlights.probing.resolve_end_times` for end times the manifest does not give (the only
 media access here, and only then), and turns a bad manifest row or an unreadable recording into
 status ``failed`` with a message naming file and row, so one lesson's problem never stops a batch::
 
@@ -222,7 +222,7 @@ def lesson_bounds(
 
 def lesson_timeline(lesson: LessonInput, gap_tolerance_s: float = DEFAULT_GAP_TOLERANCE_S) -> LessonTimeline:
     """The timeline of a lesson whose recordings all have ``ended_at``
-    (:func:`highlights.frames.resolve_end_times` fills it in from the media)."""
+    (:func:`highlights.probing.resolve_end_times` fills it in from the media)."""
     unresolved = [r.source for r in lesson.recordings if r.ended_at is None]
     if unresolved:
         raise ValueError(f"lesson {lesson.lesson_id}: end time unknown for {', '.join(map(str, unresolved))}")
@@ -308,7 +308,7 @@ def plan_lesson(
 ) -> LessonPlan:
     """The lesson's timeline and sample points; never raises for a problem of the lesson itself.
 
-    Recordings without ``ended_at`` are measured by :func:`highlights.frames.resolve_end_times`
+    Recordings without ``ended_at`` are measured by :func:`highlights.probing.resolve_end_times`
     (which decodes media); a lesson whose recordings all have it needs no media access at all.
 
     >>> plan = plan_lesson(manifest.lessons["L-1001"], fps=1.0)  # doctest: +SKIP
@@ -322,7 +322,7 @@ def plan_lesson(
     if lesson.problems:
         return LessonPlan(lesson, "failed", "; ".join(map(str, lesson.problems)), None, (), fps, gap_tolerance_s)
     if any(r.ended_at is None for r in lesson.recordings):
-        from highlights.frames import RecordingError, resolve_end_times  # media stack only when needed
+        from highlights.probing import RecordingError, resolve_end_times  # media stack only when needed
 
         try:
             lesson = resolve_end_times(lesson)

@@ -268,7 +268,7 @@ def test_a_truncated_file_that_states_its_length_warns(tmp_path: Path, caplog, s
 
     whole = write_video(tmp_path / f"whole{suffix}", (index_frame(i, (160, 120)) for i in range(150)), fps=25, **options)
     cut = truncate_file(whole, 0.5, out=tmp_path / f"cut{suffix}")
-    with caplog.at_level(logging.WARNING, logger="highlights.frames"):
+    with caplog.at_level(logging.WARNING, logger="highlights.probing"):
         assert probe_recording(whole).duration_s == pytest.approx(6.0, abs=0.1)
         assert not caplog.records
         info = probe_recording(cut)

@@ -23,7 +23,9 @@ MIN_DETECTION_SIDE = 64
 
 @dataclass(frozen=True)
 class DetectionOptions:
-    """How MTCNN is run. The defaults were chosen with ``bench/detection.py`` (2026-11-22).
+    """How MTCNN is run. The table below is from ``bench/detection.py`` (2026-11-22), frame by
+    frame; since 2026-12-01 a stream of frames is followed (``full_every``) and the full detector
+    runs at full resolution (``max_side`` 0).
 
     Recall is relative to full-resolution detection with min_face_size 20 (a face counts as
     found at IoU >= 0.5); times are CPU ms per frame with one torch thread on this project's
@@ -34,7 +36,7 @@ class DetectionOptions:
     ====================  ========  =======  ======  ======  ======  =======  ==============
     full / 20              (= 640)  48/48    18/18   1/1     30/30   8/8      100%
     640 / 20               73 ms    48/48    18/18   0/1     25/30   8/8      94%
-    480 / 20 (default)     50 ms    48/48    16/18   0/1     21/30   8/8      89%
+    480 / 20 (old dflt)    50 ms    48/48    16/18   0/1     21/30   8/8      89%
     480 / 40               32 ms    48/48    15/18   0/1     9/30    8/8      76%
     320 / 20               29 ms    48/48    16/18   0/1     7/30    8/8      75%
     320 / 40               20 ms    46/48    13/18   0/1     0/30    8/8      64%
@@ -57,8 +59,16 @@ class DetectionOptions:
     For faster runs where only the nearest face matters, ``max_side=320`` is the next step.
     """
 
-    max_side: int = 480
-    """Frames are downscaled so the longer side is at most this many pixels (0: never)."""
+    max_side: int = 0
+    """Frames are downscaled so the longer side is at most this many pixels (0: never, the
+    default since the full detector runs on about one frame in four, see ``full_every``).
+
+    Measured with ``bench/lesson.py`` (2026-12-01, followed stream, one torch thread): on the
+    real clips, 480 found 75 of full resolution's 115 street faces and 73 of 77 stage faces;
+    0 (full resolution) found 117 and 77, for the same CPU time on the 640x480 bench lesson
+    (2.5-3.1 s for 140 frames, within the noise of the shared machine); 1080p frames cost about
+    4x more (street clip: 10.8 vs 2.5 s for 21 frames). For HD cameras where only the nearest
+    face matters, 480 is the cheaper setting the table below measures."""
     min_face_size: int = 20
     """Smallest face MTCNN looks for, in pixels of the downscaled frame."""
     min_probability: float = 0.90
@@ -67,6 +77,37 @@ class DetectionOptions:
     """Same-size frames detected per MTCNN call (MTCNN needs one size per batch)."""
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     """MTCNN's P-, R- and O-net thresholds (its defaults)."""
+    full_every: int = 5
+    """In a stream of sampled frames (:class:`FaceFollower`), the full detector runs on every
+    ``full_every``-th frame, on a scene change, after a gap and wherever a known face is lost;
+    in between, MTCNN's last stage (O-net) re-finds each face of the frame before around its box.
+    1: the full detector on every frame. Measured with ``bench/lesson.py`` (see the README)."""
+    scene_change: float = 20.0
+    """A frame whose 64x48 gray thumbnail differs (mean absolute difference, 0-255, after removing
+    the overall brightness change) by more than this in any cell of a 4x4 grid from the frame of
+    the last full detection gets the full detector: someone came in or the camera moved. Half
+    of it where the frame before showed nobody (a face coming back into an empty room changed a
+    cell by 15-17 on the bench lesson; an empty room's noise is 1-3)."""
+    threads: int = 1
+    """torch's threads in the worker (``torch.set_num_threads``; 0 leaves torch's default, one per
+    core). One: the frame decoder runs on the other core, and on a busy machine two threads that
+    wait for each other cost 4-10x the CPU time (``bench/lesson.py``, 45-minute lesson: the
+    scores stage took 972 s with two threads, see the README). Batch workers run one per core."""
+    device: str = "cpu"
+    """Where detection and the per-face models run: ``cpu`` (the default, tested path), ``cuda``,
+    or ``auto`` (CUDA where torch sees a device, else the CPU)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (an error where torch sees no CUDA device) or ``auto``."""
+    name = str(name).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA device (use 'auto' or 'cpu')")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {name!r}")
+    return torch.device(name)
 
     def __post_init__(self) -> None:
         # Checked up front: a detection size of a few pixels finds no face in any lesson.
@@ -129,6 +170,9 @@ class FaceDetector:
 
     def __init__(self, options: DetectionOptions | None = None) -> None:
         self.options = options or DetectionOptions()
+        self.device = resolve_device(self.options.device)
+        if self.options.threads > 0 and torch.get_num_threads() != self.options.threads:
+            torch.set_num_threads(self.options.threads)
         _torchvision_shim.install()
         from facenet_pytorch import MTCNN
 
@@ -138,7 +182,7 @@ class FaceDetector:
             min_face_size=self.options.min_face_size,
             thresholds=list(self.options.thresholds),
             post_process=False,
-            device=torch.device("cpu"),
+            device=self.device,
         )
 
     def _shrink(self, image: np.ndarray) -> tuple[np.ndarray, float]:
@@ -178,6 +222,45 @@ class FaceDetector:
                     results[i] = self._to_detections(image_boxes, image_probs, shrunk[i][1])
         return [r if r is not None else Detections.empty() for r in results]
 
+    def refine(self, image: np.ndarray, boxes: np.ndarray, rounds: int = 1) -> Detections:
+        """The faces near ``boxes`` (x1, y1, x2, y2 in ``image``'s pixels) re-found by MTCNN's
+        last stage alone: O-net on the square around each box, its box correction applied,
+        ``rounds`` times (a face moves between sampled seconds). A box whose face O-net no
+        longer sees (probability below ``min_probability``) is dropped. Largest face first."""
+        rgb = _as_rgb(image)
+        height, width = rgb.shape[:2]
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        probs = np.zeros(len(boxes), np.float32)
+        for _ in range(rounds):
+            if not len(boxes):
+                break
+            squares = _square(boxes)
+            crops, keep = [], []
+            for k, (x1, y1, x2, y2) in enumerate(squares):
+                # MTCNN's own cut (facenet's pad()): 1-based, clipped to the frame, then resized.
+                x, y = max(int(x1), 1), max(int(y1), 1)
+                ex, ey = min(int(x2), width), min(int(y2), height)
+                if ex > x - 1 and ey > y - 1:
+                    crops.append(cv2.resize(rgb[y - 1 : ey, x - 1 : ex], (48, 48), interpolation=cv2.INTER_AREA))
+                    keep.append(k)
+            if not keep:
+                return Detections.empty()
+            batch = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float()
+            with torch.inference_mode():
+                reg, _, prob = self._mtcnn.onet((batch - 127.5) * 0.0078125)
+                reg, prob = reg.cpu(), prob.cpu()
+            squares = squares[keep]
+            side = (squares[:, 2] - squares[:, 0] + 1)[:, None]
+            boxes = squares + reg.numpy() * side
+            probs = prob[:, 1].numpy()
+            alive = probs >= self.options.thresholds[2]
+            boxes, probs = boxes[alive], probs[alive]
+        keep = probs >= self.options.min_probability
+        boxes, probs = boxes[keep], probs[keep]
+        boxes, probs = _dedupe(boxes, probs)
+        order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
+        return Detections(boxes[order].astype(np.float32), probs[order].astype(np.float32))
+
     def _to_detections(self, boxes, probs, scale: float) -> Detections:
         if boxes is None or len(boxes) == 0:
             return Detections.empty()
@@ -185,3 +268,121 @@ class FaceDetector:
         probs = np.asarray(probs, dtype=np.float32)
         keep = probs >= self.options.min_probability
         return Detections(boxes[keep], probs[keep])
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Each box as the square with its centre and its longer side (facenet's rerec())."""
+    boxes = np.array(boxes, np.float32)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    x1, y1 = boxes[:, 0] + w * 0.5 - side * 0.5, boxes[:, 1] + h * 0.5 - side * 0.5
+    return np.stack([x1, y1, x1 + side, y1 + side], axis=1)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _dedupe(boxes: np.ndarray, probs: np.ndarray, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Two followed boxes that converged on one face become one (the surer)."""
+    kept: list[int] = []
+    for k in np.argsort(-probs, kind="stable"):
+        if all(_iou(boxes[k], boxes[j]) < iou for j in kept):
+            kept.append(int(k))
+    kept.sort()
+    return boxes[kept], probs[kept]
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    """64x48 gray, float32, brightness removed: what scene changes are judged on."""
+    rgb = _as_rgb(image)
+    gray = cv2.cvtColor(cv2.resize(rgb, (64, 48), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    gray = gray.astype(np.float32)
+    return gray - gray.mean()
+
+
+class FaceFollower:
+    """Faces in a stream of sampled frames, in order: the full detector every
+    ``options.full_every`` frames and wherever the picture changed, MTCNN's O-net around the
+    known faces in between (see :attr:`DetectionOptions.full_every`).
+
+    The full detector runs on a frame when: it is the first, or ``full_every`` frames have passed
+    since the last full detection; the frame does not follow the one before (``key`` says which
+    recording and sample index it is: a disconnect, another file); its size changed; some cell of
+    its thumbnail changed by more than ``options.scene_change`` since the last full detection; or
+    a face of the frame before was not re-found. So a face that appears is found at the latest
+    ``full_every - 1`` frames later, where the rest of the picture stays the same.
+    """
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self.detector = detector
+        self.options = detector.options
+        self._last: Detections | None = None
+        self._reference: np.ndarray | None = None
+        self._since_full = 0
+        self._key: tuple | None = None
+        self._shape: tuple | None = None
+        self._image: np.ndarray | None = None
+        self.identical = 0
+        self.full_detections = 0
+        self.followed = 0
+
+    def detect(self, images: Sequence[np.ndarray], keys: Sequence[tuple] | None = None) -> list[Detections]:
+        """Faces in each image (in stream order); ``keys``: (recording, sample index) of each."""
+        results = []
+        for k, image in enumerate(images):
+            key = keys[k] if keys is not None else None
+            results.append(self._one(image, key))
+        return results
+
+    def _one(self, image: np.ndarray, key: tuple | None) -> Detections:
+        previous, self._image = self._image, image
+        if (
+            previous is not None and self._last is not None and self._key is not None and key is not None
+            and key[0] == self._key[0] and key[1] == self._key[1] + 1 and np.array_equal(previous, image)
+        ):  # the same picture as the second before (a frozen camera, a low frame rate): the same faces
+            self._key = key
+            self.identical += 1
+            return self._last
+        thumb = _thumbnail(image)
+        follows = (
+            self._last is not None
+            and self._reference is not None
+            and self._since_full < max(self.options.full_every, 1)
+            and thumb.shape == self._reference.shape
+            and np.shape(image)[:2] == self._shape
+            and (key is None or self._key is None or (key[0] == self._key[0] and key[1] == self._key[1] + 1))
+            and _cell_change(thumb, self._reference) <= self._threshold()
+        )
+        self._key = key
+        if follows and len(self._last):
+            found = self.detector.refine(image, self._last.boxes)
+            if len(found) == len(self._last):
+                self._last, self._since_full = found, self._since_full + 1
+                self.followed += 1
+                return found
+        elif follows:  # nobody in the picture, and it has not changed
+            self._since_full += 1
+            self.followed += 1
+            return self._last
+        [found] = self.detector.detect([image])
+        self.full_detections += 1
+        self._last, self._reference, self._since_full, self._shape = found, thumb, 1, np.shape(image)[:2]
+        return found
+
+
+    def _threshold(self) -> float:
+        # An empty picture has nothing to follow and its noise is low (1-3 on the bench lesson):
+        # a child coming back into it changed some cell by only 15-17 there, so half the threshold.
+        empty = self._last is not None and len(self._last) == 0
+        return self.options.scene_change / 2 if empty else self.options.scene_change
+
+
+def _cell_change(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest mean absolute difference over the cells of a 4x4 grid."""
+    diff = np.abs(a - b)
+    h, w = diff.shape
+    return float(diff[: h - h % 4, : w - w % 4].reshape(4, h // 4, 4, w // 4).mean(axis=(1, 3)).max())

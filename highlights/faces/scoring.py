@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from highlights.faces.detection import DetectionOptions, FaceDetector
+from highlights.faces.detection import DetectionOptions, Detections, FaceDetector, FaceFollower
 from highlights.faces.models import FaceModel, load_face_model
 from highlights.faces.preprocess import (
     Box,
@@ -61,6 +61,7 @@ __all__ = [
     "SCORE_DTYPES",
     "FaceScore",
     "FaceScorer",
+    "KeptFrames",
     "crop_quality",
     "empty_scores",
     "score_frames",
@@ -133,6 +134,10 @@ class FaceScorer:
             if model.task != task:
                 raise ValueError(f"{task}_model is a {model.task!r} model ({model.path})")
         self.detector = detector if detector is not None else FaceDetector()
+        self.device = getattr(self.detector, "device", torch.device("cpu"))
+        if self.device.type != "cpu":
+            for model in (self.smile_model, self.age_model):
+                model.network.to(self.device)
 
     @property
     def options(self) -> DetectionOptions:
@@ -147,13 +152,33 @@ class FaceScorer:
             "age": self.age_model.version,
         }
 
-    def score_images(self, images: Sequence[np.ndarray]) -> list[list[FaceScore]]:
+    def follower(self) -> FaceFollower | None:
+        """A :class:`FaceFollower` for one stream of frames (None: the detector cannot follow,
+        or ``full_every`` is 1)."""
+        if self.options.full_every <= 1 or not hasattr(self.detector, "refine"):
+            return None
+        return FaceFollower(self.detector)
+
+    def score_images(
+        self,
+        images: Sequence[np.ndarray],
+        follower: FaceFollower | None = None,
+        keys: Sequence[tuple] | None = None,
+    ) -> list[list[FaceScore]]:
         """Faces in each RGB uint8 image, largest first (an empty list where there is none).
 
-        Same-size images are detected in one MTCNN batch; the crops of all images go through the
-        two models together.
+        Without ``follower``, same-size images are detected in one MTCNN batch; with one, the
+        images are frames of one stream in order (``keys``: see :meth:`FaceFollower.detect`).
+        The crops of all images go through the two models together.
         """
-        detections = self.detector.detect(images)
+        if follower is not None:
+            detections = follower.detect(images, keys)
+        else:
+            detections = self.detector.detect(images)
+        return self.score_detections(images, detections)
+
+    def score_detections(self, images: Sequence[np.ndarray], detections: Sequence[Detections]) -> list[list[FaceScore]]:
+        """The per-face models and crop figures for faces already found in ``images``."""
         inputs, crops, owners = [], [], []
         for index, (image, found) in enumerate(zip(images, detections)):
             for face, (box, prob) in enumerate(zip(found.boxes, found.probs)):
@@ -186,10 +211,10 @@ class FaceScorer:
             return np.zeros(0), np.zeros(0)
         smile, child = [], []
         for start in range(0, len(inputs), MODEL_BATCH):
-            batch = to_tensor_batch(inputs[start : start + MODEL_BATCH])
+            batch = to_tensor_batch(inputs[start : start + MODEL_BATCH]).to(self.device)
             with torch.inference_mode():
-                smile.append(self.smile_model.probabilities(batch).numpy())
-                child.append(self.age_model.probabilities(batch).numpy())
+                smile.append(self.smile_model.probabilities(batch).cpu().numpy())
+                child.append(self.age_model.probabilities(batch).cpu().numpy())
         return np.concatenate(smile), np.concatenate(child)
 
 
@@ -224,6 +249,46 @@ def _rows(frame: SampledFrame, faces: list[FaceScore]) -> Iterator[dict]:
         }  # fmt: skip
 
 
+class KeptFrames:
+    """The frames most likely to be picked for the GIF, kept while scoring so that the GIF stage
+    need not decode them again: the ``limit`` frames with the best-smiling child face (each
+    frame's highest ``smile_prob`` among its ``is_child`` faces). Memory is bounded by ``limit``
+    frames whatever the lesson's length (64 x 0.9 MB at 640x480); a pick that is not here is read
+    from its recording (:meth:`get` returns None).
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        import heapq
+
+        self._heapq = heapq
+        self.limit = limit
+        self._heap: list[tuple[float, int, int]] = []  # (smile, frame index, tie-break), worst first
+        self._images: dict[int, np.ndarray] = {}
+        self._count = 0
+
+    def offer(self, frame: SampledFrame, faces: Sequence[FaceScore]) -> None:
+        smiles = [face.smile_prob for face in faces if face.is_child]
+        if not smiles or self.limit <= 0:
+            return
+        entry = (max(smiles), int(frame.index), self._count)
+        self._count += 1
+        if len(self._heap) < self.limit:
+            self._heapq.heappush(self._heap, entry)
+        elif entry > self._heap[0]:
+            dropped = self._heapq.heapreplace(self._heap, entry)
+            self._images.pop(dropped[1], None)
+        else:
+            return
+        self._images[int(frame.index)] = frame.image
+
+    def get(self, index: int) -> np.ndarray | None:
+        """The kept image of sampled frame ``index`` (None if it was not kept)."""
+        return self._images.get(int(index))
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+
 def empty_scores() -> pd.DataFrame:
     """A score table with no rows and the documented columns and dtypes."""
     return pd.DataFrame({c: pd.Series(dtype=d) for c, d in SCORE_DTYPES.items()})[SCORE_COLUMNS]
@@ -235,24 +300,37 @@ def score_frames(
     *,
     batch_size: int = 16,
     progress: Callable[[int], object] | None = None,
+    keep: KeptFrames | None = None,
 ) -> pd.DataFrame:
     """Score a stream of sampled frames into a table with :data:`SCORE_COLUMNS`.
 
     Frames are consumed ``batch_size`` at a time and their images dropped once scored, so memory
     stays bounded for a lesson of any length. ``progress`` is called with the number of frames
     just scored after each batch (``tqdm(...).update`` fits). Rows come in input order, faces
-    largest first.
+    largest first. ``keep`` is offered every scored frame (:class:`KeptFrames`).
+
+    With :class:`FaceScorer`, the frames are one stream: its :meth:`FaceScorer.follower` finds
+    the faces (the full detector every few frames and on change, O-net in between).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     scorer = scorer if scorer is not None else FaceScorer()
+    follow = getattr(scorer, "follower", None)
+    follower = follow() if callable(follow) else None
     rows: list[dict] = []
     batch: list[SampledFrame] = []
 
     def flush() -> None:
-        scores = scorer.score_images([frame.image for frame in batch])
+        images = [frame.image for frame in batch]
+        if follower is not None:
+            keys = [(str(frame.source), int(frame.index)) for frame in batch]
+            scores = scorer.score_images(images, follower=follower, keys=keys)
+        else:
+            scores = scorer.score_images(images)
         for frame, faces in zip(batch, scores):
             rows.extend(_rows(frame, faces))
+            if keep is not None:
+                keep.offer(frame, faces)
         if progress is not None:
             progress(len(batch))
         batch.clear()

@@ -1,0 +1,524 @@
+"""One lesson end to end against its decode floor and the straightforward pipeline (issue 14).
+
+    python bench/lesson.py [--minutes 45] [--json] [--skip-straightforward] [--regenerate]
+
+Generates once (cached in ``~/.cache/highlights/bench/lesson-<minutes>m-v1``, outside the
+repository, since its faces come from ``../shared/data``) a lesson like the nightly job sees:
+
+* the student's camera, 640x480, in three recordings (two disconnects of 20 s): H.264 MP4 at
+  15 fps with a 250-frame GOP, VP8 WebM at 25 fps as browsers write it (no duration, no cues), and
+  H.264 MP4 at 25 fps, heavier compression (CRF 28) than the test fixtures;
+* a face in most seconds: hand-labelled UTKFace children (smiling and neutral) composited at
+  webcam scale on a room background, sometimes a parent beside the child or alone, sometimes
+  an empty room; the child sometimes leans back (a smaller face), the light drifts and dims
+  (``tests/real_face_lesson.py`` draws them). Without ``../shared/data``, scikit-image's
+  astronaut photo is the face;
+* the teacher's camera (a whiteboard, 320x240, 5 fps) over the whole lesson.
+
+Then, in one run, each in a fresh process so that CPU time and peak RSS are its own:
+
+* ``floor``: decoding every frame of the student recordings once, nothing else (PyAV with
+  FFmpeg's frame threads, the fastest of the ways tried: see ``bench/decoding.py``);
+* ``straightforward``: OpenCV reads every frame, each sampled frame (the same sample points as
+  the pipeline) converted to PIL, MTCNN at full resolution one frame at a time, then the same
+  smile and age models on each face (one torch thread, like ours: with torch's default of two
+  on the shared 2-core machine it ran 2-3x slower);
+* ``ours``: :func:`highlights.pipeline.run_manifest`, what ``highlights run`` calls, with a fresh
+  output folder: wall (models loaded included), CPU and peak RSS per stage (the kernel's
+  high-water mark, reset at each stage start through ``/proc/self/clear_refs``);
+* ``faces``: faces found (MTCNN probability >= 0.90, the pipeline's threshold) by ours and by
+  full-resolution MTCNN, on the lesson's sampled frames and on the real clips in
+  ``../shared/data/video`` (sampled at 5 frames/s, 1 frame/s for the 2-minute office clip), with
+  how many of the full-resolution faces ours also found (IoU >= 0.5).
+
+Prints the ratios ours/floor and straightforward/ours, and the load average (the machine is
+shared: compare figures of one run with each other, not across runs). ``--json`` prints one
+object with ``floor_s``, ``straightforward_s``, ``ours_s``, ``peak_rss_mb`` and the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+SHARED_DATA = Path(os.environ.get("HIGHLIGHTS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CACHE = Path(os.environ.get("HIGHLIGHTS_BENCH_CACHE", Path.home() / ".cache" / "highlights" / "bench"))
+VERSION = "v1"
+SIZE = (640, 480)
+LESSON_ID = "bench-lesson"
+LESSON_START = datetime(2026, 11, 21, 15, 0, 0, tzinfo=timezone.utc)
+TEACHER_LEAD_S = 20
+DISCONNECT_S = 20
+MIN_PROB = 0.90
+
+
+# --------------------------------------------------------------------------- the lesson
+
+
+@dataclass(frozen=True)
+class _Part:
+    kind: str  # child, child_back (leans back: a smaller face), adult_beside, adult_only, nobody
+    start_s: int
+    end_s: int
+    faces: tuple  # FaceImage or "astronaut"
+
+
+def _plan(minutes: float, seed: int = 0) -> list[_Part]:
+    """Segments of 4-12 s covering the lesson: mostly the child, now and then a parent or nobody."""
+    rng = np.random.default_rng(seed)
+    try:
+        from real_face_lesson import read_face_lists
+
+        smiling, neutral, adults = read_face_lists()
+        if not (SHARED_DATA / "faces" / smiling[0].set_path / smiling[0].file).exists():
+            raise FileNotFoundError
+        children = smiling + neutral
+    except (ImportError, FileNotFoundError, IndexError):
+        children, adults = ["astronaut"], ["astronaut"]
+    kinds = ["child", "child_back", "adult_beside", "adult_only", "nobody"]
+    weights = [0.72, 0.12, 0.07, 0.04, 0.05]
+    parts, t, total = [], 0, int(round(minutes * 60))
+    while t < total:
+        length = min(int(rng.integers(4, 13)), total - t)
+        kind = kinds[int(rng.choice(len(kinds), p=weights))]
+        child = children[int(rng.integers(len(children)))]
+        adult = adults[int(rng.integers(len(adults)))]
+        faces = {"child": (child,), "child_back": (child,), "adult_beside": (child, adult),
+                 "adult_only": (adult,), "nobody": ()}[kind]
+        parts.append(_Part(kind, t, t + length, faces))
+        t += length
+    return parts
+
+
+def _sprite(face, rng):
+    import cv2
+    import real_face_lesson as rfl
+
+    if face == "astronaut":
+        from skimage import data
+
+        photo = cv2.resize(data.astronaut()[20:250, 120:350], (128, 128)).astype(np.float32)
+        return rfl._Sprite(photo, rfl._feathered_ellipse(128, (0.43, 0.48)), 0.9, (60.0, 80.0, 140.0),
+                           tuple(float(c) for c in photo[100:118, 50:78].reshape(-1, 3).mean(axis=0)))
+    return rfl._load_sprite(face, SHARED_DATA, rng)
+
+
+def _render(parts: list[_Part], start_s: int, end_s: int, fps: float, seed: int):
+    """RGB frames of the student's camera from lesson second ``start_s`` to ``end_s``."""
+    import real_face_lesson as rfl
+
+    width, height = SIZE
+    rng = np.random.default_rng([seed, start_s])
+    background = rfl.room_background(np.random.default_rng(seed), SIZE)
+    grain = [rng.normal(0.0, 4.0, (height, width, 3)).astype(np.float32) for _ in range(6)]
+    sprites: dict[int, list] = {}
+    index = 0
+    for k in range(int(round((end_s - start_s) * fps))):
+        t = start_s + k / fps
+        while parts[index].end_s <= t:
+            index += 1
+        part = parts[index]
+        if index not in sprites:
+            sprites.clear()
+            face_rng = np.random.default_rng([seed, index])
+            sprites[index] = [_sprite(face, face_rng) for face in part.faces]
+        canvas = background.copy()
+        drift_x = 22 * np.sin(t / 4.3 + index) + 6 * np.sin(t / 1.7)
+        drift_y = 10 * np.cos(t / 3.1 + index)
+        zoom = (0.55 if part.kind == "child_back" else 1.0) * (1.0 + 0.08 * np.sin(t / 6.0 + index))
+        tilt = 6.0 * np.sin(t / 3.7 + index)
+        people = sprites[index]
+        if part.kind == "adult_beside":
+            rfl._draw_person(canvas, people[0], width * 0.31 + drift_x, height * 0.45 + drift_y, height * 0.27 * zoom, tilt)
+            rfl._draw_person(canvas, people[1], width * 0.70 - drift_x / 2, height * 0.40, height * 0.30 * zoom, -tilt)
+        else:
+            for sprite in people:
+                rfl._draw_person(canvas, sprite, width * 0.5 + drift_x, height * 0.44 + drift_y, height * 0.29 * zoom, tilt)
+        gain = 0.8 + 0.2 * np.sin(t / 37.0)  # the room dims and brightens
+        canvas *= gain
+        canvas += grain[k % len(grain)]
+        yield np.clip(canvas, 0, 255).astype(np.uint8)
+
+
+def _teacher(t: float) -> np.ndarray:
+    import cv2
+
+    image = np.full((240, 320, 3), 235, np.uint8)
+    cv2.putText(image, f"7 x 8 = 56  {t:06.1f}", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (30, 30, 160), 2)
+    cv2.circle(image, (int(160 + 100 * np.sin(t / 3.0)), 150), 12, (200, 60, 60), -1)
+    return image
+
+
+def build_lesson(minutes: float, regenerate: bool = False) -> Path:
+    """The cached lesson folder (``manifest.csv``, ``lessons.csv``, recordings)."""
+    from highlights.synthetic import write_lesson_files, write_video
+
+    folder = CACHE / f"lesson-{minutes:g}m-{VERSION}"
+    if (folder / "manifest.csv").exists() and not regenerate:
+        return folder
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=CACHE if CACHE.exists() else None))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    parts = _plan(minutes)
+    total = parts[-1].end_s
+    # Two disconnects, at a third and two thirds of the lesson.
+    a, b = int(total / 3), int(2 * total / 3)
+    spans = [(0, a, 15.0, "student-1.mp4", "h264", ["-crf", "28"]),
+             (a + DISCONNECT_S, b, 25.0, "student-2.webm", "vp8", ["-cpu-used", "16", "-crf", "30"]),
+             (b + DISCONNECT_S, total, 25.0, "student-3.mp4", "h264", ["-crf", "28"])]
+    recordings = []
+    started = time.perf_counter()
+    for start, end, fps, name, codec, extra in spans:
+        write_video(tmp / name, _render(parts, start, end, fps, seed=1), fps=fps, codec=codec,
+                    gop=250 if codec == "h264" else None, no_duration=codec == "vp8", extra_args=extra)
+        recordings.append((name, "student", start, end - start))
+    teacher_len = TEACHER_LEAD_S + total + 10
+    write_video(tmp / "teacher-1.mp4", (_teacher(i / 5.0) for i in range(int(teacher_len * 5))), fps=5.0, codec="h264")
+    recordings.append(("teacher-1.mp4", "teacher", -TEACHER_LEAD_S, teacher_len))
+    write_lesson_files(tmp, LESSON_ID, LESSON_START, recordings, {
+        "student_name": "Sam", "subject": "Maths", "locale": "en", "lesson_url": "https://school.example/l",
+    })  # fmt: skip
+    (tmp / "plan.json").write_text(json.dumps([p.kind for p in parts]))
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    print(f"generated {folder} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return folder
+
+
+def _student_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.startswith("student-"))
+
+
+def _plan_points(folder: Path):
+    from highlights.recordings import read_manifest
+    from highlights.timeline import plan_lesson
+
+    manifest = read_manifest(folder / "manifest.csv", lessons_path=folder / "lessons.csv")
+    return plan_lesson(manifest.lessons[LESSON_ID])
+
+
+# --------------------------------------------------------------------------- measurements (child processes)
+
+
+def _hwm_reset() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def measure_floor(folder: Path) -> dict:
+    """Every frame of every student recording decoded once (PyAV, frame threads), nothing else."""
+    import av
+
+    started, cpu, frames = time.perf_counter(), _cpu(), 0
+    for path in _student_files(folder):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for _ in container.decode(stream):
+                frames += 1
+    return {"wall_s": time.perf_counter() - started, "cpu_s": _cpu() - cpu, "frames": frames, "peak_rss_mb": _hwm_mb()}
+
+
+def _mtcnn_full():
+    import torch
+
+    from highlights.faces import _torchvision_shim
+
+    _torchvision_shim.install()
+    from facenet_pytorch import MTCNN
+
+    return MTCNN(keep_all=True, min_face_size=20, post_process=False, device=torch.device("cpu"))
+
+
+def _full_res_faces(mtcnn, pil_image) -> np.ndarray:
+    boxes, probs = mtcnn.detect(pil_image)
+    if boxes is None:
+        return np.zeros((0, 4), np.float32)
+    keep = np.asarray(probs) >= MIN_PROB
+    return np.asarray(boxes, np.float32)[keep]
+
+
+def measure_straightforward(folder: Path) -> dict:
+    """OpenCV reads every frame; sampled ones -> PIL -> full-resolution MTCNN, one at a time;
+    the smile and age models on each face."""
+    import cv2
+    import torch
+    from PIL import Image
+
+    from highlights.faces.models import load_face_model
+    from highlights.faces.preprocess import face_model_input, to_tensor_batch
+
+    torch.set_num_threads(1)  # as ours: two threads on 2 shared cores cost far more (README)
+    started, cpu = time.perf_counter(), _cpu()
+    mtcnn = _mtcnn_full()
+    smile, age = load_face_model("smile"), load_face_model("age")
+    plan = _plan_points(folder)
+    per_path: dict[Path, list] = {}
+    for point in plan.points:
+        per_path.setdefault(Path(point.path), []).append(point)
+    faces_per_frame: dict[int, list] = {}
+    for path, points in per_path.items():
+        capture = cv2.VideoCapture(str(path))
+        k, shown, shown_ms = 0, None, None
+        while k < len(points):
+            ok, bgr = capture.read()
+            pos_ms = capture.get(cv2.CAP_PROP_POS_MSEC) if ok else None
+            # Answer every point before this frame's time with the frame before it.
+            while k < len(points) and (not ok or pos_ms / 1000.0 > points[k].offset_s + 1e-4):
+                if shown is not None:
+                    rgb = cv2.cvtColor(shown, cv2.COLOR_BGR2RGB)
+                    boxes = _full_res_faces(mtcnn, Image.fromarray(rgb))
+                    for box in boxes:
+                        batch = to_tensor_batch([face_model_input(rgb, tuple(box))])
+                        with torch.inference_mode():
+                            smile.probabilities(batch), age.probabilities(batch)
+                    faces_per_frame[points[k].index] = boxes.tolist()
+                k += 1
+            if not ok:
+                break
+            shown, shown_ms = bgr, pos_ms
+        capture.release()
+    return {"wall_s": time.perf_counter() - started, "cpu_s": _cpu() - cpu, "peak_rss_mb": _hwm_mb(),
+            "frames": len(faces_per_frame), "faces": sum(len(v) for v in faces_per_frame.values()),
+            "boxes": {str(k): v for k, v in faces_per_frame.items()}}
+
+
+class _StageClock:
+    """A pipeline Progress that times stages: wall, CPU and peak RSS from each stage's start."""
+
+    def __init__(self) -> None:
+        self.stages: list[dict] = []
+        self._open: dict | None = None
+
+    def _close(self) -> None:
+        if self._open is not None:
+            s = self._open
+            s["wall_s"] = time.perf_counter() - s.pop("_t")
+            s["cpu_s"] = _cpu() - s.pop("_c")
+            s["peak_rss_mb"] = _hwm_mb()
+            self.stages.append(s)
+            self._open = None
+
+    def batch_started(self, total):
+        self.stage(None, "load models")
+
+    def lesson_started(self, lesson_id, index, total): ...
+
+    def stage(self, lesson_id, stage):
+        self._close()
+        _hwm_reset()
+        self._open = {"stage": stage, "_t": time.perf_counter(), "_c": _cpu()}
+
+    def frames(self, lesson_id, done, total): ...
+
+    def lesson_finished(self, result):
+        self._close()
+        self.status = result.status
+
+
+def measure_ours(folder: Path) -> dict:
+    from highlights.config import Settings
+    from highlights.pipeline import run_manifest
+
+    out = Path(tempfile.mkdtemp(prefix="highlights-bench-out-"))
+    try:
+        settings = Settings(out_dir=out, force=True)
+        clock = _StageClock()
+        started, cpu = time.perf_counter(), _cpu()
+        [result] = run_manifest(folder / "manifest.csv", settings, lessons_path=folder / "lessons.csv", progress=clock)
+        wall, cpu = time.perf_counter() - started, _cpu() - cpu
+        import pandas as pd
+
+        scores = pd.read_csv(out / LESSON_ID / "scores.csv")
+        faces = scores[scores["face"] >= 0]
+        boxes: dict[str, list] = {}
+        for row in faces.itertuples():
+            boxes.setdefault(str(row.frame), []).append([row.x1, row.y1, row.x2, row.y2])
+        return {"wall_s": wall, "cpu_s": cpu, "status": result.status, "reason": result.reason,
+                "stages": clock.stages, "peak_rss_mb": max(s["peak_rss_mb"] for s in clock.stages),
+                "frames": int(scores["frame"].nunique()), "faces": int(len(faces)), "boxes": boxes}
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _clip_frames(path: Path) -> list[np.ndarray]:
+    """RGB frames of a real clip: 5 per second (1 per second for clips over a minute)."""
+    from PIL import Image, ImageSequence
+
+    if path.suffix == ".gif":
+        with Image.open(path) as handle:
+            frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(handle)]
+            step = max(1, round(len(frames) / max(1, len(frames) * (handle.info.get("duration", 40) / 1000) * 5)))
+        return frames[::step]
+    from highlights.frames import iter_frames_at, probe_recording
+
+    duration = probe_recording(path).duration_s
+    step = 1.0 if duration > 60 else 0.2
+    offsets = list(np.arange(0.0, duration - 1e-3, step))
+    return [image for image in iter_frames_at(path, offsets) if image is not None]
+
+
+def _iou(a, b) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _matched(full: dict, ours: dict) -> int:
+    """Full-resolution faces that ours also found (IoU >= 0.5), summed over frames."""
+    found = 0
+    for key, boxes in full.items():
+        mine = ours.get(key, [])
+        found += sum(any(_iou(b, m) >= 0.5 for m in mine) for b in boxes)
+    return found
+
+
+def measure_clips() -> dict:
+    """Faces found on the real clips: ours (the pipeline's scoring path) vs full-resolution MTCNN."""
+    from PIL import Image
+
+    from highlights.faces.scoring import FaceScorer, score_frames
+    from highlights.frames import SampledFrame
+
+    clips = sorted(p for p in (SHARED_DATA / "video").glob("*") if p.suffix in (".mp4", ".gif"))
+    if not clips:
+        return {}
+    mtcnn, scorer = _mtcnn_full(), FaceScorer()
+    result = {}
+    for clip in clips:
+        images = _clip_frames(clip)
+        full = {str(i): _full_res_faces(mtcnn, Image.fromarray(img)).tolist() for i, img in enumerate(images)}
+        start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        frames = (SampledFrame(i, float(i), start + timedelta(seconds=i), clip, float(i), img) for i, img in enumerate(images))
+        started = time.perf_counter()
+        scores = score_frames(frames, scorer)
+        ours_s = time.perf_counter() - started
+        faces = scores[scores["face"] >= 0]
+        ours: dict[str, list] = {}
+        for row in faces.itertuples():
+            ours.setdefault(str(row.frame), []).append([row.x1, row.y1, row.x2, row.y2])
+        result[clip.name] = {"frames": len(images), "full": sum(map(len, full.values())), "ours": int(len(faces)),
+                             "ours_matched": _matched(full, ours), "ours_s": round(ours_s, 2)}
+    return result
+
+
+def _child(kind: str, folder: str) -> None:
+    fn = {"floor": measure_floor, "straightforward": measure_straightforward, "ours": measure_ours,
+          "clips": lambda _: measure_clips()}[kind]
+    print(json.dumps(fn(Path(folder))))
+
+
+def _run_child(kind: str, folder: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--_child", kind, str(folder)], env=env,
+                          stdout=subprocess.PIPE, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{kind} failed (exit {proc.returncode})")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data["process_wall_s"] = time.perf_counter() - started
+    summary = {k: round(v, 2) if isinstance(v, float) else v for k, v in data.items() if not isinstance(v, (dict, list))}
+    print(f"{kind}: {summary}", file=sys.stderr)
+    return data
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=45.0)
+    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser.add_argument("--regenerate", action="store_true", help="Rebuild the cached lesson.")
+    parser.add_argument("--skip-straightforward", action="store_true", help="Not the (slow) straightforward pipeline.")
+    parser.add_argument("--skip-clips", action="store_true", help="Not the real clips.")
+    parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._child:
+        _child(*args._child)
+        return 0
+
+    folder = build_lesson(args.minutes, args.regenerate)
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    floor = _run_child("floor", folder)
+    ours = _run_child("ours", folder)
+    straight = None if args.skip_straightforward else _run_child("straightforward", folder)
+    clips = {} if args.skip_clips else _run_child("clips", folder)
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
+    clips.pop("process_wall_s", None)
+
+    lesson_faces = {"ours": ours["faces"]}
+    if straight:
+        lesson_faces.update(full=straight["faces"], ours_matched=_matched(straight["boxes"], ours["boxes"]))
+    report = {
+        "minutes": args.minutes, "lesson": str(folder),
+        "floor_s": round(floor["wall_s"], 2), "floor_cpu_s": round(floor["cpu_s"], 2), "decoded_frames": floor["frames"],
+        "ours_s": round(ours["wall_s"], 2), "ours_cpu_s": round(ours["cpu_s"], 2), "ours_status": ours["status"],
+        "ours_reason": ours.get("reason"),
+        "straightforward_s": round(straight["wall_s"], 2) if straight else None,
+        "straightforward_cpu_s": round(straight["cpu_s"], 2) if straight else None,
+        "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+        "ours_over_floor": round(ours["wall_s"] / floor["wall_s"], 2),
+        "straightforward_over_ours": round(straight["wall_s"] / ours["wall_s"], 2) if straight else None,
+        "sampled_frames": ours["frames"],
+        "stages": [{k: round(v, 2) if isinstance(v, float) else v for k, v in s.items()} for s in ours["stages"]],
+        "faces_lesson": lesson_faces, "faces_clips": clips,
+        "loadavg_before": load_before, "loadavg_after": load_after, "cpus": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"lesson: {args.minutes:g} min, {report['sampled_frames']} sampled frames, {floor['frames']} decoded "
+          f"({folder}); load {' '.join(load_before)} -> {' '.join(load_after)} on {os.cpu_count()} CPUs")
+    print(f"decode floor        {floor['wall_s']:8.1f} s wall {floor['cpu_s']:8.1f} s CPU  {floor['peak_rss_mb']:7.0f} MB")
+    if straight:
+        print(f"straightforward     {straight['wall_s']:8.1f} s wall {straight['cpu_s']:8.1f} s CPU  "
+              f"{straight['peak_rss_mb']:7.0f} MB")
+    print(f"ours (run_manifest) {ours['wall_s']:8.1f} s wall {ours['cpu_s']:8.1f} s CPU  "
+          f"{ours['peak_rss_mb']:7.0f} MB peak  ({ours['status']})")
+    for s in ours["stages"]:
+        print(f"  {s['stage']:<17} {s['wall_s']:8.2f} s wall {s['cpu_s']:8.2f} s CPU  {s['peak_rss_mb']:7.0f} MB")
+    print(f"ours / floor = {report['ours_over_floor']:.2f}  (target <= 2)")
+    if straight:
+        print(f"straightforward / ours = {report['straightforward_over_ours']:.2f}  (target >= 6)")
+        print(f"faces on the lesson: ours {lesson_faces['ours']}, full-resolution MTCNN {lesson_faces['full']}, "
+              f"of those ours found {lesson_faces['ours_matched']}")
+    for name, c in clips.items():
+        print(f"faces in {name} ({c['frames']} frames): ours {c['ours']}, full-resolution MTCNN {c['full']}, "
+              f"of those ours found {c['ours_matched']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

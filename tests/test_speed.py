@@ -1,0 +1,190 @@
+"""The speed work of issue 14: faces followed between full detections, the decoder thread, the
+frames kept for the GIF, probing below timeline and frames, the device setting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from highlights.faces.detection import DetectionOptions, Detections, FaceDetector, FaceFollower, resolve_device
+from highlights.faces.scoring import FaceScore, KeptFrames
+from highlights.frames import prefetch
+
+START = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
+
+
+def astronaut_canvas(dx: int = 0, dy: int = 0) -> np.ndarray:
+    skimage_data = pytest.importorskip("skimage.data")
+    photo = skimage_data.astronaut()
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    canvas[dy : dy + 480 - 32, 64 + dx : 576 + dx] = photo[16 : 16 + 480 - 32]
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector()
+
+
+def test_refine_re_finds_a_face_that_moved_and_drops_one_that_left(detector):
+    first = astronaut_canvas()
+    [found] = detector.detect([first])
+    assert len(found) == 1
+    moved = astronaut_canvas(dx=14, dy=8)
+    again = detector.refine(moved, found.boxes)
+    [truth] = detector.detect([moved])
+    assert len(again) == 1 and again.probs[0] >= detector.options.min_probability
+    assert np.abs(again.boxes[0] - truth.boxes[0]).max() < 0.15 * (truth.boxes[0, 2] - truth.boxes[0, 0])
+    # Nobody there any more: O-net does not see a face in the empty wall.
+    assert len(detector.refine(np.full((480, 640, 3), 90, np.uint8), found.boxes)) == 0
+
+
+def test_follower_runs_the_full_detector_on_change_gap_loss_and_every_few_frames(detector):
+    calls: list[int] = []
+    real_detect = detector.detect
+
+    class Counting:
+        options = DetectionOptions(full_every=3)
+        device = detector.device
+
+        def detect(self, images):
+            calls.append(len(images))
+            return real_detect(images)
+
+        def refine(self, image, boxes):
+            return detector.refine(image, boxes)
+
+    follower = FaceFollower(Counting())
+    face = [astronaut_canvas(dx=d) for d in (0, 1, 2, 3, 4, 5)]  # small moves: no scene change
+    empty = np.full((480, 640, 3), 90, np.uint8)
+    frames = face + [empty, empty.copy(), face[0]]
+    keys = [("a.webm", i if i < 5 else 50 + i) for i in range(len(frames))]  # a disconnect before frame 5
+    found = follower.detect(frames, keys)
+    assert [len(f) for f in found] == [1, 1, 1, 1, 1, 1, 0, 0, 1]
+    # Full: 0 (first), 3 (every 3rd), 5 (gap), 6 (scene change: the face left), 8 (it came back);
+    # frame 7 is identical to 6 (same faces, nothing run).
+    assert follower.full_detections == 5 and len(calls) == 5
+    assert follower.identical == 1
+
+
+def test_follower_is_not_used_when_full_every_is_one(detector):
+    from highlights.faces.scoring import FaceScorer
+
+    scorer = FaceScorer(FaceDetector(DetectionOptions(full_every=1)))
+    assert scorer.follower() is None
+    assert FaceScorer(detector).follower() is not None
+
+
+def test_prefetch_keeps_order_raises_where_the_producer_failed_and_stops_early():
+    assert list(prefetch(iter(range(50)), size=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("bad packet")
+
+    got = []
+    with pytest.raises(ValueError, match="bad packet"):
+        for item in prefetch(failing(), size=1):
+            got.append(item)
+    assert got == [1, 2]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    stream = prefetch(endless(), size=2)
+    assert [next(stream) for _ in range(5)] == [0, 1, 2, 3, 4]
+    stream.close()
+    assert closed.wait(5), "the source was not closed when the consumer stopped"
+
+
+def _score(smile: float, child: bool = True) -> FaceScore:
+    return FaceScore(0, (0.0, 0.0, 10.0, 10.0), 0.99, 0.9 if child else 0.1, smile, child, 1.0, 1.0, "0" * 16)
+
+
+def test_kept_frames_hold_the_best_smiling_child_frames_within_the_limit():
+    kept = KeptFrames(limit=3)
+    smiles = [0.1, 0.9, 0.5, 0.95, 0.2, 0.8]
+    for i, smile in enumerate(smiles):
+        kept.offer(SimpleNamespace(index=i, image=np.full((2, 2, 3), i, np.uint8)), [_score(smile)])
+    kept.offer(SimpleNamespace(index=99, image=np.zeros((2, 2, 3), np.uint8)), [_score(1.0, child=False)])
+    assert len(kept) == 3
+    assert sorted(i for i in range(100) if kept.get(i) is not None) == [1, 3, 5]
+    assert kept.get(3)[0, 0, 0] == 3 and kept.get(0) is None and kept.get(99) is None
+
+
+def test_device_setting():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+def test_probing_sits_below_timeline_and_frames():
+    # Importing timeline must not import frames (nor frames' decoder); probing needs neither.
+    code = (
+        "import sys, highlights.timeline, highlights.probing; "
+        "assert 'highlights.frames' not in sys.modules, sorted(m for m in sys.modules if m.startswith('highlights'))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+    from highlights import frames, probing
+
+    assert frames.probe_recording is probing.probe_recording and frames.RecordingError is probing.RecordingError
+
+
+def test_the_pipeline_decodes_the_plans_points(monkeypatch, tmp_path):
+    """The scores stage gets its frames from the plan's points, not from a second computation."""
+    from highlights import pipeline, timeline
+
+    def no_second_computation(*args, **kwargs):
+        raise AssertionError("sample points computed outside the plan")
+
+    seen = {}
+    real = pipeline.frames_at_points
+
+    def spy(points):
+        seen["points"] = list(points)
+        return real(points)
+
+    monkeypatch.setattr(pipeline, "frames_at_points", spy)
+    import highlights.frames as frames_module
+
+    monkeypatch.setattr(frames_module, "sample_points", no_second_computation)
+    assert timeline.sample_points is not no_second_computation  # the plan's own computation stays
+    from highlights.synthetic import index_frame, write_lesson_files, write_video
+
+    write_video(tmp_path / "s.mp4", (index_frame(i, (64, 48)) for i in range(50)), fps=5)
+    write_video(tmp_path / "t.mp4", (index_frame(i, (64, 48)) for i in range(60)), fps=5)
+    manifest, lessons = write_lesson_files(tmp_path, "L-1", START, [("s.mp4", "student", 0, 10), ("t.mp4", "teacher", -1, 12)],
+                                           {"student_name": "A", "subject": "M", "locale": "en", "lesson_url": "https://x.example/l"})
+    from highlights.config import Settings
+
+    class NoFaces:
+        versions = {"detector": "none", "smile": "none", "age": "none"}
+        options = DetectionOptions()
+
+        def score_images(self, images):
+            return [[] for _ in images]
+
+    [result] = pipeline.run_manifest(manifest, Settings(out_dir=tmp_path / "out"), lessons_path=lessons, scorer=NoFaces())
+    assert result.status == "no_highlight"
+    assert [p.offset_s for p in seen["points"]] == [float(k) for k in range(10)]
