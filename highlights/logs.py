@@ -98,6 +98,9 @@ def configure(fmt: str = "text", level: int = logging.WARNING) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Alembic announces its migration context at info level each time the store opens: noise in
+    # a nightly log (the schema's revision is in the run record instead).
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
 
 
 def logging_setup() -> dict[str, Any]:

@@ -300,7 +300,7 @@ def test_json_log_lines_carry_run_lesson_stage_event_and_no_personal_data(videos
         assert {"time", "level", "run_id", "lesson_id", "stage", "event", "duration_s"} <= set(record)
         datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
     run_ids = {r["run_id"] for r in records}
-    assert len(run_ids) == 1 and None not in run_ids
+    assert len(run_ids) == 1 and None not in run_ids, [(r["run_id"], r["event"], r.get("message")) for r in records]
     finished = {r["lesson_id"]: r for r in records if r["event"] == "lesson_finished"}
     assert finished["L-1"]["status"] == "ok" and finished["L-2"]["status"] == "no_highlight"
     assert finished["L-1"]["duration_s"] > 0

@@ -97,6 +97,19 @@ class DetectionOptions:
     """Where detection and the per-face models run: ``cpu`` (the default, tested path), ``cuda``,
     or ``auto`` (CUDA where torch sees a device, else the CPU)."""
 
+    def __post_init__(self) -> None:
+        # Checked up front: a detection size of a few pixels finds no face in any lesson.
+        if self.max_side != 0 and not MIN_DETECTION_SIDE <= self.max_side:
+            raise ValueError(f"max_side must be 0 (never shrink) or at least {MIN_DETECTION_SIDE} px, not {self.max_side}")
+        if not 12 <= self.min_face_size or (self.max_side and self.min_face_size > self.max_side):
+            raise ValueError(f"min_face_size must be at least 12 px (MTCNN's window) and at most max_side, not {self.min_face_size}")
+        if not 0 <= self.min_probability <= 1 or not all(0 < t <= 1 for t in self.thresholds):
+            raise ValueError("min_probability and thresholds must lie between 0 and 1")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be 1 or more, not {self.batch_size}")
+        if self.full_every < 1 or self.threads < 0 or self.scene_change < 0:
+            raise ValueError("full_every must be 1 or more, threads and scene_change 0 or more")
+
 
 def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda`` (an error where torch sees no CUDA device) or ``auto``."""
@@ -108,17 +121,6 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, not {name!r}")
     return torch.device(name)
-
-    def __post_init__(self) -> None:
-        # Checked up front: a detection size of a few pixels finds no face in any lesson.
-        if self.max_side != 0 and not MIN_DETECTION_SIDE <= self.max_side:
-            raise ValueError(f"max_side must be 0 (never shrink) or at least {MIN_DETECTION_SIDE} px, not {self.max_side}")
-        if not 12 <= self.min_face_size or (self.max_side and self.min_face_size > self.max_side):
-            raise ValueError(f"min_face_size must be at least 12 px (MTCNN's window) and at most max_side, not {self.min_face_size}")
-        if not 0 <= self.min_probability <= 1 or not all(0 < t <= 1 for t in self.thresholds):
-            raise ValueError("min_probability and thresholds must lie between 0 and 1")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be 1 or more, not {self.batch_size}")
 
 
 @dataclass(frozen=True)
