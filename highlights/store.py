@@ -43,8 +43,9 @@ PostgreSQL's ``ON CONFLICT`` upsert never doubles a row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import json
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from highlights.analytics import read_analytics, reason_category
@@ -414,7 +416,9 @@ class ResultStore:
             self.engine = create_engine(parsed, future=True, hide_parameters=True)
             if parsed.get_backend_name() == "sqlite":
                 _sqlite_for_concurrent_writers(self.engine)
-            upgrade_to_head(self.engine)  # creates or upgrades the schema (highlights.migrations)
+                _upgrade_sqlite_when_free(self.engine)
+            else:
+                upgrade_to_head(self.engine)  # creates or upgrades the schema (highlights.migrations)
         except Exception as error:  # noqa: BLE001
             message = str(error) or type(error).__name__
             if parsed.password:
@@ -535,13 +539,33 @@ def _sqlite_for_concurrent_writers(engine: Engine) -> None:
         dbapi_connection.isolation_level = None  # pysqlite must not issue its own BEGIN
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        if engine.url.database not in (None, "", ":memory:"):
+        # WAL is a property of the file: set once, by the first opener (switching needs a lock
+        # that another opener may hold at that moment, and SQLite does not wait for it).
+        if engine.url.database not in (None, "", ":memory:") and cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _upgrade_sqlite_when_free(engine: Engine) -> None:
+    """:func:`upgrade_to_head` on SQLite, retried while another process opening the same new
+    file at the same moment holds the lock SQLite will not wait for (switching a fresh file to
+    WAL; two runs of a night starting together), for up to :data:`SQLITE_BUSY_TIMEOUT_S`."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    pause = 0.05
+    while True:
+        try:
+            upgrade_to_head(engine)
+            return
+        except OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + pause > deadline:
+                raise
+            engine.dispose()  # a connection that saw the lock may hold a half-made state
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 def highlight_for_lesson(url: str, lesson_id: str) -> Highlight | None:

@@ -409,7 +409,7 @@ def test_a_real_multi_worker_run_killed_with_sigkill_finishes_the_rest_when_star
     for lesson_id in ids:
         assert json.loads(after[lesson_id][1])["status"] == "no_highlight"  # no faces in these frames
 
-    store = ResultStore(f"sqlite:///{out / 'highlights.sqlite'}")
+    store = ResultStore(Settings(out_dir=out).database_url)
     try:
         with store.engine.connect() as connection:
             rows = connection.execute(text("SELECT lesson_id, count(*) FROM lesson_highlights GROUP BY lesson_id")).all()
