@@ -33,6 +33,7 @@ from PIL import Image, ImageSequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from highlights.boxes import box_iou  # noqa: E402
 from highlights.faces.detection import DetectionOptions, Detections, FaceDetector  # noqa: E402
 
 SHARED_DATA = Path(
@@ -89,22 +90,9 @@ def load_groups(data: Path, quick: bool) -> dict[str, list[np.ndarray]]:
     }
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
 def matched(reference: Detections, found: Detections, min_iou: float = 0.5) -> int:
     """Reference faces matched one-to-one (greedy by IoU) by a found face with IoU >= min_iou."""
-    iou = iou_matrix(reference.boxes, found.boxes)
+    iou = box_iou(reference.boxes, found.boxes)
     count = 0
     while iou.size and iou.max() >= min_iou:
         i, j = np.unravel_index(iou.argmax(), iou.shape)

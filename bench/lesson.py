@@ -388,19 +388,14 @@ def _clip_frames(path: Path) -> list[np.ndarray]:
     return [image for image in iter_frames_at(path, offsets) if image is not None]
 
 
-def _iou(a, b) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _matched(full: dict, ours: dict) -> int:
     """Full-resolution faces that ours also found (IoU >= 0.5), summed over frames."""
+    from highlights.boxes import box_iou
+
     found = 0
     for key, boxes in full.items():
         mine = ours.get(key, [])
-        found += sum(any(_iou(b, m) >= 0.5 for m in mine) for b in boxes)
+        found += int((box_iou(boxes, mine).max(axis=1) >= 0.5).sum()) if len(boxes) and len(mine) else 0
     return found
 
 

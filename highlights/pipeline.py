@@ -365,15 +365,8 @@ def run_lesson(
         if missing:  # result.json outlived its files: redo what is missing, under the same GIF name
             log.warning("lesson %s: done before, but %s missing: redoing it", lesson.lesson_id, ", ".join(missing))
         elif current:
-            previous.skipped = True
             log.info("lesson %s: already done (%s), skipped", lesson.lesson_id, previous.status)
-            if store is not None:
-                try:
-                    _sync_store(store, previous)
-                except Exception as error:  # noqa: BLE001 - one lesson's row must not stop the batch
-                    return _failed(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error),
-                                   versions, started, fingerprint=keys.overall, folder=folder)
-            return previous
+            return _skipped(previous, store, versions, started, keys.overall, folder)
 
     try:
         with lesson_lock(folder) as locked:
@@ -388,14 +381,7 @@ def run_lesson(
                 # Another run may have finished it between the check above and the lock.
                 done = read_result(folder)
                 if done is not None and done.done and done.fingerprint == keys.overall and not _missing_artifacts(done):
-                    done.skipped = True
-                    if store is not None:
-                        try:
-                            _sync_store(store, done)
-                        except Exception as error:  # noqa: BLE001 - one lesson's row must not stop the batch
-                            return _failed(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error),
-                                           versions, started, fingerprint=keys.overall, folder=folder)
-                    return done
+                    return _skipped(done, store, versions, started, keys.overall, folder)
             return _run_locked(lesson, settings, scorer, store, progress, folder, versions, keys, started)
     except OSError as error:
         # The lesson's folder cannot be created or written (a file in its place, permissions, a
@@ -581,6 +567,20 @@ def remove_stale_gifs(folder: Path, keep: str | None) -> None:
         if path.name != keep:
             path.unlink(missing_ok=True)
             log.info("lesson folder %s: removed stale GIF", folder.name)
+
+
+def _skipped(done: LessonResult, store: ResultStore | None, versions: dict[str, Any], started: str,
+             fingerprint: str, folder: Path) -> LessonResult:
+    """A lesson already done with these inputs: its result, marked skipped, with its row made
+    sure of in ``store`` (a failure to write that row fails the lesson, not the batch)."""
+    done.skipped = True
+    if store is not None:
+        try:
+            _sync_store(store, done)
+        except Exception as error:  # noqa: BLE001 - one lesson's row must not stop the batch
+            return _failed(done.lesson_id, _database_problem(done.lesson_id, store, error),
+                           versions, started, fingerprint=fingerprint, folder=folder)
+    return done
 
 
 def _sync_store(store: ResultStore, result: LessonResult) -> None:

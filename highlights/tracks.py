@@ -39,6 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from highlights.boxes import box_iou
+
 __all__ = [
     "TRACK_COLUMNS",
     "Track",
@@ -177,18 +179,6 @@ def box_in_frame(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
         return np.where(area > 0, inside_w * inside_h / area, np.nan)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 def _hash_bits(a: str, b: str) -> float:
     if not a or not b:
         return math.nan
@@ -211,7 +201,7 @@ def _cost(live: Sequence[_Live], boxes: np.ndarray, hashes: Sequence[str], t: fl
     if not live or not len(boxes):
         return np.zeros((len(live), len(boxes)))
     old = np.stack([track.box for track in live])
-    iou = _iou(old, boxes)
+    iou = box_iou(old, boxes)
     size_old = np.maximum(old[:, 2] - old[:, 0], old[:, 3] - old[:, 1])
     size_new = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     scale = np.maximum((size_old[:, None] + size_new[None, :]) / 2, 1e-6)

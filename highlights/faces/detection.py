@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 
+from highlights.boxes import box_iou
 from highlights.faces import _torchvision_shim
 
 
@@ -281,18 +282,12 @@ def _square(boxes: np.ndarray) -> np.ndarray:
     return np.stack([x1, y1, x1 + side, y1 + side], axis=1)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def _dedupe(boxes: np.ndarray, probs: np.ndarray, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Two followed boxes that converged on one face become one (the surer)."""
+    overlap = box_iou(boxes, boxes)
     kept: list[int] = []
     for k in np.argsort(-probs, kind="stable"):
-        if all(_iou(boxes[k], boxes[j]) < iou for j in kept):
+        if all(overlap[k, j] < iou for j in kept):
             kept.append(int(k))
     kept.sort()
     return boxes[kept], probs[kept]
