@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from analytics_lessons import save_lessons
 from highlights.analytics import AnalyticsOptions
 from highlights.cli import main
 from highlights.dashboard import write_dashboard
 from highlights.store import ResultStore
-from test_report import chromium_binary, run_chromium
+from test_report import chromium_binary, run_chromium, screenshot_rgb
 
 CHARTS = ("status", "reasons", "disconnects", "presence", "smiles", "slowest")
 
@@ -110,13 +109,7 @@ def test_the_page_draws_in_headless_chromium(database, tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert charts_in(dom.stdout) == list(CHARTS), dom.stderr[-2000:]
 
-    png = tmp_path / "overview.png"
-    shot = run_chromium(binary, tmp_path / "profile-shot", f"--screenshot={png}", "--window-size=1200,2200",
-                        page.as_uri())  # fmt: skip
-    assert shot.returncode == 0 and png.is_file(), shot.stderr[-2000:]
-    with Image.open(png) as image:
-        rgb = np.asarray(image.convert("RGB"))
-    assert rgb.shape[:2] == (2200, 1200)
+    rgb = screenshot_rgb(binary, page, tmp_path, 1200, 2200)
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50, "the page looks blank"
     # The charts drew: solid areas of their colours (status bars, teacher bars, the lines' fill).
     for colour, least in (((0x2D, 0xA4, 0x4E), 2000), ((0xCF, 0x22, 0x2E), 500), ((0x82, 0x50, 0xDF), 500),

@@ -35,6 +35,7 @@ from highlights.pipeline import run_manifest
 from highlights.synthetic import write_lesson_files, write_video
 from highlights.training.datasets import LabelledImages, LabelsError, face_crops, load_labelled_folder
 from highlights.training.train import validation_split
+from test_report import chromium_binary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ("label-a", "label-b")
@@ -343,7 +344,7 @@ def _chrome():
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium drives the page (requirements.txt)")
     from selenium.webdriver.chrome.service import Service
 
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    binary = chromium_binary()
     driver = shutil.which("chromedriver")
     if binary is None or driver is None:
         pytest.skip("needs chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)")

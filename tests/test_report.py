@@ -244,6 +244,18 @@ def run_chromium(binary: str, profile: Path, *args: str, timeout: float = 90.0) 
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+def screenshot_rgb(binary: str, page: Path, folder: Path, width: int, height: int) -> np.ndarray:
+    """A headless-Chromium screenshot of ``page`` at ``width`` x ``height``, as an RGB array."""
+    png = folder / f"{page.stem}.png"
+    shot = run_chromium(binary, folder / "profile-shot", f"--screenshot={png}", f"--window-size={width},{height}",
+                        page.as_uri())  # fmt: skip
+    assert shot.returncode == 0 and png.is_file(), shot.stderr[-2000:]
+    with Image.open(png) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    assert rgb.shape[:2] == (height, width)
+    return rgb
+
+
 def write_sample_report(folder: Path, duration_s: float = 600.0) -> tuple[Path, Selection]:
     """A sample lesson's report.html with a small GIF beside it (what the pipeline leaves)."""
     timeline = sample_timeline(duration_s)
@@ -272,13 +284,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert count(r'<g class="pick(?: cover)?"', dom.stdout) == len(selection.picks)
     assert count(r'<g class="disconnect"', dom.stdout) == 2
 
-    png = tmp_path / "report.png"
-    shot = run_chromium(binary, tmp_path / "profile-shot", f"--screenshot={png}", "--window-size=1100,1900",
-                        report.as_uri())  # fmt: skip
-    assert shot.returncode == 0 and png.is_file(), shot.stderr[-2000:]
-    with Image.open(png) as image:
-        rgb = np.asarray(image.convert("RGB"))
-    assert rgb.shape[:2] == (1900, 1100)
+    rgb = screenshot_rgb(binary, report, tmp_path, 1100, 1900)
     colours = np.unique(rgb.reshape(-1, 3), axis=0)
     assert len(colours) > 50, f"only {len(colours)} colours: the page looks blank"
     # The charts' own colours are there: student bars (green), pick markers (red), smile line (blue).
