@@ -744,7 +744,7 @@ def _write_report(c: _Context, result: LessonResult, timeline: LessonTimeline, s
             html = render_report(
                 result, timeline, scores, selection, c.lesson.info,
                 smile_threshold=c.settings.selection.min_smile, templates_dir=c.settings.email.templates_dir,
-                analytics=c.settings.analytics,
+                analytics=c.settings.analytics, track_options=c.settings.selection.tracks,
             )
             write_text_atomic(c.folder / REPORT_FILE, html)
             c.state.record("report", c.keys.report, [REPORT_FILE])

@@ -40,6 +40,7 @@ from highlights.recordings import LessonInfo
 from highlights.results import LessonResult
 from highlights.selection import Pick, Selection, SelectionOptions
 from highlights.timeline import Interval, LessonTimeline
+from highlights.tracks import TrackOptions, judge_faces, tracks_of
 
 REPORT_TEMPLATE = "report.html.j2"
 
@@ -406,15 +407,14 @@ def frame_rows(picks: Sequence[Pick]) -> list[FrameRow]:
     ]
 
 
-def track_rows(scores: pd.DataFrame) -> list[dict[str, str]]:
+def track_rows(scores: pd.DataFrame, options: TrackOptions | None = None) -> list[dict[str, str]]:
     """One row per face track (:mod:`highlights.tracks`): when it was on camera, for how many
-    sampled frames, and how it was judged (child, adult, or undecided, which counts as adult)."""
-    from highlights.tracks import judge_faces, tracks_of
-
+    sampled frames, and how it was judged (child, adult, or undecided, which counts as adult),
+    with the selection's ``options`` so the report shows the decisions the selection made."""
     if scores.empty or not (scores["face"] >= 0).any():
         return []
     rows = []
-    for track in tracks_of(judge_faces(scores)):
+    for track in tracks_of(judge_faces(scores, options), options):
         rows.append({
             "id": str(track.id), "from": format_clock(track.start_s), "to": format_clock(track.end_s),
             "frames": str(len(track)), "kind": track.kind,
@@ -434,6 +434,7 @@ def render_report(
     smile_threshold: float | None = None,
     templates_dir: Path | None = None,
     analytics: AnalyticsOptions | None = None,
+    track_options: TrackOptions | None = None,
 ) -> str:
     """The lesson's report page (HTML, self-contained: inline CSS and SVG, no scripts).
 
@@ -472,7 +473,7 @@ def render_report(
         "selection": selection,
         "threshold": threshold,
         "frames": frame_rows(selection.picks),
-        "tracks": track_rows(scores),
+        "tracks": track_rows(scores, track_options),
         "gif_kb": f"{result.gif_bytes / 1024:.0f}" if result.gif_bytes else None,
         "email": {
             "locale": info.locale,

@@ -363,12 +363,7 @@ def judge_faces(scores: pd.DataFrame, options: TrackOptions | None = None) -> pd
     faces = table[(table["face"] >= 0) & (table["track"] >= 0)]
     if faces.empty:
         return table
-    side = np.maximum(faces["x2"] - faces["x1"], faces["y2"] - faces["y1"])
-    confident = (
-        (faces["det_prob"] >= o.confident_det_prob)
-        & (side >= o.confident_min_px)
-        & faces["child_prob"].notna()
-    )
+    confident = _confident(faces, o)
     logits = pd.Series(_logit(faces["child_prob"].fillna(0.5).to_numpy()), index=faces.index)
     own_child = faces["is_child"].eq(True).fillna(False).astype(bool)
     threshold = float(_logit(np.array([o.child_threshold]))[0])
@@ -393,20 +388,24 @@ def judge_faces(scores: pd.DataFrame, options: TrackOptions | None = None) -> pd
     return table
 
 
-def tracks_of(judged: pd.DataFrame) -> list[Track]:
-    """The :class:`Track` values of a table from :func:`judge_faces`, by id."""
+def _confident(faces: pd.DataFrame, o: TrackOptions) -> pd.Series:
+    """The face rows whose child probability counts as the track's evidence: surely detected,
+    large enough, and scored."""
+    side = np.maximum(faces["x2"] - faces["x1"], faces["y2"] - faces["y1"])
+    return (faces["det_prob"] >= o.confident_det_prob) & (side >= o.confident_min_px) & faces["child_prob"].notna()
+
+
+def tracks_of(judged: pd.DataFrame, options: TrackOptions | None = None) -> list[Track]:
+    """The :class:`Track` values of a table from :func:`judge_faces` (judged here with
+    ``options`` when it is not yet), by id."""
+    o = options or TrackOptions()
     if "track_kind" not in judged.columns:
-        judged = judge_faces(judged)
+        judged = judge_faces(judged, o)
     faces = judged[(judged["face"] >= 0) & (judged["track"] >= 0)]
     out: list[Track] = []
     for track_id, rows in faces.sort_values("t").groupby("track", sort=True):
         boxes = rows[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
-        sure = int(
-            (
-                (rows["det_prob"] >= TrackOptions.confident_det_prob)
-                & (np.maximum(rows["x2"] - rows["x1"], rows["y2"] - rows["y1"]) >= TrackOptions.confident_min_px)
-            ).sum()
-        )
+        sure = int(_confident(rows, o).sum())
         out.append(
             Track(
                 id=int(track_id),
