@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from highlights.logs import context as log_context, configure_worker_logging, logging_setup, new_run_id
+from highlights.pipeline import failed_result
 from highlights.results import LessonResult, utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class _Batch:
             self.queue.appendleft(_Task(task.lesson, task.index, task.attempt + 1))
             return
         attempts = f" (after {task.attempt} attempts)" if task.attempt > 1 else ""
-        self.finish(task, _failed(lesson_id, f"lesson {lesson_id}: {reason}{attempts}"))
+        self.finish(task, failed_result(lesson_id, f"lesson {lesson_id}: {reason}{attempts}"))
 
     def finish(self, task: _Task, result: LessonResult) -> None:
         lesson_id = task.lesson.lesson_id
@@ -213,7 +214,7 @@ class _Batch:
         except Exception as error:  # noqa: BLE001 - one lesson's row must not stop the batch
             # As in a serial run: the lesson is failed, and result.json says so, so the next run
             # redoes it (its row is written then).
-            failed = _failed(result.lesson_id, _database_problem(result.lesson_id, self.store, error),
+            failed = failed_result(result.lesson_id, _database_problem(result.lesson_id, self.store, error),
                              versions=result.versions, fingerprint=result.fingerprint)
             failed.folder = result.folder
             if result.folder is not None and not result.skipped:
@@ -247,12 +248,6 @@ def retry_transient(action: Callable[[], Any], *, retries: int, what: str, first
                         extra={"event": "db_retry"})
             time.sleep(pause)
     raise AssertionError("unreachable")
-
-
-def _failed(lesson_id: str, reason: str, **fields: Any) -> LessonResult:
-    log.warning("%s", reason, extra={"lesson_id": lesson_id, "event": "lesson_failed"})
-    now = utc_now_iso()
-    return LessonResult(lesson_id, "failed", reason=reason, started_at=now, finished_at=now, **fields)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -562,7 +557,7 @@ def _run_local(batch: _Batch, settings: Any, scorer: Any, workers: int, threads:
                     task, stage = worker.task, worker.stage
                     worker.stop(kill=True)
                     pool[pool.index(worker)] = start()
-                    batch.finish(task, _failed(task.lesson.lesson_id,
+                    batch.finish(task, failed_result(task.lesson.lesson_id,
                                                f"lesson {task.lesson.lesson_id}: time limit of {limit:g} s exceeded "
                                                f"{_where(stage)}; its worker was stopped"))
     finally:

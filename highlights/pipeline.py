@@ -345,7 +345,7 @@ def run_lesson(
     if clash:
         reason = (f"lesson {lesson.lesson_id}: its folder would sit among the database's files ({clash} in the "
                   "output folder); rename the lesson or move the database (see README, Database)")
-        return _failed(lesson.lesson_id, reason, versions, started, fingerprint=keys.overall)
+        return failed_result(lesson.lesson_id, reason, versions, started, fingerprint=keys.overall)
 
     if not settings.force:
         previous = read_result(folder)
@@ -357,7 +357,7 @@ def run_lesson(
                 try:
                     _sync_store(store, previous)
                 except Exception as error:  # noqa: BLE001
-                    return _failed(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error),
+                    return failed_result(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error),
                                    versions, started, fingerprint=keys.overall, folder=folder)
             return previous
         current = previous is not None and previous.done and previous.fingerprint == keys.overall
@@ -393,7 +393,7 @@ def run_lesson(
         elif name != folder.name:
             problem = f"{name}: {problem}"  # the file's name only, never the folders above it
         reason = f"lesson {lesson.lesson_id}: output folder {folder.name} cannot be written ({problem})"
-        result = _failed(lesson.lesson_id, reason, versions, started, fingerprint=keys.overall)
+        result = failed_result(lesson.lesson_id, reason, versions, started, fingerprint=keys.overall)
         if store is not None:
             try:
                 store.save(result)
@@ -402,11 +402,14 @@ def run_lesson(
         return result
 
 
-def _failed(lesson_id: str, reason: str, versions: dict[str, Any], started: str, **fields: Any) -> LessonResult:
-    """A ``failed`` result (logged): the lesson's problem, never the batch's."""
-    log.warning("%s", reason)
-    return LessonResult(lesson_id, "failed", reason=reason, versions=versions, started_at=started,
-                        finished_at=utc_now_iso(), **fields)
+def failed_result(lesson_id: str, reason: str, versions: dict[str, Any] | None = None, started: str | None = None,
+                  **fields: Any) -> LessonResult:
+    """A ``failed`` result (logged): the lesson's problem, never the batch's. Used by the stage
+    runner and by the executors (a crashed or stuck worker)."""
+    log.warning("%s", reason, extra={"lesson_id": lesson_id, "event": "lesson_failed"})
+    finished = utc_now_iso()
+    return LessonResult(lesson_id, "failed", reason=reason, versions=versions or {}, started_at=started or finished,
+                        finished_at=finished, **fields)
 
 
 def _database_problem(lesson_id: str, store: ResultStore, error: Exception) -> str:
@@ -510,7 +513,7 @@ def _run_locked(lesson, settings, scorer, store, progress, folder, versions, key
         stage = getattr(error, "stage", "pipeline")
         cause = error.__cause__ if isinstance(error, _StageError) and error.__cause__ else error
         log.debug("lesson %s failed", lesson.lesson_id, exc_info=True)
-        result = _failed(lesson.lesson_id, describe_error(lesson, stage, cause), versions, started,
+        result = failed_result(lesson.lesson_id, describe_error(lesson, stage, cause), versions, started,
                          fingerprint=keys.overall)
     result.started_at = started
     result.finished_at = utc_now_iso()
@@ -520,7 +523,7 @@ def _run_locked(lesson, settings, scorer, store, progress, folder, versions, key
         try:
             store.save(result)
         except Exception as error:  # noqa: BLE001
-            result = _failed(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error), versions,
+            result = failed_result(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error), versions,
                              started, fingerprint=keys.overall, folder=folder)
     previous = read_result(folder) if result.status == "failed" else None
     if previous is not None and previous.status == "ok":
@@ -578,7 +581,7 @@ def _skipped(done: LessonResult, store: ResultStore | None, versions: dict[str, 
         try:
             _sync_store(store, done)
         except Exception as error:  # noqa: BLE001 - one lesson's row must not stop the batch
-            return _failed(done.lesson_id, _database_problem(done.lesson_id, store, error),
+            return failed_result(done.lesson_id, _database_problem(done.lesson_id, store, error),
                            versions, started, fingerprint=fingerprint, folder=folder)
     return done
 

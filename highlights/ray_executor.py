@@ -24,12 +24,12 @@ from typing import Any
 from highlights.executors import (
     BatchOptions,
     _Batch,
-    _failed,
     inject_test_fault,
     load_worker_scorer,
     setup_worker,
 )
 from highlights.logs import context as log_context, logging_setup
+from highlights.pipeline import failed_result
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def run_ray(batch: _Batch, settings: Any, scorer: Any, options: BatchOptions, fa
                     batch.lost(task, f"its Ray worker died ({type(error).__name__})", retry=True)
                     continue
                 except (RayError, GetTimeoutError) as error:
-                    batch.finish(task, _failed(task.lesson.lesson_id,
+                    batch.finish(task, failed_result(task.lesson.lesson_id,
                                                f"lesson {task.lesson.lesson_id}: Ray task failed ({type(error).__name__})"))
                 else:
                     batch.finish(task, result)
@@ -149,7 +149,7 @@ def run_ray(batch: _Batch, settings: Any, scorer: Any, options: BatchOptions, fa
                         del inflight[ref]
                         ray.kill(actors[slot], no_restart=True)
                         new_actor(slot)
-                        batch.finish(task, _failed(task.lesson.lesson_id,
+                        batch.finish(task, failed_result(task.lesson.lesson_id,
                                                    f"lesson {task.lesson.lesson_id}: time limit of {limit:g} s "
                                                    "exceeded; its Ray worker was stopped"))
         for actor in actors:
