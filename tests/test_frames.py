@@ -273,6 +273,7 @@ def test_offsets_past_the_end_after_a_seek(late_start, caplog, kind):
 
 def test_the_threshold_decides_whether_to_seek(late_start, caplog, monkeypatch):
     path = late_start["h264"]
+    monkeypatch.setattr(frames_module, "SKIPPABLE_CODECS", frozenset())  # frame counts say how far it decoded
     with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
         assert numbers(iter_frames_at(path, [4.9, 60.0])) == [49, 600]  # first offset under 5 s
         assert numbers(iter_frames_at(path, [60.0], seek_threshold_s=60.0)) == [600]
@@ -309,6 +310,7 @@ class _OddSeek:
 @pytest.mark.parametrize("late_s,why", [(30.0, "reached a keyframe at 75.000 s"), (None, "failed (Invalid argument)")])
 def test_a_seek_that_misses_decodes_from_the_start(late_start, caplog, monkeypatch, late_s, why):
     path = late_start["h264"]
+    monkeypatch.setattr(frames_module, "SKIPPABLE_CODECS", frozenset())  # frame counts say how far it decoded
     offsets = [60.0, 61.0, 80.0]
     real_open = frames_module.av.open
     opened: list[str] = []
@@ -373,6 +375,48 @@ def test_seeking_keeps_awkward_files_exact(long_gop, tmp_path, caplog):
                 max(i for i, stamp in enumerate(stamps) if stamp <= offset + 1e-6) for offset in offsets]
             decoded = [n for n in got if n is not None]  # the cut files end before 11 s
             assert decoded == expected[: len(decoded)] and len(decoded) >= len(offsets) - 1, name
+
+
+# --------------------------------------------------------------------------- dropping unneeded frames
+
+
+def _frames_without_skipping(monkeypatch, path, offsets, **seeking):
+    with monkeypatch.context() as patch:
+        patch.setattr(frames_module, "SKIPPABLE_CODECS", frozenset())
+        return list(iter_frames_at(path, offsets, **seeking))
+
+
+@pytest.mark.parametrize("seek", [False, True])
+def test_dropping_frames_no_offset_needs_gives_the_same_frames_and_decodes_fewer(long_gop, tmp_path, caplog, monkeypatch, seek):
+    # x264's B-frames that nothing refers to are dropped undecoded (FFmpeg's skip_frame NONREF)
+    # except within SKIP_WINDOW_S before an offset; VFR with a stall longer than the window and
+    # a file cut short are the cases where a dropped frame could have been on screen.
+    stamps = [0.0, 0.1, 0.2, 0.3, 0.4, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 3.3, 3.4, 3.5, 3.6, 3.7, 3.8]
+    cases = {
+        "h264": (long_gop["h264"], [0.3 + k * 2.0 for k in range(6)]),
+        "stall": (indexed(tmp_path / "stall.mp4", len(stamps), vfr_timestamps=stamps, gop=250), [0.45, 1.5, 1.65, 3.0, 3.25, 3.75]),
+        "cut": (truncate_file(long_gop["faststart"], 0.5, out=tmp_path / "cut.mp4"), [1.0, 3.0, 5.0, 6.5, 11.0]),
+    }
+    for name, (path, offsets) in cases.items():
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+            got = list(iter_frames_at(path, offsets, seek_threshold_s=0.0 if seek else math.inf))
+        expected = _frames_without_skipping(monkeypatch, path, offsets, seek_threshold_s=math.inf)
+        assert numbers(got) == numbers(expected), name
+        assert all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(got, expected)), name
+        assert "packet(s) droppable" in caplog.text or "seeked to the keyframe" in caplog.text, name
+    # On the long-GOP file (12 s, 300 frames, sampled every 2 s) far fewer frames are decoded.
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        list(iter_frames_at(long_gop["h264"], cases["h264"][1], seek_threshold_s=math.inf))
+    [decoded] = decoded_counts(caplog)["start"]
+    assert decoded < 0.8 * 10.3 * FPS
+
+
+def test_vp8_streams_are_decoded_whole(media, caplog):
+    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        assert numbers(iter_frames_at(media["vp8"], [0.5, 1.5])) == expected_cfr([0.5, 1.5])
+    assert "droppable" not in caplog.text
 
 
 # --------------------------------------------------------------------------- damaged files

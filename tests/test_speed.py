@@ -188,3 +188,64 @@ def test_the_pipeline_decodes_the_plans_points(monkeypatch, tmp_path):
     [result] = pipeline.run_manifest(manifest, Settings(out_dir=tmp_path / "out"), lessons_path=lessons, scorer=NoFaces())
     assert result.status == "no_highlight"
     assert [p.offset_s for p in seen["points"]] == [float(k) for k in range(10)]
+
+
+class _CountingDetector:
+    """The real detector, counting which kind of detection the follower asked for."""
+
+    def __init__(self, detector, **options):
+        from dataclasses import replace
+
+        self._detector = detector
+        self.options = replace(detector.options, **options)
+        self.device = detector.device
+        self.calls: list[int | None] = []
+
+    def detect(self, images, min_face_size=None):
+        self.calls.append(min_face_size)
+        return self._detector.detect(images, min_face_size=min_face_size)
+
+    def refine(self, image, boxes):
+        return self._detector.refine(image, boxes)
+
+
+def test_routine_refreshes_run_the_coarse_pyramid_and_the_whole_one_every_few_frames(detector):
+    counting = _CountingDetector(detector, full_every=2, pyramid_every=6, coarse_min_face_size=40)
+    follower = FaceFollower(counting)
+    frames = [astronaut_canvas(dx=d % 3) for d in range(12)]  # small moves: no scene change
+    found = follower.detect(frames, [("a.webm", i) for i in range(12)])
+    assert all(len(f) == 1 for f in found)
+    # Whole pyramid at 0, then a routine refresh every 2nd frame: coarse at 2 and 4, the whole
+    # pyramid again at 6 (6 frames since), coarse at 8 and 10.
+    assert counting.calls == [None, 40, 40, None, 40, 40]
+    assert follower.full_detections == 2 and follower.coarse_detections == 4
+
+
+def test_a_face_coming_in_away_from_the_followed_one_gets_the_full_detector_its_own_moves_do_not(detector):
+    counting = _CountingDetector(detector, full_every=50, pyramid_every=50)
+    follower = FaceFollower(counting)
+    photo = pytest.importorskip("skimage.data").astronaut()
+    head = photo[0:250, 110:330]  # the face, hair and shoulders
+
+    def room(x: int, y: int) -> np.ndarray:
+        canvas = np.full((480, 640, 3), 90, np.uint8)
+        canvas[y : y + 250, x : x + 220] = head
+        return canvas
+
+    child, moved = room(210, 110), room(222, 116)  # the child moves within its surroundings
+    with_visitor = moved.copy()
+    with_visitor[330:480, 0:132] = head[:150, :132]  # a second face comes in, in the corner
+    follower.detect([child, moved], [("a", 0), ("a", 1)])
+    assert follower.full_detections == 1 and follower.followed == 1
+    found = follower.detect([with_visitor], [("a", 2)])
+    assert follower.full_detections == 2
+    assert len(found[0]) >= 2
+
+
+def test_face_territory_covers_the_face_its_sides_and_what_is_under_it():
+    from highlights.faces.detection import _face_territory
+
+    mask = _face_territory(np.array([[280, 120, 360, 200]], np.float32), (480, 640, 3), (48, 64), 8)
+    # 80 px wide box widened by 40 px each side: x 240-400 -> columns 3-4; y 80-320 -> rows 1-5.
+    assert mask.sum() == 2 * 5 and mask[1:6, 3:5].all()
+    assert not _face_territory(np.zeros((0, 4), np.float32), (480, 640, 3), (48, 64), 8).any()

@@ -83,12 +83,36 @@ class DetectionOptions:
     ``full_every``-th frame, on a scene change, after a gap and wherever a known face is lost;
     in between, MTCNN's last stage (O-net) re-finds each face of the frame before around its box.
     1: the full detector on every frame. Measured with ``bench/lesson.py`` (see the README)."""
-    scene_change: float = 20.0
+    scene_change: float = 16.0
     """A frame whose 64x48 gray thumbnail differs (mean absolute difference, 0-255, after removing
-    the overall brightness change) by more than this in any cell of a 4x4 grid from the frame of
-    the last full detection gets the full detector: someone came in or the camera moved. Half
-    of it where the frame before showed nobody (a face coming back into an empty room changed a
-    cell by 15-17 on the bench lesson; an empty room's noise is 1-3)."""
+    the overall brightness change) by more than this in any cell of a ``scene_grid`` grid from
+    the frame of the last full detection, outside the followed faces' own surroundings
+    (``scene_mask``), gets the full detector: someone came in or the camera moved. Half of it
+    where the frame before showed nobody (an empty room's noise is 1-3 on the bench lesson).
+
+    Measured 2026-12-02 (``bench/lesson.py`` 10-minute lesson, 560 frames, and the real clips,
+    frames held in memory, one torch thread, machine shared with a training job), against
+    full-resolution MTCNN on every frame (841 faces): the former 4x4 grid at 20 without a mask
+    and no coarse refresh ran 144 full detections on the lesson (12.1 CPU-s) and matched 838
+    faces (3 frames short, on the two-person head-pose clip); 8x8 at 16 with the mask and the
+    coarse refresh runs 56 full and 74 coarse detections (8.7 CPU-s) and matches all 841. With
+    ``full_every`` 10 or 15 instead of 5, 5 and 10 faces of that clip were missed (heads turning
+    to the camera change little in the picture): the routine refresh stays at 5."""
+    coarse_min_face_size: int = 40
+    """A routine refresh (``full_every``) of a picture that has not changed runs only the
+    pyramid levels for faces of at least this many pixels (0: the whole pyramid every time);
+    about 35 instead of 57 ms for a 640x480 frame. Where faces turn to the camera or come in
+    without changing the picture much, these are the faces of participant size."""
+    pyramid_every: int = 15
+    """The whole pyramid (down to ``min_face_size``) runs at least every this many frames, so a
+    small face that came in quietly is found within that many seconds at 1 frame/s."""
+    scene_grid: int = 8
+    """The grid :attr:`scene_change` is judged on (``scene_grid`` x ``scene_grid`` cells: 80x60
+    px of a 640x480 frame)."""
+    scene_mask: bool = True
+    """Leave the followed faces' own surroundings out of the scene-change test (see
+    :func:`_face_territory`): a child who moves, or a new face in the child's place, is followed
+    by O-net without the full detector (the tracks tell the faces apart)."""
     threads: int = 1
     """torch's threads in the worker (``torch.set_num_threads``; 0 leaves torch's default, one per
     core). One: the frame decoder runs on the other core, and on a busy machine two threads that
@@ -108,6 +132,10 @@ class DetectionOptions:
             raise ValueError("min_probability and thresholds must lie between 0 and 1")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be 1 or more, not {self.batch_size}")
+        if self.coarse_min_face_size and self.coarse_min_face_size < self.min_face_size:
+            raise ValueError(f"coarse_min_face_size must be 0 (off) or at least min_face_size, not {self.coarse_min_face_size}")
+        if self.pyramid_every < 1 or self.scene_grid < 1:
+            raise ValueError("pyramid_every and scene_grid must be 1 or more")
         if self.full_every < 1 or self.threads < 0 or self.scene_change < 0:
             raise ValueError("full_every must be 1 or more, threads and scene_change 0 or more")
 
@@ -202,23 +230,31 @@ class FaceDetector:
     def version(self) -> str:
         """Identifies what produced the boxes: library version, detection size, minimum face."""
         options = self.options
-        return f"mtcnn-facenet-pytorch-{_facenet_version()}-{options.max_side}-{options.min_face_size}"
+        version = f"mtcnn-facenet-pytorch-{_facenet_version()}-{options.max_side}-{options.min_face_size}"
+        if options.full_every > 1:  # how a stream is followed changes its boxes: a rerun rescores
+            version += (f"-follow{options.full_every}c{options.coarse_min_face_size}p{options.pyramid_every}"
+                        f"g{options.scene_grid}{'m' if options.scene_mask else ''}{options.scene_change:g}")
+        return version
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """Faces in each RGB (or gray) uint8 image; any sizes, same-size images are batched together."""
+    def detect(self, images: Sequence[np.ndarray], min_face_size: int | None = None) -> list[Detections]:
+        """Faces in each RGB (or gray) uint8 image; any sizes, same-size images are batched together.
+        ``min_face_size``: look only for faces at least this large (the pyramid's coarse levels;
+        default :attr:`DetectionOptions.min_face_size`)."""
+        smallest = max(self.options.min_face_size, int(min_face_size or 0))
         results: list[Detections | None] = [None] * len(images)
         shrunk = [self._shrink(_as_rgb(image)) for image in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, (small, _) in enumerate(shrunk):
             # MTCNN's image pyramid has no level for a picture smaller than the smallest face it
             # looks for (it fails inside torch.cat): such a frame has no detectable face.
-            if min(small.shape[:2]) < self.options.min_face_size:
+            if min(small.shape[:2]) < smallest:
                 continue
             by_shape.setdefault(small.shape, []).append(index)
         for indices in by_shape.values():
             for start in range(0, len(indices), self.options.batch_size):
                 chunk = indices[start : start + self.options.batch_size]
                 batch = np.stack([shrunk[i][0] for i in chunk])
+                self._mtcnn.min_face_size = smallest  # read by each detect() call
                 with torch.inference_mode():
                     boxes, probs = self._mtcnn.detect(batch)
                 for i, image_boxes, image_probs in zip(chunk, boxes, probs):
@@ -302,16 +338,20 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 
 
 class FaceFollower:
-    """Faces in a stream of sampled frames, in order: the full detector every
-    ``options.full_every`` frames and wherever the picture changed, MTCNN's O-net around the
-    known faces in between (see :attr:`DetectionOptions.full_every`).
+    """Faces in a stream of sampled frames, in order: the full detector where the picture
+    changed, MTCNN's O-net around the known faces in between, and a routine refresh every
+    ``options.full_every`` frames (see :class:`DetectionOptions`).
 
-    The full detector runs on a frame when: it is the first, or ``full_every`` frames have passed
-    since the last full detection; the frame does not follow the one before (``key`` says which
-    recording and sample index it is: a disconnect, another file); its size changed; some cell of
-    its thumbnail changed by more than ``options.scene_change`` since the last full detection; or
-    a face of the frame before was not re-found. So a face that appears is found at the latest
-    ``full_every - 1`` frames later, where the rest of the picture stays the same.
+    The full detector (the whole pyramid) runs on a frame when: it is the first; the frame does
+    not follow the one before (``key`` says which recording and sample index it is: a
+    disconnect, another file); its size changed; some cell of its thumbnail outside the followed
+    faces' surroundings changed by more than ``options.scene_change`` since the last detection;
+    a face of the frame before was not re-found; or ``pyramid_every`` frames have passed since
+    the whole pyramid last ran. Otherwise, every ``full_every`` frames, the routine refresh runs
+    only the pyramid's coarse levels (faces of ``coarse_min_face_size`` px and more) and keeps
+    the followed faces. So a face of participant size that appears is found at the latest
+    ``full_every - 1`` frames later, a small one ``pyramid_every - 1`` frames later, where the
+    rest of the picture stays the same; where it changes, at once.
     """
 
     def __init__(self, detector: FaceDetector) -> None:
@@ -320,11 +360,13 @@ class FaceFollower:
         self._last: Detections | None = None
         self._reference: np.ndarray | None = None
         self._since_full = 0
+        self._since_pyramid = 0
         self._key: tuple | None = None
         self._shape: tuple | None = None
         self._image: np.ndarray | None = None
         self.identical = 0
         self.full_detections = 0
+        self.coarse_detections = 0
         self.followed = 0
 
     def detect(self, images: Sequence[np.ndarray], keys: Sequence[tuple] | None = None) -> list[Detections]:
@@ -345,31 +387,46 @@ class FaceFollower:
             self.identical += 1
             return self._last
         thumb = _thumbnail(image)
-        follows = (
+        same_stream = (
             self._last is not None
             and self._reference is not None
-            and self._since_full < max(self.options.full_every, 1)
             and thumb.shape == self._reference.shape
             and np.shape(image)[:2] == self._shape
             and (key is None or self._key is None or (key[0] == self._key[0] and key[1] == self._key[1] + 1))
-            and _cell_change(thumb, self._reference) <= self._threshold()
         )
+        unchanged = same_stream and self._changed(thumb, np.shape(image)) <= self._threshold()
+        due = self._since_full >= max(self.options.full_every, 1)
         self._key = key
-        if follows and len(self._last):
-            found = self.detector.refine(image, self._last.boxes)
-            if len(found) == len(self._last):
-                self._last, self._since_full = found, self._since_full + 1
+        if unchanged and not due:
+            if len(self._last):
+                found = self.detector.refine(image, self._last.boxes)
+                if len(found) == len(self._last):
+                    self._last, self._since_full, self._since_pyramid = found, self._since_full + 1, self._since_pyramid + 1
+                    self.followed += 1
+                    return found
+            else:  # nobody in the picture, and it has not changed
+                self._since_full, self._since_pyramid = self._since_full + 1, self._since_pyramid + 1
                 self.followed += 1
-                return found
-        elif follows:  # nobody in the picture, and it has not changed
-            self._since_full += 1
-            self.followed += 1
-            return self._last
+                return self._last
+        coarse = self.options.coarse_min_face_size
+        if unchanged and due and coarse and self._since_pyramid < self.options.pyramid_every:
+            # A routine refresh of an unchanged picture: faces coming in or turning to the camera
+            # at participant size are found by the pyramid's coarse levels alone; smaller ones
+            # wait for the next whole pyramid. The faces followed so far are kept by O-net.
+            [found] = self.detector.detect([image], min_face_size=coarse)
+            if len(self._last):
+                kept = self.detector.refine(image, self._last.boxes)
+                boxes, probs = _dedupe(np.concatenate([found.boxes, kept.boxes]), np.concatenate([found.probs, kept.probs]))
+                order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
+                found = Detections(boxes[order].astype(np.float32), probs[order].astype(np.float32))
+            self.coarse_detections += 1
+            self._last, self._reference, self._since_full, self._since_pyramid = found, thumb, 1, self._since_pyramid + 1
+            return found
         [found] = self.detector.detect([image])
         self.full_detections += 1
-        self._last, self._reference, self._since_full, self._shape = found, thumb, 1, np.shape(image)[:2]
+        self._last, self._reference, self._since_full, self._since_pyramid = found, thumb, 1, 1
+        self._shape = np.shape(image)[:2]
         return found
-
 
     def _threshold(self) -> float:
         # An empty picture has nothing to follow and its noise is low (1-3 on the bench lesson):
@@ -377,9 +434,39 @@ class FaceFollower:
         empty = self._last is not None and len(self._last) == 0
         return self.options.scene_change / 2 if empty else self.options.scene_change
 
+    def _changed(self, thumb: np.ndarray, image_shape: tuple[int, ...]) -> float:
+        """How much the picture changed since the last full detection where no known face is:
+        the largest cell change of a ``scene_grid`` grid, leaving out the cells a followed face
+        and its head and shoulders may cover (:func:`_face_territory`)."""
+        boxes = self._last.boxes if self._last is not None else np.zeros((0, 4), np.float32)
+        mask = _face_territory(boxes, image_shape, thumb.shape, self.options.scene_grid) if self.options.scene_mask else None
+        return _cell_change(thumb, self._reference, self.options.scene_grid, mask)
 
-def _cell_change(a: np.ndarray, b: np.ndarray) -> float:
-    """The largest mean absolute difference over the cells of a 4x4 grid."""
+
+def _face_territory(boxes: np.ndarray, image_shape: tuple[int, ...], thumb_shape: tuple[int, ...], grid: int) -> np.ndarray:
+    """Cells of a ``grid`` x ``grid`` grid over the picture that the followed faces' own movement
+    may change: each box widened by half its width on both sides, from half its height above it
+    to one and a half below (a head turns, leans, nods; shoulders and hands move under it). A
+    face that comes in elsewhere changes cells outside this territory; one coming in right
+    beside a known face reaches beyond it as well, since a face is as wide as the widening."""
+    mask = np.zeros((grid, grid), bool)
+    height, width = image_shape[:2]
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
+        w, h = x2 - x1, y2 - y1
+        left, right = (x1 - 0.5 * w) / width, (x2 + 0.5 * w) / width
+        top, bottom = (y1 - 0.5 * h) / height, (y2 + 1.5 * h) / height
+        c0, c1 = max(0, int(np.floor(left * grid))), min(grid, int(np.ceil(right * grid)))
+        r0, r1 = max(0, int(np.floor(top * grid))), min(grid, int(np.ceil(bottom * grid)))
+        mask[r0:r1, c0:c1] = True
+    return mask
+
+
+def _cell_change(a: np.ndarray, b: np.ndarray, grid: int = 4, skip: np.ndarray | None = None) -> float:
+    """The largest mean absolute difference over the cells of a ``grid`` x ``grid`` grid
+    (leaving out the cells where ``skip`` is true; 0 where every cell is skipped)."""
     diff = np.abs(a - b)
     h, w = diff.shape
-    return float(diff[: h - h % 4, : w - w % 4].reshape(4, h // 4, 4, w // 4).mean(axis=(1, 3)).max())
+    cells = diff[: h - h % grid, : w - w % grid].reshape(grid, h // grid, grid, w // grid).mean(axis=(1, 3))
+    if skip is not None:
+        cells = cells[~skip]
+    return float(cells.max()) if cells.size else 0.0
