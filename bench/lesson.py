@@ -79,18 +79,31 @@ class _Part:
     faces: tuple  # FaceImage or "astronaut"
 
 
-def _plan(minutes: float, seed: int = 0) -> list[_Part]:
-    """Segments of 4-12 s covering the lesson: mostly the child, now and then a parent or nobody."""
-    rng = np.random.default_rng(seed)
+def _face_lists() -> tuple[list, list]:
+    """The children's and the parents' faces: the hand-labelled photos of ``../shared/data``
+    (``tests/real_face_lesson.py``), or the astronaut for both where they are absent."""
     try:
         from real_face_lesson import read_face_lists
 
         smiling, neutral, adults = read_face_lists()
         if not (SHARED_DATA / "faces" / smiling[0].set_path / smiling[0].file).exists():
             raise FileNotFoundError
-        children = smiling + neutral
+        return smiling + neutral, adults
     except (ImportError, FileNotFoundError, IndexError):
-        children, adults = ["astronaut"], ["astronaut"]
+        return ["astronaut"], ["astronaut"]
+
+
+def face_source() -> str:
+    """``shared`` (real children and parents) or ``astronaut`` (no ../shared/data): part of the
+    cache folder's name, so a lesson drawn without the real faces is never reused for one with
+    them (an astronaut-only lesson has no child: the job rightly makes no GIF of it)."""
+    return "astronaut" if _face_lists()[0] == ["astronaut"] else "shared"
+
+
+def _plan(minutes: float, seed: int = 0) -> list[_Part]:
+    """Segments of 4-12 s covering the lesson: mostly the child, now and then a parent or nobody."""
+    rng = np.random.default_rng(seed)
+    children, adults = _face_lists()
     kinds = ["child", "child_back", "adult_beside", "adult_only", "nobody"]
     weights = [0.72, 0.12, 0.07, 0.04, 0.05]
     parts, t, total = [], 0, int(round(minutes * 60))
@@ -169,7 +182,8 @@ def build_lesson(minutes: float, regenerate: bool = False) -> Path:
     """The cached lesson folder (``manifest.csv``, ``lessons.csv``, recordings)."""
     from highlights.synthetic import write_lesson_files, write_video
 
-    folder = CACHE / f"lesson-{minutes:g}m-{VERSION}"
+    source = face_source()
+    folder = CACHE / f"lesson-{minutes:g}m-{VERSION}{'' if source == 'shared' else '-' + source}"
     if (folder / "manifest.csv").exists() and not regenerate:
         return folder
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=CACHE if CACHE.exists() else None))
@@ -477,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     if straight:
         lesson_faces.update(full=straight["faces"], ours_matched=_matched(straight["boxes"], ours["boxes"]))
     report = {
-        "minutes": args.minutes, "lesson": str(folder),
+        "minutes": args.minutes, "lesson": str(folder), "faces": face_source(),
         "floor_s": round(floor["wall_s"], 2), "floor_cpu_s": round(floor["cpu_s"], 2), "decoded_frames": floor["frames"],
         "ours_s": round(ours["wall_s"], 2), "ours_cpu_s": round(ours["cpu_s"], 2), "ours_status": ours["status"],
         "ours_reason": ours.get("reason"),
@@ -494,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"lesson: {args.minutes:g} min, {report['sampled_frames']} sampled frames, {floor['frames']} decoded "
+    print(f"lesson: {args.minutes:g} min, faces from {report['faces']}, {report['sampled_frames']} sampled frames, {floor['frames']} decoded "
           f"({folder}); load {' '.join(load_before)} -> {' '.join(load_after)} on {os.cpu_count()} CPUs")
     print(f"decode floor        {floor['wall_s']:8.1f} s wall {floor['cpu_s']:8.1f} s CPU  {floor['peak_rss_mb']:7.0f} MB")
     if straight:

@@ -210,7 +210,7 @@ class _CountingDetector:
 
 
 def test_routine_refreshes_run_the_coarse_pyramid_and_the_whole_one_every_few_frames(detector):
-    counting = _CountingDetector(detector, full_every=2, pyramid_every=6, coarse_min_face_size=40)
+    counting = _CountingDetector(detector, full_every=2, pyramid_every=6, coarse_face_fraction=40 / 480)
     follower = FaceFollower(counting)
     frames = [astronaut_canvas(dx=d % 3) for d in range(12)]  # small moves: no scene change
     found = follower.detect(frames, [("a.webm", i) for i in range(12)])

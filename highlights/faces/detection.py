@@ -98,11 +98,15 @@ class DetectionOptions:
     coarse refresh runs 56 full and 74 coarse detections (8.7 CPU-s) and matches all 841. With
     ``full_every`` 10 or 15 instead of 5, 5 and 10 faces of that clip were missed (heads turning
     to the camera change little in the picture): the routine refresh stays at 5."""
-    coarse_min_face_size: int = 40
+    coarse_face_fraction: float = 0.2
     """A routine refresh (``full_every``) of a picture that has not changed runs only the
-    pyramid levels for faces of at least this many pixels (0: the whole pyramid every time);
-    about 35 instead of 57 ms for a 640x480 frame. Where faces turn to the camera or come in
-    without changing the picture much, these are the faces of participant size."""
+    pyramid levels for faces at least this fraction of the frame's shorter side (0: the whole
+    pyramid every time): 96 px of a 640x480 frame, 54 px of a 480x270 one. A participant framed
+    like a video call is 25-45% of the height, so a face that turns to the camera or comes in
+    without changing the picture much is found by these levels; smaller ones wait for
+    ``pyramid_every``. Measured 2026-12-02 on a 640x480 bench frame: the whole pyramid 64 ms,
+    faces from 40 px 37 ms, from 80 px 25 ms. A fixed 80 px missed 6 faces of the 480x270
+    two-person head-pose clip (its faces are 68-81 px), hence a fraction of the frame."""
     pyramid_every: int = 15
     """The whole pyramid (down to ``min_face_size``) runs at least every this many frames, so a
     small face that came in quietly is found within that many seconds at 1 frame/s."""
@@ -132,8 +136,8 @@ class DetectionOptions:
             raise ValueError("min_probability and thresholds must lie between 0 and 1")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be 1 or more, not {self.batch_size}")
-        if self.coarse_min_face_size and self.coarse_min_face_size < self.min_face_size:
-            raise ValueError(f"coarse_min_face_size must be 0 (off) or at least min_face_size, not {self.coarse_min_face_size}")
+        if not 0 <= self.coarse_face_fraction <= 1:
+            raise ValueError(f"coarse_face_fraction must lie between 0 (off) and 1, not {self.coarse_face_fraction}")
         if self.pyramid_every < 1 or self.scene_grid < 1:
             raise ValueError("pyramid_every and scene_grid must be 1 or more")
         if self.full_every < 1 or self.threads < 0 or self.scene_change < 0:
@@ -232,7 +236,7 @@ class FaceDetector:
         options = self.options
         version = f"mtcnn-facenet-pytorch-{_facenet_version()}-{options.max_side}-{options.min_face_size}"
         if options.full_every > 1:  # how a stream is followed changes its boxes: a rerun rescores
-            version += (f"-follow{options.full_every}c{options.coarse_min_face_size}p{options.pyramid_every}"
+            version += (f"-follow{options.full_every}c{options.coarse_face_fraction:g}p{options.pyramid_every}"
                         f"g{options.scene_grid}{'m' if options.scene_mask else ''}{options.scene_change:g}")
         return version
 
@@ -348,7 +352,7 @@ class FaceFollower:
     faces' surroundings changed by more than ``options.scene_change`` since the last detection;
     a face of the frame before was not re-found; or ``pyramid_every`` frames have passed since
     the whole pyramid last ran. Otherwise, every ``full_every`` frames, the routine refresh runs
-    only the pyramid's coarse levels (faces of ``coarse_min_face_size`` px and more) and keeps
+    only the pyramid's coarse levels (faces of ``coarse_face_fraction`` of the frame and more) and keeps
     the followed faces. So a face of participant size that appears is found at the latest
     ``full_every - 1`` frames later, a small one ``pyramid_every - 1`` frames later, where the
     rest of the picture stays the same; where it changes, at once.
@@ -408,7 +412,8 @@ class FaceFollower:
                 self._since_full, self._since_pyramid = self._since_full + 1, self._since_pyramid + 1
                 self.followed += 1
                 return self._last
-        coarse = self.options.coarse_min_face_size
+        coarse = int(self.options.coarse_face_fraction * min(np.shape(image)[:2]))
+        coarse = coarse if coarse > self.options.min_face_size else 0  # not coarser: the whole pyramid
         if unchanged and due and coarse and self._since_pyramid < self.options.pyramid_every:
             # A routine refresh of an unchanged picture: faces coming in or turning to the camera
             # at participant size are found by the pyramid's coarse levels alone; smaller ones
