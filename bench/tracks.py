@@ -1,6 +1,7 @@
 """How well the job finds the child's smiling moments on lessons of real faces, plain and webcam-like.
 
     nice -n 10 python bench/tracks.py [--set report|tune|both] [--cache DIR] [--json FILE]
+                                      [--age-weights FILE.pt] [--adult-tracks]
 
 Builds the lessons of ``tests/real_face_lesson.py`` from the labelled photos in ``../shared/data``
 (never committed): the plain variant and the webcam-like one (dim and backlit rooms, colour
@@ -333,7 +334,10 @@ def adult_track_faces(cache: Path) -> tuple[pd.DataFrame, np.ndarray]:
     stacked = np.stack(inputs) if inputs else np.zeros((0, 64, 64), np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    columns = {f"col_{c}": table[c].to_numpy(dtype=str if table[c].dtype == object else None) for c in table.columns}
+    columns = {  # text columns as fixed-width strings: the cache loads without pickle
+        f"col_{c}": table[c].to_numpy() if pd.api.types.is_numeric_dtype(table[c]) else table[c].astype(str).to_numpy(dtype=str)
+        for c in table.columns
+    }
     np.savez_compressed(tmp, inputs=stacked, **columns)
     os.replace(tmp, path)
     return table, stacked
@@ -433,8 +437,10 @@ def main() -> None:
             value = out[c][key]
             cells.append(f"{value:18.3f}" if isinstance(value, float) else f"{str(value):>18s}")
         print(f"{key:44s}" + "".join(cells))
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
+    age = _scorer().age_model
+    print(f"age model: {age.path.name} {age.version}")
+    if args.json:  # scripts/train_models.py --track-figures puts these in the model card
+        Path(args.json).write_text(json.dumps({**out, "age model": f"{age.path.name} {age.version}"}, indent=2))
 
 
 if __name__ == "__main__":
