@@ -1,6 +1,7 @@
 """How well the job finds the child's smiling moments on lessons of real faces, plain and webcam-like.
 
     nice -n 10 python bench/tracks.py [--set report|tune|both] [--cache DIR] [--json FILE]
+                                      [--age-weights FILE.pt] [--adult-tracks]
 
 Builds the lessons of ``tests/real_face_lesson.py`` from the labelled photos in ``../shared/data``
 (never committed): the plain variant and the webcam-like one (dim and backlit rooms, colour
@@ -92,18 +93,28 @@ def lesson_for(cache: Path, variant: str, seed: int) -> RealFaceLesson:
 
 
 _SCORER = None
+AGE_WEIGHTS: Path | None = None
+
+
+def _scorer():
+    """The job's scorer, once per run: the shipped models, or ``--age-weights`` (a candidate)."""
+    global _SCORER
+    if _SCORER is None:
+        from highlights.config import Settings
+        from highlights.pipeline import load_scorer
+
+        _SCORER = load_scorer(Settings(age_weights=AGE_WEIGHTS))
+    return _SCORER
 
 
 def scores_for(cache: Path, lesson: RealFaceLesson, variant: str, seed: int) -> pd.DataFrame:
     """The lesson's scores table as the pipeline's scores stage makes it (cached per model version)."""
-    global _SCORER
     from highlights.config import Settings
-    from highlights.pipeline import digest, load_scorer, read_scores, write_scores
+    from highlights.pipeline import digest, read_scores, write_scores
 
     settings = Settings()
-    if _SCORER is None:
-        _SCORER = load_scorer(settings)
-    key = digest(_SCORER.versions, settings.fps)[:12]
+    scorer = _scorer()
+    key = digest(scorer.versions, settings.fps)[:12]
     path = cache / "scores" / f"{variant}-{seed}-{key}.csv"
     if not path.is_file():
         from highlights.faces.scoring import score_frames
@@ -115,7 +126,7 @@ def scores_for(cache: Path, lesson: RealFaceLesson, variant: str, seed: int) -> 
         entry = read_manifest(lesson.manifest, lessons_path=lesson.lessons).lessons[lesson.lesson_id]
         plan = plan_lesson(entry, gap_tolerance_s=settings.gap_tolerance_s, fps=settings.fps)
         assert plan.timeline is not None and plan.lesson is not None, plan.reason
-        scores = score_frames(sample_frames(plan.lesson, plan.timeline, fps=settings.fps), _SCORER)
+        scores = score_frames(sample_frames(plan.lesson, plan.timeline, fps=settings.fps), scorer)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_scores(scores, path)
         print(f"  scored {variant} seed {seed} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -261,34 +272,40 @@ ADULT_TRACK_FRAMES = 5
 PARENT_NAMES = ("Afton_Smith", "Alicia_Witt", "Alistair_MacDonald", "Andre_Smith")  # in the lessons
 
 
-def adult_track_scores(cache: Path) -> pd.DataFrame:
+def adult_track_faces(cache: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """Webcam-like tracks of adults the age model never trained on: the LFW expression set's
     people with 4 photos or more (the parents of the lessons left out), one track each of
     ``ADULT_TRACK_FRAMES`` seconds, each second a photo of that person (cycling), all under one
     condition drawn per track (:data:`CONDITIONS`, plain included), rendered like the lesson's
-    frames and scored by the job's scorer. ``track`` = the person; ``half`` = ``tune`` or
-    ``report`` (a seeded hash of the name). Cached."""
-    global _SCORER
+    frames, and the person (the largest face) found by the job's detector. ``track`` = the
+    person; ``half`` = ``tune`` or ``report`` (a seeded hash of the name).
+
+    What costs time here (rendering 2,900 frames and MTCNN on them: ~15 min on the 2-core
+    machine) does not depend on the face models, so it is cached apart from them: the face rows
+    and each face's 64x64 model input (the recipe's crop, exactly what the scorer feeds the
+    models); :func:`adult_track_scores` then applies whichever models are loaded in seconds.
+    The cache is keyed by the detector's version and holds crops of LFW photos: it lives under
+    ``--cache``, never in the repository."""
     import hashlib
 
-    from highlights.config import Settings
-    from highlights.pipeline import digest, load_scorer, read_scores, write_scores
+    from highlights.faces.preprocess import crop_square, normalise_face, to_gray
+    from highlights.pipeline import digest
     from real_face_lesson import CONDITIONS, FaceImage, Segment, render_student
 
-    if _SCORER is None:
-        _SCORER = load_scorer(Settings())
-    key = digest(_SCORER.versions, ADULT_TRACK_FRAMES, "v1")[:12]
-    path = cache / "adult-tracks" / f"lfw-{key}.csv"
+    scorer = _scorer()
+    key = digest(scorer.versions["detector"], ADULT_TRACK_FRAMES, "v2")[:12]
+    path = cache / "adult-tracks" / f"lfw-faces-{key}.npz"
     if path.is_file():
-        return pd.read_csv(path, dtype={"crop_hash": "string"}, keep_default_na=True).assign(
-            crop_hash=lambda d: d["crop_hash"].fillna("").astype(str)
-        )
+        with np.load(path, allow_pickle=False) as saved:
+            table = pd.DataFrame({name[4:]: saved[name] for name in saved.files if name.startswith("col_")})
+            return table, saved["inputs"]
     labels = pd.read_csv(SHARED_DATA / "faces" / "smile" / "lfw_expressions" / "labels.csv")
     labels = labels.dropna(subset=["identity"]).drop_duplicates("file")
     counts = labels["identity"].value_counts()
     people = sorted(p for p in counts.index[counts >= 4] if p not in PARENT_NAMES)
     rng = np.random.default_rng(7)
     rows: list[dict] = []
+    inputs: list[np.ndarray] = []
     started = time.perf_counter()
     for number, person in enumerate(people):
         files = labels.loc[labels["identity"] == person, "file"].tolist()
@@ -299,23 +316,52 @@ def adult_track_scores(cache: Path) -> pd.DataFrame:
             for k in range(ADULT_TRACK_FRAMES)
         )
         images = list(render_student(segments, SHARED_DATA, 0, ADULT_TRACK_FRAMES, seed=number, fps=1))
-        found = _SCORER.score_images(images)
+        found = scorer.score_images(images)
         half = "tune" if int(hashlib.sha256(person.encode()).hexdigest(), 16) % 2 == 0 else "report"
         for k, faces in enumerate(found):
             for face in faces[:1]:  # the person (the largest face)
                 x1, y1, x2, y2 = face.box
+                inputs.append(normalise_face(to_gray(crop_square(images[k], face.box))))
                 rows.append({
-                    "frame": number * 100 + k, "t": float(number * 100 + k), "at": "", "source": "", "offset_s": 0.0,
-                    "face": 0, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "det_prob": face.det_prob,
-                    "child_prob": face.child_prob, "smile_prob": face.smile_prob, "is_child": face.is_child,
+                    "frame": number * 100 + k, "t": float(number * 100 + k), "face": 0,
+                    "x1": x1, "y1": y1, "x2": x2, "y2": y2, "det_prob": face.det_prob,
                     "sharpness": face.sharpness, "brightness": face.brightness, "crop_hash": face.crop_hash,
                     "track": number, "in_frame": np.nan, "half": half, "condition": condition,
                 })  # fmt: skip
-        if number % 100 == 99:
+        if number % 50 == 49:
             print(f"  adult tracks: {number + 1}/{len(people)} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     table = pd.DataFrame(rows)
+    stacked = np.stack(inputs) if inputs else np.zeros((0, 64, 64), np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    columns = {  # text columns as fixed-width strings: the cache loads without pickle
+        f"col_{c}": table[c].to_numpy() if pd.api.types.is_numeric_dtype(table[c]) else table[c].astype(str).to_numpy(dtype=str)
+        for c in table.columns
+    }
+    np.savez_compressed(tmp, inputs=stacked, **columns)
+    os.replace(tmp, path)
+    return table, stacked
+
+
+def adult_track_scores(cache: Path) -> pd.DataFrame:
+    """The adult tracks (:func:`adult_track_faces`) scored by the loaded models, as the scorer
+    does it: ``child_prob``, ``smile_prob``, and ``is_child`` at the age model's threshold."""
+    import torch
+
+    from highlights.faces.preprocess import to_tensor_batch
+
+    scorer = _scorer()
+    table, inputs = adult_track_faces(cache)
+    table = table.copy()
+    child, smile = [], []
+    with torch.inference_mode():
+        for start in range(0, len(inputs), 256):
+            batch = to_tensor_batch(list(inputs[start : start + 256]))
+            child.append(scorer.age_model.probabilities(batch).numpy())
+            smile.append(scorer.smile_model.probabilities(batch).numpy())
+    table["child_prob"] = np.concatenate(child) if child else np.zeros(0)
+    table["smile_prob"] = np.concatenate(smile) if smile else np.zeros(0)
+    table["is_child"] = table["child_prob"] >= scorer.age_model.threshold
     return table
 
 
@@ -344,7 +390,8 @@ def adult_track_figures(cache: Path, options: SelectionOptions) -> dict:
         k, n = called_child(chosen, half)
         out[f"{half} half at {chosen:g}: adult tracks called child"] = f"{k}/{n} = {k / max(n, 1):.2%}"
     frames = table[table["half"] == "report"]
-    out["report half: adult frames called child per frame (is_child)"] = f"{frames['is_child'].astype(str).str.lower().eq('true').mean():.2%}"
+    out["report half: adult frames called child per frame (is_child)"] = f"{frames['is_child'].mean():.2%}"
+    out["age model"] = f"{_scorer().age_model.path.name} {_scorer().age_model.version}"
     return out
 
 
@@ -354,12 +401,16 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="where lessons and scores are cached (not the repo)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds instead of the set's")
+    parser.add_argument("--age-weights", default=None, metavar="FILE.pt",
+                        help="score with this child/adult model instead of the shipped one (a candidate)")
     parser.add_argument("--adult-tracks", action="store_true",
                         help="only the adult-track figures (LFW people, webcam-like) and the threshold they give")
     args = parser.parse_args()
     if not (SHARED_DATA / "README.md").is_file():
         sys.exit(f"needs the shared data at {SHARED_DATA}")
     cache = cache_root(args.cache)
+    global AGE_WEIGHTS
+    AGE_WEIGHTS = Path(args.age_weights) if args.age_weights else None
     if args.adult_tracks:
         figures = adult_track_figures(cache, SelectionOptions())
         for key, value in figures.items():
@@ -386,8 +437,10 @@ def main() -> None:
             value = out[c][key]
             cells.append(f"{value:18.3f}" if isinstance(value, float) else f"{str(value):>18s}")
         print(f"{key:44s}" + "".join(cells))
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
+    age = _scorer().age_model
+    print(f"age model: {age.path.name} {age.version}")
+    if args.json:  # scripts/train_models.py --track-figures puts these in the model card
+        Path(args.json).write_text(json.dumps({**out, "age model": f"{age.path.name} {age.version}"}, indent=2))
 
 
 if __name__ == "__main__":

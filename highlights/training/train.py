@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
 import cv2
@@ -344,12 +345,15 @@ def train_model(
     init: Path | str | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    exclude: Collection[Path | str] = (),
 ) -> TrainResult:
     """Train a ``task`` model on the labelled folders ``data`` and write it to ``out``.
 
     With ``init`` (a weights file, e.g. the shipped one) the network starts from those weights
     (fine-tuning: use a lower ``lr`` and fewer epochs). Validation is the held-out split of
     :func:`validation_split`; the decision threshold is chosen on it (:func:`choose_threshold`).
+    ``exclude``: image files never trained on (e.g. the faces of the test lessons); the split
+    is made before, so validation is the same with or without them, and they leave training only.
     """
     from highlights.faces.models import load_face_model
 
@@ -360,6 +364,13 @@ def train_model(
     folders = [Path(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
     images = LabelledImages.concat([load_labelled_folder(d, task, keep_teens=True) for d in folders])
     train_rows, val_rows = validation_split(images, config.seed, config.val_fraction)
+    excluded = {Path(f).resolve() for f in exclude}
+    if excluded:
+        keep = np.array([Path(images.paths[r]).resolve() not in excluded for r in train_rows], dtype=bool)
+        excluded_count = int((~keep).sum())
+        train_rows = train_rows[keep]
+    else:
+        excluded_count = 0
     crops = face_crops(images.paths, cache_dir=cache_dir, progress=progress, whole=images.whole)
     # Rows of ``images`` -> rows of ``crops`` (images without a usable face drop out).
     crop_row = np.full(len(images), -1)
@@ -430,6 +441,7 @@ def train_model(
             "train": counts(train_c),
             "validation": counts(val_known),
             "leak_guard": leak_report,
+            "excluded_from_training": excluded_count,
             "whole_image_crops": int((crops.how == 2).sum()),
             "images_without_face": int(len(images) - len(crops.index)),
         },
