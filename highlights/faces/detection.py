@@ -98,15 +98,17 @@ class DetectionOptions:
     coarse refresh runs 56 full and 74 coarse detections (8.7 CPU-s) and matches all 841. With
     ``full_every`` 10 or 15 instead of 5, 5 and 10 faces of that clip were missed (heads turning
     to the camera change little in the picture): the routine refresh stays at 5."""
-    coarse_face_fraction: float = 0.2
+    coarse_face_fraction: float = 0.15
     """A routine refresh (``full_every``) of a picture that has not changed runs only the
     pyramid levels for faces at least this fraction of the frame's shorter side (0: the whole
-    pyramid every time): 96 px of a 640x480 frame, 54 px of a 480x270 one. A participant framed
+    pyramid every time): 72 px of a 640x480 frame, 40 px of a 480x270 one. A participant framed
     like a video call is 25-45% of the height, so a face that turns to the camera or comes in
     without changing the picture much is found by these levels; smaller ones wait for
     ``pyramid_every``. Measured 2026-12-02 on a 640x480 bench frame: the whole pyramid 64 ms,
-    faces from 40 px 37 ms, from 80 px 25 ms. A fixed 80 px missed 6 faces of the 480x270
-    two-person head-pose clip (its faces are 68-81 px), hence a fraction of the frame."""
+    faces from 40 px 37 ms, from 80 px 25 ms. Against full-resolution MTCNN on every frame of the
+    bench lesson and the real clips (841 faces), a fixed 80 px and a fraction of 0.2 missed 6 and
+    8 faces of the 480x270 two-person head-pose clip (a head turning to the camera, 68-81 px),
+    0.15 none, hence 0.15 of the frame rather than a fixed size."""
     pyramid_every: int = 15
     """The whole pyramid (down to ``min_face_size``) runs at least every this many frames, so a
     small face that came in quietly is found within that many seconds at 1 frame/s."""
