@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -319,28 +320,51 @@ def score_frames(
     follower = follow() if callable(follow) else None
     rows: list[dict] = []
     batch: list[SampledFrame] = []
+    # Faces are found in stream order (each frame's search starts from the boxes of the one
+    # before), but the crops and the two models need only a batch's boxes: they run on a thread
+    # of their own, one batch behind, so that they overlap with the next batch's detection on the
+    # other core (torch ops release the GIL; with one torch thread each op runs in its caller).
+    pipelined = follower is not None and callable(getattr(scorer, "score_detections", None))
+    pool = ThreadPoolExecutor(1, thread_name_prefix="highlights-face-models") if pipelined else None
+    pending: tuple[list[SampledFrame], Future] | None = None
 
-    def flush() -> None:
-        images = [frame.image for frame in batch]
-        if follower is not None:
-            keys = [(str(frame.source), int(frame.index)) for frame in batch]
-            scores = scorer.score_images(images, follower=follower, keys=keys)
-        else:
-            scores = scorer.score_images(images)
-        for frame, faces in zip(batch, scores):
+    def finish(done: list[SampledFrame], scores: list[list[FaceScore]]) -> None:
+        for frame, faces in zip(done, scores):
             rows.extend(_rows(frame, faces))
             if keep is not None:
                 keep.offer(frame, faces)
         if progress is not None:
-            progress(len(batch))
-        batch.clear()
+            progress(len(done))
 
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) >= batch_size:
+    def flush() -> None:
+        nonlocal pending
+        current = list(batch)
+        batch.clear()
+        images = [frame.image for frame in current]
+        if follower is None:
+            finish(current, scorer.score_images(images))
+            return
+        keys = [(str(frame.source), int(frame.index)) for frame in current]
+        if pool is None:
+            finish(current, scorer.score_images(images, follower=follower, keys=keys))
+            return
+        future = pool.submit(scorer.score_detections, images, follower.detect(images, keys))
+        if pending is not None:
+            finish(pending[0], pending[1].result())
+        pending = (current, future)
+
+    try:
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+        if pending is not None:
+            finish(pending[0], pending[1].result())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     if not rows:
         return empty_scores()
     return pd.DataFrame.from_records(rows, columns=SCORE_COLUMNS).astype(SCORE_DTYPES)
