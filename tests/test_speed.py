@@ -52,7 +52,7 @@ def test_follower_runs_the_full_detector_on_change_gap_loss_and_every_few_frames
     real_detect = detector.detect
 
     class Counting:
-        options = DetectionOptions(full_every=3)
+        options = DetectionOptions(full_every=3, coarse_face_fraction=0)  # every refresh the whole pyramid
         device = detector.device
 
         def detect(self, images):
@@ -221,8 +221,8 @@ def test_routine_refreshes_run_the_coarse_pyramid_and_the_whole_one_every_few_fr
     assert follower.full_detections == 2 and follower.coarse_detections == 4
 
 
-def test_a_face_coming_in_away_from_the_followed_one_gets_the_full_detector_its_own_moves_do_not(detector):
-    counting = _CountingDetector(detector, full_every=50, pyramid_every=50)
+def test_with_the_scene_mask_a_face_coming_in_away_from_the_followed_one_gets_the_full_detector_its_own_moves_do_not(detector):
+    counting = _CountingDetector(detector, full_every=50, pyramid_every=50, scene_mask=True, scene_grid=8, scene_change=16.0)
     follower = FaceFollower(counting)
     photo = pytest.importorskip("skimage.data").astronaut()
     head = photo[0:250, 110:330]  # the face, hair and shoulders

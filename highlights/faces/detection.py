@@ -83,21 +83,23 @@ class DetectionOptions:
     ``full_every``-th frame, on a scene change, after a gap and wherever a known face is lost;
     in between, MTCNN's last stage (O-net) re-finds each face of the frame before around its box.
     1: the full detector on every frame. Measured with ``bench/lesson.py`` (see the README)."""
-    scene_change: float = 16.0
+    scene_change: float = 20.0
     """A frame whose 64x48 gray thumbnail differs (mean absolute difference, 0-255, after removing
     the overall brightness change) by more than this in any cell of a ``scene_grid`` grid from
-    the frame of the last full detection, outside the followed faces' own surroundings
-    (``scene_mask``), gets the full detector: someone came in or the camera moved. Half of it
-    where the frame before showed nobody (an empty room's noise is 1-3 on the bench lesson).
+    the frame of the last detection gets the full detector: someone came in or the camera moved.
+    Half of it where the frame before showed nobody (a face coming back into an empty room
+    changed a cell by 15-17 on the bench lesson; an empty room's noise is 1-3).
 
-    Measured 2026-12-02 (``bench/lesson.py`` 10-minute lesson, 560 frames, and the real clips,
-    frames held in memory, one torch thread, machine shared with a training job), against
-    full-resolution MTCNN on every frame (841 faces): the former 4x4 grid at 20 without a mask
-    and no coarse refresh ran 144 full detections on the lesson (12.1 CPU-s) and matched 838
-    faces (3 frames short, on the two-person head-pose clip); 8x8 at 16 with the mask and the
-    coarse refresh runs 56 full and 74 coarse detections (8.7 CPU-s) and matches all 841. With
-    ``full_every`` 10 or 15 instead of 5, 5 and 10 faces of that clip were missed (heads turning
-    to the camera change little in the picture): the routine refresh stays at 5."""
+    Measured 2026-12-02 against full-resolution MTCNN on every frame of the 10-minute bench
+    lesson and the real clips (841 faces), frames held in memory, one torch thread: this 4x4 test
+    with the coarse refresh ran 75 full and 69 coarse detections on the lesson (144 full without
+    the coarse refresh) and matched 838 faces, like the former default (3 short, on the
+    two-person head-pose clip). An 8x8 grid at 16 with ``scene_mask`` matched all 841 and ran
+    56 full detections, and on the 45-minute lesson it was 5% faster still (32.9 vs 34.7 s), but
+    following a new face in the child's place without a fresh detection cost the plain
+    evaluation lessons of ``bench/tracks.py`` child recall (0.834 -> 0.811) and GIF fill (1.000
+    -> 0.963): so the mask stays off. An 8x8 grid without the mask fires on the child's own moves
+    (45-minute lesson: 62.8 s)."""
     coarse_face_fraction: float = 0.15
     """A routine refresh (``full_every``) of a picture that has not changed runs only the
     pyramid levels for faces at least this fraction of the frame's shorter side (0: the whole
@@ -112,13 +114,12 @@ class DetectionOptions:
     pyramid_every: int = 15
     """The whole pyramid (down to ``min_face_size``) runs at least every this many frames, so a
     small face that came in quietly is found within that many seconds at 1 frame/s."""
-    scene_grid: int = 8
-    """The grid :attr:`scene_change` is judged on (``scene_grid`` x ``scene_grid`` cells: 80x60
-    px of a 640x480 frame)."""
-    scene_mask: bool = True
+    scene_grid: int = 4
+    """The grid :attr:`scene_change` is judged on (``scene_grid`` x ``scene_grid`` cells)."""
+    scene_mask: bool = False
     """Leave the followed faces' own surroundings out of the scene-change test (see
-    :func:`_face_territory`): a child who moves, or a new face in the child's place, is followed
-    by O-net without the full detector (the tracks tell the faces apart)."""
+    :func:`_face_territory`): a child who moves, or a new face in the child's place, is then
+    followed by O-net without the full detector. Off by default: see :attr:`scene_change`."""
     threads: int = 1
     """torch's threads in the worker (``torch.set_num_threads``; 0 leaves torch's default, one per
     core). One: the frame decoder runs on the other core, and on a busy machine two threads that
