@@ -39,6 +39,7 @@ object with ``floor_s``, ``straightforward_s``, ``ours_s``, ``peak_rss_mb`` and 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -79,6 +80,7 @@ class _Part:
     faces: tuple  # FaceImage or "astronaut"
 
 
+@functools.lru_cache(maxsize=1)  # read once: the plan, the cache folder's name and the report ask
 def _face_lists() -> tuple[list, list]:
     """The children's and the parents' faces: the hand-labelled photos of ``../shared/data``
     (``tests/real_face_lesson.py``), or the astronaut for both where they are absent."""

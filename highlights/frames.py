@@ -379,18 +379,20 @@ class _Skipper:
     without skipping, always.
     """
 
-    def __init__(self, time_base: Fraction, offsets: Sequence[float], origin: int | None = None) -> None:
+    def __init__(self, time_base: Fraction, offsets: Sequence[float]) -> None:
         self.seconds = float(time_base)
         self.offsets = list(offsets)
-        self.origin = origin
+        self.origin: int | None = None  # the first frame's pts (set by the caller after a seek)
         self.allowed_count = 0
-        self._allowed: list[tuple[float, float]] = []  # (pts, end) in s of packets the decoder could drop
+        # (pts, end) in s of the packets the decoder could drop, sorted, and only those after the
+        # last answer: offsets only increase, so nothing before it can matter again.
+        self._allowed: list[tuple[float, float]] = []
         self._last_decoded: float | None = None
 
     @classmethod
-    def for_stream(cls, stream: VideoStream, offsets: Sequence[float], origin: int | None = None) -> _Skipper | None:
+    def for_stream(cls, stream: VideoStream, offsets: Sequence[float]) -> _Skipper | None:
         name = getattr(stream.codec_context, "name", "")
-        return cls(stream.time_base, offsets, origin) if name in SKIPPABLE_CODECS else None
+        return cls(stream.time_base, offsets) if name in SKIPPABLE_CODECS else None
 
     def allows(self, packet: av.Packet) -> bool:
         if self.origin is None or packet.pts is None or packet.is_keyframe:
@@ -402,7 +404,7 @@ class _Skipper:
         allow = ahead == len(self.offsets) or self.offsets[ahead] - t > SKIP_WINDOW_S
         if allow:
             end = t + packet.duration * self.seconds if packet.duration else math.inf
-            self._allowed.append((t, end))
+            bisect.insort(self._allowed, (t, end))  # decode order: nearly always at the end
             self.allowed_count += 1
         return allow
 
@@ -420,11 +422,11 @@ class _Skipper:
         frame lies between it and the offset (one that did decode would have been the answer).
         For None past the last decoded frame: the last droppable frame after it (its end from the
         packet's duration; none stated: assume it could last) still shows at the offset."""
-        self._allowed.sort()
         if frame is not None:
             after = (frame.pts - self.origin) * self.seconds if frame.pts is not None and self.origin is not None else -math.inf
             first = bisect.bisect_right(self._allowed, (after + PTS_EPSILON_S, math.inf))
-            return first < len(self._allowed) and self._allowed[first][0] <= offset + PTS_EPSILON_S
+            del self._allowed[:first]  # before this answer: no later offset can be shown them
+            return bool(self._allowed) and self._allowed[0][0] <= offset + PTS_EPSILON_S
         if self._last_decoded is None:
             return False
         upto = bisect.bisect_right(self._allowed, (offset + PTS_EPSILON_S, math.inf))

@@ -245,7 +245,7 @@ def test_with_the_scene_mask_a_face_coming_in_away_from_the_followed_one_gets_th
 def test_face_territory_covers_the_face_its_sides_and_what_is_under_it():
     from highlights.faces.detection import _face_territory
 
-    mask = _face_territory(np.array([[280, 120, 360, 200]], np.float32), (480, 640, 3), (48, 64), 8)
+    mask = _face_territory(np.array([[280, 120, 360, 200]], np.float32), (480, 640, 3), 8)
     # 80 px wide box widened by 40 px each side: x 240-400 -> columns 3-4; y 80-320 -> rows 1-5.
     assert mask.sum() == 2 * 5 and mask[1:6, 3:5].all()
-    assert not _face_territory(np.zeros((0, 4), np.float32), (480, 640, 3), (48, 64), 8).any()
+    assert not _face_territory(np.zeros((0, 4), np.float32), (480, 640, 3), 8).any()

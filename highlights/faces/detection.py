@@ -248,6 +248,7 @@ class FaceDetector:
         ``min_face_size``: look only for faces at least this large (the pyramid's coarse levels;
         default :attr:`DetectionOptions.min_face_size`)."""
         smallest = max(self.options.min_face_size, int(min_face_size or 0))
+        self._mtcnn.min_face_size = smallest  # read by each of its detect() calls
         results: list[Detections | None] = [None] * len(images)
         shrunk = [self._shrink(_as_rgb(image)) for image in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -261,7 +262,6 @@ class FaceDetector:
             for start in range(0, len(indices), self.options.batch_size):
                 chunk = indices[start : start + self.options.batch_size]
                 batch = np.stack([shrunk[i][0] for i in chunk])
-                self._mtcnn.min_face_size = smallest  # read by each detect() call
                 with torch.inference_mode():
                     boxes, probs = self._mtcnn.detect(batch)
                 for i, image_boxes, image_probs in zip(chunk, boxes, probs):
@@ -302,10 +302,7 @@ class FaceDetector:
             alive = probs >= self.options.thresholds[2]
             boxes, probs = boxes[alive], probs[alive]
         keep = probs >= self.options.min_probability
-        boxes, probs = boxes[keep], probs[keep]
-        boxes, probs = _dedupe(boxes, probs)
-        order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
-        return Detections(boxes[order].astype(np.float32), probs[order].astype(np.float32))
+        return _largest_first(*_dedupe(boxes[keep], probs[keep]))
 
     def _to_detections(self, boxes, probs, scale: float) -> Detections:
         if boxes is None or len(boxes) == 0:
@@ -323,6 +320,11 @@ def _square(boxes: np.ndarray) -> np.ndarray:
     side = np.maximum(w, h)
     x1, y1 = boxes[:, 0] + w * 0.5 - side * 0.5, boxes[:, 1] + h * 0.5 - side * 0.5
     return np.stack([x1, y1, x1 + side, y1 + side], axis=1)
+
+
+def _largest_first(boxes: np.ndarray, probs: np.ndarray) -> Detections:
+    order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
+    return Detections(boxes[order].astype(np.float32), probs[order].astype(np.float32))
 
 
 def _dedupe(boxes: np.ndarray, probs: np.ndarray, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -424,9 +426,7 @@ class FaceFollower:
             [found] = self.detector.detect([image], min_face_size=coarse)
             if len(self._last):
                 kept = self.detector.refine(image, self._last.boxes)
-                boxes, probs = _dedupe(np.concatenate([found.boxes, kept.boxes]), np.concatenate([found.probs, kept.probs]))
-                order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
-                found = Detections(boxes[order].astype(np.float32), probs[order].astype(np.float32))
+                found = _largest_first(*_dedupe(np.concatenate([found.boxes, kept.boxes]), np.concatenate([found.probs, kept.probs])))
             self.coarse_detections += 1
             self._last, self._reference, self._since_full, self._since_pyramid = found, thumb, 1, self._since_pyramid + 1
             return found
@@ -447,11 +447,11 @@ class FaceFollower:
         the largest cell change of a ``scene_grid`` grid, leaving out the cells a followed face
         and its head and shoulders may cover (:func:`_face_territory`)."""
         boxes = self._last.boxes if self._last is not None else np.zeros((0, 4), np.float32)
-        mask = _face_territory(boxes, image_shape, thumb.shape, self.options.scene_grid) if self.options.scene_mask else None
+        mask = _face_territory(boxes, image_shape, self.options.scene_grid) if self.options.scene_mask else None
         return _cell_change(thumb, self._reference, self.options.scene_grid, mask)
 
 
-def _face_territory(boxes: np.ndarray, image_shape: tuple[int, ...], thumb_shape: tuple[int, ...], grid: int) -> np.ndarray:
+def _face_territory(boxes: np.ndarray, image_shape: tuple[int, ...], grid: int) -> np.ndarray:
     """Cells of a ``grid`` x ``grid`` grid over the picture that the followed faces' own movement
     may change: each box widened by half its width on both sides, from half its height above it
     to one and a half below (a head turns, leans, nods; shoulders and hands move under it). A
