@@ -10,10 +10,11 @@ column              meaning
 bucket              0, 1, 2, ... (bucket ``i`` covers ``[i * bucket_s, (i + 1) * bucket_s)``)
 start_s, end_s      the bucket's bounds in seconds since lesson start
 frames              sampled frames in the bucket
-child_frames        frames with at least one face judged a child
-adult_frames        frames with at least one face judged an adult
+child_frames        frames with at least one face judged a child (by its face track)
+adult_frames        frames with at least one face judged an adult (by its track; undecided too)
 adult_only_frames   frames with an adult and no child
-smile_frames        frames where a child face smiles (smile_prob >= the smile threshold)
+smile_frames        frames where a child face smiles (its smile, smoothed within its track,
+                    passes the smile threshold)
 child_share         child_frames / frames (empty when no frames)
 adult_share         adult_frames / frames
 smile_share         smile_frames / child_frames (empty when no child was seen)
@@ -50,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from highlights.io import atomic_path, write_json_atomic
+from highlights.tracks import TrackOptions, judge_faces
 
 SERIES_COLUMNS = [
     "bucket",
@@ -139,17 +141,24 @@ def frame_table(scores: pd.DataFrame, smile_threshold: float) -> pd.DataFrame:
 
     ``child`` / ``adult``: some face in the frame is judged a child / an adult; ``smile``: some
     child face smiles; ``child_smile``: the highest smile probability among child faces (NaN if none).
+
+    A table judged by :func:`highlights.tracks.judge_faces` is counted by its tracks, as the GIF's
+    selection counts it: ``track_child`` (a face whose track is judged adult or undecided is an
+    adult in every frame) and ``track_smile`` (the smile smoothed within the track). A table
+    without those columns is counted by each face's own ``is_child`` and ``smile_prob``.
     """
     if scores.empty:
         return pd.DataFrame(columns=["frame", "t", "child", "adult", "smile", "child_smile"])
     faces = scores[scores["face"] >= 0]
-    is_child = faces["is_child"].astype(str).str.lower().isin(["true", "1", "1.0"])
+    child_column = "track_child" if "track_child" in faces.columns else "is_child"
+    smile_column = "track_smile" if "track_smile" in faces.columns else "smile_prob"
+    is_child = faces[child_column].astype(str).str.lower().isin(["true", "1", "1.0"])
     child_faces = faces[is_child.to_numpy()]
     adult_faces = faces[~is_child.to_numpy()]
     frames = scores.groupby("frame", sort=True)["t"].first().to_frame()
     frames["child"] = frames.index.isin(child_faces["frame"])
     frames["adult"] = frames.index.isin(adult_faces["frame"])
-    child_smile = child_faces.groupby("frame")["smile_prob"].max()
+    child_smile = child_faces.groupby("frame")[smile_column].max()
     frames["child_smile"] = child_smile.reindex(frames.index)
     frames["smile"] = frames["child_smile"].fillna(0.0) >= smile_threshold
     frames["smile"] &= frames["child"]
@@ -261,10 +270,15 @@ def lesson_analytics(
     bucket_s: float = 60.0,
     smile_threshold: float = 0.5,
     options: AnalyticsOptions | None = None,
+    tracks: TrackOptions | None = None,
 ) -> LessonAnalytics:
     """Analytics of one lesson from its scores and its timeline (``LessonTimeline``);
-    ``options`` leaves out the smile and / or presence figures."""
+    ``options`` leaves out the smile and / or presence figures. With ``tracks`` (the selection's
+    :class:`~highlights.tracks.TrackOptions`) child, adult and smile are counted per face track,
+    exactly as the GIF's selection judges them; without, per face and frame."""
     options = options or AnalyticsOptions()
+    if tracks is not None and not scores.empty:
+        scores = judge_faces(scores, tracks)
     series = lesson_series(
         scores,
         float(timeline.duration_s or 0.0),

@@ -684,7 +684,7 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
             analytics = lesson_analytics(
                 lesson.lesson_id, scores, timeline,
                 bucket_s=settings.analytics_bucket_s, smile_threshold=settings.selection.min_smile,
-                options=settings.analytics,
+                options=settings.analytics, tracks=settings.selection.tracks,
             )
             write_analytics(analytics, folder)
             c.state.record("analytics", keys.analytics, [ANALYTICS_FILE, "analytics.csv"])

@@ -414,7 +414,7 @@ def track_rows(scores: pd.DataFrame, options: TrackOptions | None = None) -> lis
     if scores.empty or not (scores["face"] >= 0).any():
         return []
     rows = []
-    for track in tracks_of(judge_faces(scores, options), options):
+    for track in tracks_of(scores, options):  # judged here unless the table already is
         rows.append({
             "id": str(track.id), "from": format_clock(track.start_s), "to": format_clock(track.end_s),
             "frames": str(len(track)), "kind": track.kind,
@@ -446,6 +446,9 @@ def render_report(
     """
     analytics = analytics or AnalyticsOptions()
     threshold = SelectionOptions().min_smile if smile_threshold is None else float(smile_threshold)
+    # Judged once by face track, as the selection judges: the presence and smile charts and the
+    # tracks table show the decisions behind the GIF.
+    scores = judge_faces(scores, track_options) if not scores.empty else scores
     frames = frame_table(scores, threshold)
     frames = frames.sort_values("t", kind="stable").reset_index(drop=True)
     origin = lesson_origin(timeline)

@@ -89,3 +89,44 @@ def test_bool_columns_read_back_from_csv(tmp_path):
     _scores().to_csv(path, index=False)
     frames = frame_table(pd.read_csv(path), 0.5)
     assert frames["smile"].sum() == 10 and frames["adult"].sum() == 50
+
+
+def _tracked_scores() -> pd.DataFrame:
+    """Two faces followed through 8 seconds: a child (one dim second the age model doubts on its
+    own) and, from second 4, a parent beside it (one second the age model calls a child)."""
+    rows = []
+    for i in range(8):
+        child_prob = 0.3 if i == 2 else 0.97
+        rows.append({"frame": i, "t": float(i), "face": 0, "x1": 40.0, "y1": 60.0, "x2": 140.0, "y2": 180.0,
+                     "det_prob": 0.99, "child_prob": child_prob, "smile_prob": 0.9 if i < 3 else 0.1,
+                     "is_child": child_prob >= 0.87, "crop_hash": "00000000000000ff"})  # fmt: skip
+        if i >= 4:
+            child_prob = 0.95 if i == 6 else 0.02
+            rows.append({"frame": i, "t": float(i), "face": 1, "x1": 300.0, "y1": 50.0, "x2": 420.0, "y2": 190.0,
+                         "det_prob": 0.99, "child_prob": child_prob, "smile_prob": 0.95,
+                         "is_child": child_prob >= 0.87, "crop_hash": "ff00000000000000"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_presence_and_smiles_are_counted_by_face_track_as_the_selection_judges():
+    from highlights.tracks import TrackOptions
+
+    scores = _tracked_scores()
+    by_frame = lesson_analytics("L-1", scores, _timeline(8.0), bucket_s=60, smile_threshold=0.5)
+    by_track = lesson_analytics("L-1", scores, _timeline(8.0), bucket_s=60, smile_threshold=0.5, tracks=TrackOptions())
+    frame_row, track_row = by_frame.series.iloc[0], by_track.series.iloc[0]
+    # Alone, the doubtful second has no child and second 6 has no adult; the tracks fill both in.
+    assert frame_row["child_frames"] == 7 and frame_row["adult_frames"] == 4
+    assert track_row["child_frames"] == 8 and track_row["adult_frames"] == 4
+    assert track_row["adult_only_frames"] == 0
+    # The child smiles in seconds 0-2; frame by frame the doubtful second's smile is lost and the
+    # parent's smile in second 6 counts as a child's. By track: the child's three, never the parent's.
+    from highlights.tracks import judge_faces
+
+    def smiling(table):
+        frames = frame_table(table, 0.5)
+        return frames.loc[frames["smile"], "t"].tolist()
+
+    assert smiling(scores) == [0.0, 1.0, 6.0]
+    assert smiling(judge_faces(scores, TrackOptions())) == [0.0, 1.0, 2.0]
+    assert track_row["smile_frames"] == 3
