@@ -218,11 +218,32 @@ class _Batch:
                              versions=result.versions, fingerprint=result.fingerprint)
             failed.folder = result.folder
             if result.folder is not None and not result.skipped:
-                from highlights.results import write_result
-
-                write_result(failed, result.folder)
+                _mark_unrecorded(result, failed)
             return failed
         return result
+
+
+def _mark_unrecorded(done: LessonResult, failed: LessonResult) -> None:
+    """Replace the ``result.json`` a worker wrote for ``done`` by ``failed`` (its database row
+    could not be written), so the next run redoes the lesson. Only under the lesson's lock and
+    only while the file is still the worker's: another run (a rerun by hand) that took the lesson
+    since then writes its own outcome, and that must not be overwritten."""
+    from highlights.pipeline import lesson_lock
+    from highlights.results import read_result, write_result
+
+    folder = done.folder
+    assert folder is not None
+    with lesson_lock(folder) as locked:
+        if not locked:
+            log.warning("lesson %s: its result.json is left to the run now holding it", done.lesson_id)
+            return
+        current = read_result(folder)
+        if current is not None and (current.fingerprint, current.status, current.finished_at) != (
+            done.fingerprint, done.status, done.finished_at,
+        ):
+            log.warning("lesson %s: another run has rewritten its result.json since; left as it is", done.lesson_id)
+            return
+        write_result(failed, folder)
 
 
 def is_transient(error: BaseException) -> bool:

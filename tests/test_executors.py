@@ -420,3 +420,31 @@ def test_a_real_multi_worker_run_killed_with_sigkill_finishes_the_rest_when_star
     assert sorted(r[0] for r in rows) == ids and {r[1] for r in rows} == {1}
     assert [r[0] for r in runs] == ["running", "finished"]  # the killed run's record stays open
     assert runs[1][1] == len(before) and runs[1][2] == len(ids)
+
+
+def test_a_row_that_cannot_be_written_marks_result_json_failed_only_while_it_is_still_the_workers(tmp_path: Path) -> None:
+    """The parent replaces a worker's ``result.json`` by ``failed`` when the lesson's row could not
+    be written, so the next run redoes it; but only under the lesson's lock, and never over the
+    outcome of another run that took the lesson in between (a rerun by hand)."""
+    from highlights.executors import _mark_unrecorded
+    from highlights.results import read_result, write_result
+
+    folder = tmp_path / "L-1"
+    folder.mkdir()
+    done = LessonResult("L-1", "ok", fingerprint="f1", finished_at="2026-12-02T01:00:00+00:00", folder=folder)
+    failed = LessonResult("L-1", "failed", reason="lesson L-1: database row not written", fingerprint="f1", folder=folder)
+
+    write_result(done, folder)
+    with lesson_lock(folder) as locked:  # another run holds the lesson: its outcome will stand
+        assert locked
+        _mark_unrecorded(done, failed)
+    assert read_result(folder).status == "ok"
+
+    other = LessonResult("L-1", "ok", fingerprint="f1", finished_at="2026-12-02T01:05:00+00:00", folder=folder)
+    write_result(other, folder)  # a rerun by hand finished the lesson since (and wrote its row)
+    _mark_unrecorded(done, failed)
+    assert read_result(folder).finished_at == other.finished_at and read_result(folder).status == "ok"
+
+    write_result(done, folder)  # still the worker's own file: marked failed
+    _mark_unrecorded(done, failed)
+    assert read_result(folder).status == "failed"
