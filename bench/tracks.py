@@ -41,7 +41,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +193,16 @@ class Figures:
     adult_tracks: int = 0
     adult_tracks_child: int = 0
     tracks: int = 0
+    by_condition: dict = field(default_factory=dict)
+    """Child-alone seconds per webcam condition: ``condition -> [seconds, face found, judged child]``."""
+
+    def conditions(self) -> dict:
+        """Where child recall is lost, per webcam condition of the segment: the share of the
+        child-alone seconds with a face found, and judged a child."""
+        return {
+            condition: {"seconds": n, "face found": round(found / n, 3), "judged child": round(child / n, 3)}
+            for condition, (n, found, child) in sorted(self.by_condition.items())
+        }
 
     def row(self) -> dict:
         div = lambda a, b: a / b if b else float("nan")  # noqa: E731
@@ -235,6 +245,8 @@ def evaluate(lesson: RealFaceLesson, scores: pd.DataFrame, figures: Figures, opt
         figures.alone_s += 1
         figures.alone_found += found
         figures.alone_child += is_child
+        tally = figures.by_condition.setdefault(str(lesson.condition_at(t)), [0, 0, 0])
+        tally[0], tally[1], tally[2] = tally[0] + 1, tally[1] + found, tally[2] + is_child
         if kind == "child_smiling":
             smile = found and bool((group["smile"] >= options.min_smile).any())
             both = is_child and bool((child_rows["smile"] >= options.min_smile).any())
@@ -420,7 +432,8 @@ def main() -> None:
         return
     sets = ("tune", "report") if args.set == "both" else (args.set,)
     options = SelectionOptions()
-    out = {}
+    out: dict = {}
+    by_condition: dict = {}
     for name in sets:
         seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else SEEDS[name]
         for variant in VARIANTS:
@@ -429,6 +442,8 @@ def main() -> None:
                 lesson = lesson_for(cache, variant, seed)
                 evaluate(lesson, scores_for(cache, lesson, variant, seed), figures, options)
             out[f"{name}/{variant}"] = {"seeds": list(seeds), **figures.row()}
+            if variant == "webcam":
+                by_condition[name] = figures.conditions()
     columns = list(out)
     print(f"{'':44s}" + "".join(f"{c:>18s}" for c in columns))
     for key in out[columns[0]]:
@@ -437,10 +452,15 @@ def main() -> None:
             value = out[c][key]
             cells.append(f"{value:18.3f}" if isinstance(value, float) else f"{str(value):>18s}")
         print(f"{key:44s}" + "".join(cells))
+    for name, table in by_condition.items():
+        print(f"\n{name}/webcam, child alone, by the segment's condition:  seconds  face found  judged child")
+        for condition, row in table.items():
+            print(f"  {condition:44s} {row['seconds']:7d} {row['face found']:11.3f} {row['judged child']:13.3f}")
     age = _scorer().age_model
     print(f"age model: {age.path.name} {age.version}")
     if args.json:  # scripts/train_models.py --track-figures puts these in the model card
-        Path(args.json).write_text(json.dumps({**out, "age model": f"{age.path.name} {age.version}"}, indent=2))
+        Path(args.json).write_text(json.dumps({**out, "webcam by condition": by_condition,
+                                               "age model": f"{age.path.name} {age.version}"}, indent=2))
 
 
 if __name__ == "__main__":
