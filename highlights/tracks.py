@@ -237,71 +237,90 @@ def link_faces(scores: pd.DataFrame, options: TrackOptions | None = None) -> pd.
     faces = scores[scores["face"] >= 0]
     if faces.empty:
         return out
+    # Plain arrays in time order: a 45-minute lesson has ~2,700 frames, and pandas indexing per
+    # frame cost seconds where the arithmetic costs tens of milliseconds.
+    order = faces.sort_values(["t", "frame", "face"], kind="stable")
+    times = order["t"].to_numpy(dtype=float)
+    frames = order["frame"].to_numpy()
+    boxes = order[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
+    hashes = [str(h) if isinstance(h, str) else "" for h in order["crop_hash"]]
+    confident = order["det_prob"].fillna(0).to_numpy(dtype=float) >= o.weak_det_prob
+    assigned = np.full(len(order), -1, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, (frames[1:] != frames[:-1]) | (times[1:] != times[:-1])])
     live: list[_Live] = []
     next_id = 0
-    order = faces.sort_values(["t", "frame", "face"], kind="stable")
-    for (_, t), frame in order.groupby(["frame", "t"], sort=False):
-        t = float(t)
+    for lo, hi in zip(starts, np.r_[starts[1:], len(order)]):
+        t = float(times[lo])
         live = [track for track in live if t - track.t <= o.max_gap_s]
-        boxes = frame[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
-        hashes = [str(h) if isinstance(h, str) else "" for h in frame["crop_hash"]]
-        confident = frame["det_prob"].fillna(0).to_numpy(dtype=float) >= o.weak_det_prob
-        assigned = np.full(len(frame), -1)
+        rows = np.arange(lo, hi)
         free = list(range(len(live)))
-        for group in (np.flatnonzero(confident), np.flatnonzero(~confident)):
+        for group in (rows[confident[lo:hi]], rows[~confident[lo:hi]]):
             if not len(group) or not free:
                 continue
             cost = _cost([live[i] for i in free], boxes[group], [hashes[j] for j in group], t, o)
-            rows, cols = linear_sum_assignment(cost)
+            matched, columns = linear_sum_assignment(cost)
             taken = []
-            for r, c in zip(rows, cols):
+            for r, c in zip(matched, columns):
                 if cost[r, c] < _NO_MATCH:
                     assigned[group[c]] = live[free[r]].id
                     taken.append(free[r])
             free = [i for i in free if i not in taken]
-        for j in range(len(frame)):
+        by_id = {track.id: track for track in live}
+        for j in rows:
             if assigned[j] < 0:
                 assigned[j] = next_id
                 live.append(_Live(next_id, boxes[j], t, hashes[j]))
                 next_id += 1
             else:
-                track = next(tr for tr in live if tr.id == assigned[j])
+                track = by_id[int(assigned[j])]
                 track.box, track.t, track.crop_hash = boxes[j], t, hashes[j] or track.crop_hash
-        out.loc[frame.index] = assigned
-    out = _split_at_identity_changes(faces, out, o)
-    # Number the tracks 0, 1, ... in order of first appearance.
-    first = faces.assign(_id=out.loc[faces.index]).sort_values(["t", "face"]).drop_duplicates("_id")["_id"]
-    renumber = {old: new for new, old in enumerate(first.tolist())}
-    return out.map(lambda v: renumber.get(v, -1)).astype("int64")
+    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    sure = (
+        (order["det_prob"].to_numpy(dtype=float) >= o.confident_det_prob)
+        & (sides >= o.confident_min_px)
+        & order["child_prob"].notna().to_numpy()
+    )
+    logits = _logit(order["child_prob"].fillna(0.5).to_numpy(dtype=float))
+    assigned = _split_at_identity_changes(assigned, times, sure, logits, o)
+    # Number the tracks 0, 1, ... in order of first appearance (by time, then face number).
+    first_seen = np.lexsort((order["face"].to_numpy(), times))
+    _, first = np.unique(assigned[first_seen], return_index=True)
+    renumber = np.empty(int(assigned.max()) + 1, dtype=np.int64)
+    renumber[assigned[first_seen][np.sort(first)]] = np.arange(len(first))
+    out.loc[order.index] = renumber[assigned]
+    return out
 
 
-def _split_at_identity_changes(faces: pd.DataFrame, ids: pd.Series, o: TrackOptions) -> pd.Series:
+def _split_at_identity_changes(
+    ids: np.ndarray, times: np.ndarray, sure: np.ndarray, logits: np.ndarray, o: TrackOptions
+) -> np.ndarray:
     """Cut a track where the age model's view of it steps: the mean child logit of up to
     ``split_window`` confident frames before a point and after it differ by ``split_logit`` or
     more. Someone else took the place (a parent leaning in where the child sat a second
-    before): the boxes and the coarse appearance cue allow the link, the evidence does not."""
+    before): the boxes and the coarse appearance cue allow the link, the evidence does not.
+
+    The arrays are per face row in time order: track id, time, whether the row is confident
+    evidence (:func:`_confident`), and its child logit. Returns the ids with the cut-off parts
+    under new ids."""
     ids = ids.copy()
     next_id = int(ids.max()) + 1
-    side = np.maximum(faces["x2"] - faces["x1"], faces["y2"] - faces["y1"])
-    sure = (faces["det_prob"] >= o.confident_det_prob) & (side >= o.confident_min_px) & faces["child_prob"].notna()
-    pending = [int(v) for v in pd.unique(ids.loc[faces.index]) if v >= 0]
+    pending = [int(v) for v in pd.unique(ids) if v >= 0]
     while pending:
         track = pending.pop()
-        rows = faces.loc[ids.loc[faces.index] == track].sort_values("t")
-        sure_rows = rows[sure.loc[rows.index]]
-        logits = _logit(sure_rows["child_prob"].to_numpy())
+        rows = np.flatnonzero(ids == track)
+        sure_rows = rows[sure[rows]]
+        evidence = logits[sure_rows]
         w, best, cut = o.split_window, 0.0, None
-        for i in range(2, len(logits) - 1):
-            before, after = logits[max(0, i - w) : i], logits[i : i + w]
+        for i in range(2, len(evidence) - 1):
+            before, after = evidence[max(0, i - w) : i], evidence[i : i + w]
             if len(after) < 2:
                 break
             step = abs(float(before.mean()) - float(after.mean()))
             if step >= o.split_logit and step > best:
-                best, cut = step, float(sure_rows["t"].iat[i])
+                best, cut = step, float(times[sure_rows[i]])
         if cut is None:
             continue
-        later = rows.index[rows["t"].to_numpy() >= cut]
-        ids.loc[later] = next_id
+        ids[rows[times[rows] >= cut]] = next_id
         pending += [track, next_id]
         next_id += 1
     return ids
@@ -321,13 +340,21 @@ def assign_tracks(
     out["track"] = link_faces(out, options).astype("int64")
     in_frame = np.full(len(out), np.nan)
     if frame_sizes and len(out):
+        sizes = np.array([frame_sizes.get(int(frame), (np.nan, np.nan)) for frame in out["frame"]], dtype=float)
         boxes = out[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
-        for i, frame in enumerate(out["frame"].to_numpy()):
-            size = frame_sizes.get(int(frame))
-            if size is not None and out["face"].iat[i] >= 0:
-                in_frame[i] = box_in_frame(boxes[i], size[1], size[0])[0]
+        known = (out["face"].to_numpy() >= 0) & ~np.isnan(sizes[:, 0])
+        for (height, width), rows in _rows_by_size(sizes, known):
+            in_frame[rows] = box_in_frame(boxes[rows], width, height)
     out["in_frame"] = in_frame
     return out
+
+
+def _rows_by_size(sizes: np.ndarray, known: np.ndarray) -> list[tuple[tuple[float, float], np.ndarray]]:
+    """The rows of each distinct frame size (a lesson's recordings have one or a few)."""
+    if not known.any():
+        return []
+    distinct = np.unique(sizes[known], axis=0)
+    return [((float(h), float(w)), np.flatnonzero(known & (sizes[:, 0] == h) & (sizes[:, 1] == w))) for h, w in distinct]
 
 
 def ensure_tracks(scores: pd.DataFrame, options: TrackOptions | None = None) -> pd.DataFrame:
