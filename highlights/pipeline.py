@@ -668,7 +668,7 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
 
             def remember_sizes(stream: Iterable[Any]) -> Iterator[Any]:
                 for frame in stream:  # the frame's size, for "is the face fully in the picture"
-                    sizes[int(frame.index)] = tuple(frame.image.shape[:2])
+                    sizes[int(frame.ref.index)] = tuple(frame.image.shape[:2])
                     yield frame
 
             scores = _score(remember_sizes(frames), scorer, settings, on_frames, kept_frames)
