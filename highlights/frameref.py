@@ -17,18 +17,19 @@ artifact is written (``scores.csv``, ``selection.json``, ``result.json``) and is
 (``source.name``); inside the program ``source`` is the recording's path where it is known (plan,
 decoder) and that file name once it comes from an artifact.
 
+>>> from dataclasses import replace
 >>> from datetime import datetime, timezone
 >>> ref = FrameRef(3, 3.0, datetime(2026, 11, 20, 16, 0, 3, tzinfo=timezone.utc), Path("/rec/s.webm"), 5.0)
 >>> ref.to_record()
 {'frame': 3, 't': 3.0, 'at': '2026-11-20T16:00:03+00:00', 'source': 's.webm', 'offset_s': 5.0}
->>> FrameRef.from_record(ref.to_record()) == ref.named()
+>>> FrameRef.from_record(ref.to_record()) == replace(ref, source=Path("s.webm"))
 True
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,6 @@ class FrameRef:
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", parse_utc(self.at))
         object.__setattr__(self, "source", Path(self.source))
-
-    def named(self) -> FrameRef:
-        """This frame with ``source`` cut to the recording's file name, as the artifacts keep it."""
-        return replace(self, source=Path(self.source.name))
 
     def to_record(self) -> dict[str, Any]:
         """The :data:`FRAME_COLUMNS` of this frame as an artifact writes them (text time, file name)."""
