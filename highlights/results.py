@@ -28,8 +28,8 @@ means every other artifact it names is complete. Its schema (``schema`` = 1)::
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
