@@ -301,7 +301,7 @@ def measure_straightforward(folder: Path) -> dict:
     plan = _plan_points(folder)
     per_path: dict[Path, list] = {}
     for point in plan.points:
-        per_path.setdefault(Path(point.path), []).append(point)
+        per_path.setdefault(point.source, []).append(point)
     faces_per_frame: dict[int, list] = {}
     for path, points in per_path.items():
         capture = cv2.VideoCapture(str(path))
@@ -420,6 +420,7 @@ def measure_clips() -> dict:
     from PIL import Image
 
     from highlights.faces.scoring import FaceScorer, score_frames
+    from highlights.frameref import FrameRef
     from highlights.frames import SampledFrame
 
     clips = sorted(p for p in (SHARED_DATA / "video").glob("*") if p.suffix in (".mp4", ".gif"))
@@ -431,7 +432,8 @@ def measure_clips() -> dict:
         images = _clip_frames(clip)
         full = {str(i): _full_res_faces(mtcnn, Image.fromarray(img)).tolist() for i, img in enumerate(images)}
         start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        frames = (SampledFrame(i, float(i), start + timedelta(seconds=i), clip, float(i), img) for i, img in enumerate(images))
+        frames = (SampledFrame(FrameRef(i, float(i), start + timedelta(seconds=i), clip, float(i)), img)
+                  for i, img in enumerate(images))
         started = time.perf_counter()
         scores = score_frames(frames, scorer)
         ours_s = time.perf_counter() - started

@@ -18,7 +18,6 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -30,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from highlights.faces.detection import DetectionOptions, FaceDetector  # noqa: E402
 from highlights.faces.models import FaceCNN, WeightsError, load_face_model, save_face_model  # noqa: E402
 from highlights.faces.scoring import FaceScorer, score_frames  # noqa: E402
+from highlights.frameref import FrameRef  # noqa: E402
+from highlights.frames import SampledFrame  # noqa: E402
 
 SHARED_DATA = Path(
     os.environ.get("HIGHLIGHTS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -79,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     images, what = test_frames(args.frames)
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     frames = [
-        SimpleNamespace(index=i, t=float(i), at=start + timedelta(seconds=i), source=Path("bench.mp4"),
-                        offset_s=float(i), image=image)
+        SampledFrame(FrameRef(i, float(i), start + timedelta(seconds=i), Path("bench.mp4"), float(i)), image)
         for i, image in enumerate(images)
     ]
     with tempfile.TemporaryDirectory() as tmp:

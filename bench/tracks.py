@@ -256,7 +256,7 @@ def evaluate(lesson: RealFaceLesson, scores: pd.DataFrame, figures: Figures, opt
             figures.smiling_smile += smile
             figures.smiling_both += both
 
-    picks = [p.t for p in selection.picks]
+    picks = [p.ref.t for p in selection.picks]
     figures.fills = (*figures.fills, len(picks) / min(options.max_frames, len(lesson.moments())))
     figures.picks += len(picks)
     figures.picks_right += sum(lesson.near(t, "child_smiling", EDGE_S) for t in picks)

@@ -41,7 +41,7 @@ sample_frames process: 96 MiB, the same for 2- and 10-minute files. Probing: 0.0
 >>> lesson = resolve_end_times(lesson)                         # doctest: +SKIP
 >>> timeline = lesson_timeline(lesson)                         # doctest: +SKIP
 >>> for frame in sample_frames(lesson, timeline, fps=1.0):     # doctest: +SKIP
-...     print(frame.index, frame.t, frame.source.name, frame.offset_s, frame.image.shape)
+...     print(frame.ref.index, frame.ref.t, frame.ref.source.name, frame.ref.offset_s, frame.image.shape)
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -77,8 +76,9 @@ from highlights.probing import (  # noqa: F401 - re-exported
     probe_recording,
     resolve_end_times,
 )
+from highlights.frameref import FrameRef
 from highlights.recordings import LessonInput
-from highlights.timeline import LessonTimeline, SamplePoint, sample_points
+from highlights.timeline import LessonTimeline, sample_points
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +99,11 @@ class FrameNotFoundError(RecordingError):
 
 @dataclass(frozen=True)
 class SampledFrame:
-    """One sampled second of the lesson: ``t`` seconds after its start (``at``), the frame on
-    screen ``offset_s`` seconds into recording ``source``; ``image`` is H x W x 3 uint8 RGB,
-    upright. ``index`` is :attr:`highlights.timeline.SamplePoint.index`."""
+    """One sampled second of the lesson: the plan's point ``ref`` (which frame: index, lesson
+    time, recording and offset, see :class:`~highlights.frameref.FrameRef`) and ``image``, the
+    frame on screen there, H x W x 3 uint8 RGB, upright."""
 
-    index: int
-    t: float
-    at: datetime
-    source: Path
-    offset_s: float
+    ref: FrameRef
     image: np.ndarray = field(compare=False, repr=False)
 
 
@@ -128,7 +124,7 @@ def sample_frames(lesson: LessonInput, timeline: LessonTimeline, fps: float = 1.
     return frames_at_points(sample_points(timeline, lesson.recordings, fps))
 
 
-def frames_at_points(points: Sequence[SamplePoint]) -> Iterator[SampledFrame]:
+def frames_at_points(points: Sequence[FrameRef]) -> Iterator[SampledFrame]:
     """The frames at ``points`` (:attr:`highlights.timeline.LessonPlan.points`), in their order.
 
     Each recording is decoded once, streaming, and only while its points are still to come
@@ -137,19 +133,19 @@ def frames_at_points(points: Sequence[SamplePoint]) -> Iterator[SampledFrame]:
     :class:`RecordingError` for a recording that decodes to nothing.
     """
     points = list(points)
-    per_path: dict[Path, list[SamplePoint]] = {}
+    per_path: dict[Path, list[FrameRef]] = {}
     for point in points:
-        per_path.setdefault(point.path, []).append(point)
+        per_path.setdefault(point.source, []).append(point)
     readers = {path: iter_frames_at(path, [p.offset_s for p in pts]) for path, pts in per_path.items()}
     remaining = {path: len(pts) for path, pts in per_path.items()}
     try:
         for point in points:
-            image = next(readers[point.path])
-            remaining[point.path] -= 1
-            if remaining[point.path] == 0:
-                _finish(readers[point.path])  # logs its warning and closes the file now
+            image = next(readers[point.source])
+            remaining[point.source] -= 1
+            if remaining[point.source] == 0:
+                _finish(readers[point.source])  # logs its warning and closes the file now
             if image is not None:
-                yield SampledFrame(point.index, point.t, point.at, point.path, point.offset_s, image)
+                yield SampledFrame(point, image)
     finally:
         for reader in readers.values():
             reader.close()

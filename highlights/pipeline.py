@@ -56,7 +56,6 @@ from highlights.io import atomic_path, write_json_atomic, write_text_atomic
 from highlights.recordings import ROLES, LessonInput, Manifest, is_valid_lesson_id, read_manifest
 from highlights.report import render_report
 from highlights.results import (
-    HighlightFrame,
     LessonResult,
     read_result,
     utc_now_iso,
@@ -256,11 +255,6 @@ def read_scores(path: Path) -> pd.DataFrame:
     tracked["track"] = tracked["track"].fillna(-1).astype("int64")
     tracked["in_frame"] = tracked["in_frame"].astype(float) if "in_frame" in tracked.columns else float("nan")
     return tracked[[*SCORE_COLUMNS, *TRACK_COLUMNS]]
-
-
-def selection_from_dict(data: dict[str, Any]) -> Selection:
-    picks = [Pick(**{**p, "box": tuple(p["box"])}) for p in data.get("picks", [])]
-    return Selection(data["status"], data.get("reason"), picks, SelectionStats(**data.get("stats", {})))
 
 
 # --------------------------------------------------------------------------- errors
@@ -668,7 +662,7 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
 
             def remember_sizes(stream: Iterable[Any]) -> Iterator[Any]:
                 for frame in stream:  # the frame's size, for "is the face fully in the picture"
-                    sizes[int(frame.index)] = tuple(frame.image.shape[:2])
+                    sizes[int(frame.ref.index)] = tuple(frame.image.shape[:2])
                     yield frame
 
             scores = _score(remember_sizes(frames), scorer, settings, on_frames, kept_frames)
@@ -692,16 +686,12 @@ def _run_stages(c: _Context, scorer: Any) -> LessonResult:
 
     with _stage(c, "selection"):
         if c.state.done("selection", keys.selection):
-            selection = selection_from_dict(json.loads((folder / SELECTION_FILE).read_text(encoding="utf-8")))
+            selection = Selection.from_dict(json.loads((folder / SELECTION_FILE).read_text(encoding="utf-8")))
         else:
             selection = select_highlights(scores, settings.selection)
             write_json_atomic(folder / SELECTION_FILE, selection.to_dict())
             c.state.record("selection", keys.selection, [SELECTION_FILE])
-    frames = [
-        HighlightFrame(p.t, p.at, round(p.smile, 4), round(p.child, 4), p.source, p.offset_s, tuple(p.box))
-        for p in selection.picks
-    ]
-    base["frames"] = frames
+    base["frames"] = [pick.highlight_frame() for pick in selection.picks]
 
     gif_info = None
     if selection.status == "ok":
@@ -769,16 +759,17 @@ def _kept_frames(settings: Settings) -> Any:
 
 def _pick_image(lesson: LessonInput, resolved: LessonInput, pick: Pick, kept: Any) -> Any:
     """The full frame of a pick: kept from scoring where it was, else read from its recording."""
-    image = kept.get(pick.frame) if kept is not None else None
+    image = kept.get(pick.ref.index) if kept is not None else None
     return image if image is not None else _read_pick(lesson, resolved, pick)
 
 
 def _read_pick(lesson: LessonInput, resolved: LessonInput, pick: Pick) -> Any:
     """The full frame a pick was taken from, read again from its recording."""
+    ref = pick.ref
     for recording in resolved.recordings:
-        if str(pick.source) in (str(recording.path), Path(recording.path).name):
-            return read_frame_at(recording.path, pick.offset_s)
-    return read_frame_at(pick.source, pick.offset_s)
+        if str(ref.source) in (str(recording.path), Path(recording.path).name):
+            return read_frame_at(recording.path, ref.offset_s)
+    return read_frame_at(ref.source, ref.offset_s)
 
 
 def _gif_info_value(info: Any) -> Any:

@@ -36,6 +36,7 @@ from markupsafe import Markup, escape
 
 from highlights.analytics import AnalyticsOptions, frame_table
 from highlights.email import TEMPLATES_DIR, template_environment
+from highlights.frameref import utc_iso
 from highlights.recordings import LessonInfo
 from highlights.results import LessonResult
 from highlights.selection import Pick, Selection, SelectionOptions
@@ -319,8 +320,8 @@ def smile_chart(frames: pd.DataFrame, picks: Sequence[Pick], threshold: float, a
     items.append(svg("text", f"min_smile {threshold:g}", x=axis.right - 4, y=y(threshold) - 4, class_="threshold-label",
                      text_anchor="end"))  # fmt: skip
     for number, pick in enumerate(picks, start=1):
-        x, py = axis.x(pick.t), y(pick.smile if math.isfinite(pick.smile) else 0.0)
-        tip = f"GIF frame {number} (rank {pick.rank + 1}) at {format_clock(pick.t)}: smile {pick.smile:.2f}, child {pick.child:.2f}"
+        x, py = axis.x(pick.ref.t), y(pick.smile if math.isfinite(pick.smile) else 0.0)
+        tip = f"GIF frame {number} (rank {pick.rank + 1}) at {format_clock(pick.ref.t)}: smile {pick.smile:.2f}, child {pick.child:.2f}"
         items.append(svg(
             "g",
             [
@@ -401,7 +402,7 @@ def _fixed(value: float, digits: int) -> str:
 
 def frame_rows(picks: Sequence[Pick]) -> list[FrameRow]:
     return [
-        FrameRow(n, p.rank + 1, format_clock(p.t), p.at, _fixed(p.smile, 3), _fixed(p.child, 3),
+        FrameRow(n, p.rank + 1, format_clock(p.ref.t), utc_iso(p.ref.at), _fixed(p.smile, 3), _fixed(p.child, 3),
                  _fixed(p.sharpness, 0), _fixed(p.brightness, 0))  # fmt: skip
         for n, p in enumerate(picks, start=1)
     ]

@@ -28,11 +28,13 @@ means every other artifact it names is complete. Its schema (``schema`` = 1)::
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from highlights.frameref import FrameRef, utc_iso
 from highlights.io import write_json_atomic
 
 SCHEMA_VERSION = 1
@@ -65,18 +67,38 @@ class Disconnects:
 
 @dataclass(frozen=True)
 class HighlightFrame:
-    """One frame of the GIF: ``t`` seconds since lesson start, ``at`` wall-clock ISO time."""
+    """One frame of the GIF: the sampled frame it shows (``ref``: lesson time, UTC instant,
+    the student recording's file name and the offset into it), the chosen face's smile and child
+    probabilities, and its box.
 
-    t: float
-    at: str
+    In ``result.json`` it is ``{"t", "at", "smile", "child", "source", "offset_s", "box"}``
+    (:meth:`to_dict`); the file does not keep the frame's index, so one read back
+    (:meth:`from_dict`) has ``ref.index`` :data:`~highlights.frameref.UNKNOWN_INDEX`."""
+
+    ref: FrameRef
     smile: float
     child: float
-    source: str = ""
-    """File name of the student recording the frame comes from."""
-    offset_s: float = 0.0
-    """Seconds into that recording."""
     box: tuple[float, float, float, float] | None = None
     """The chosen face, x1, y1, x2, y2 in the recording's pixels."""
+
+    def to_dict(self) -> dict[str, Any]:
+        ref = self.ref
+        return {
+            "t": ref.t, "at": utc_iso(ref.at), "smile": self.smile, "child": self.child,
+            "source": ref.source.name, "offset_s": ref.offset_s,
+            "box": list(self.box) if self.box is not None else None,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HighlightFrame:
+        unknown = set(data) - _HIGHLIGHT_KEYS
+        if unknown:  # a newer schema: read_result calls the file unreadable, and the lesson reruns
+            raise TypeError(f"unknown frame field(s) {', '.join(sorted(unknown))}")
+        box = data.get("box")
+        return cls(FrameRef.from_record(data), data["smile"], data["child"], tuple(box) if box is not None else None)
+
+
+_HIGHLIGHT_KEYS = frozenset({"t", "at", "smile", "child", "source", "offset_s", "box"})
 
 
 def utc_now_iso() -> str:
@@ -139,7 +161,7 @@ class LessonResult:
                 continue
             value = getattr(self, f.name)
             if f.name == "frames":
-                value = [_frame_dict(frame) for frame in value]
+                value = [frame.to_dict() for frame in value]
             elif value is not None and f.name in ("lesson", "disconnects"):
                 value = asdict(value)
             data[f.name] = value
@@ -156,17 +178,8 @@ class LessonResult:
             values["lesson"] = LessonBounds(**values["lesson"])
         if values.get("disconnects") is not None:
             values["disconnects"] = Disconnects(**values["disconnects"])
-        values["frames"] = [
-            HighlightFrame(**{**f, "box": tuple(f["box"]) if f.get("box") is not None else None})
-            for f in values.get("frames", [])
-        ]
+        values["frames"] = [HighlightFrame.from_dict(f) for f in values.get("frames", [])]
         return cls(**values, folder=folder)
-
-
-def _frame_dict(frame: HighlightFrame) -> dict[str, Any]:
-    data = asdict(frame)
-    data["box"] = list(frame.box) if frame.box is not None else None
-    return data
 
 
 def write_result(result: LessonResult, folder: Path | str | None = None) -> Path:

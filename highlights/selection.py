@@ -49,19 +49,21 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from highlights.frameref import FRAME_COLUMNS, FrameRef
+from highlights.results import HighlightFrame
 from highlights.tracks import TrackOptions, judge_faces
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
 
 SCORE_COLUMNS = (
-    "frame", "t", "at", "source", "offset_s", "face", "x1", "y1", "x2", "y2",
+    *FRAME_COLUMNS, "face", "x1", "y1", "x2", "y2",
     "det_prob", "child_prob", "smile_prob", "is_child", "sharpness", "brightness", "crop_hash",
 )  # fmt: skip
 
@@ -139,13 +141,14 @@ class SelectionOptions:
 
 @dataclass(frozen=True)
 class Pick:
-    """One chosen frame and the face the GIF is framed on."""
+    """One chosen frame (``ref``: its index, lesson time, recording file name and offset, for
+    :func:`highlights.frames.read_frame_at`) and the face the GIF is framed on.
 
-    frame: int
-    t: float  # seconds since lesson start
-    at: str  # ISO-8601 wall-clock time
-    source: str  # recording file name
-    offset_s: float  # offset in that file, for highlights.frames.read_frame_at
+    In ``selection.json`` a pick is one flat object: the frame's :data:`FRAME_COLUMNS`
+    (``frame``, ``t``, ``at``, ``source``, ``offset_s``) and then the fields below
+    (:meth:`to_dict`, :meth:`from_dict`)."""
+
+    ref: FrameRef
     face: int
     box: Box
     smile: float
@@ -157,7 +160,18 @@ class Pick:
     track: int = -1  # the face's track (highlights.tracks); -1 in selections made before tracks
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"box": list(self.box)}
+        rest = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ref"}
+        return {**self.ref.to_record(), **rest, "box": list(self.box)}
+
+    def highlight_frame(self) -> HighlightFrame:
+        """This pick as ``result.json`` lists it (probabilities to 4 places)."""
+        return HighlightFrame(self.ref, round(self.smile, 4), round(self.child, 4), tuple(self.box))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Pick:
+        """A pick of ``selection.json`` (also those written before ``track`` existed)."""
+        rest = {k: v for k, v in data.items() if k not in FRAME_COLUMNS}
+        return cls(FrameRef.from_record(data), **{**rest, "box": tuple(data["box"])})
 
 
 @dataclass(frozen=True)
@@ -183,12 +197,19 @@ class Selection:
     stats: SelectionStats = field(default_factory=SelectionStats)
 
     def to_dict(self) -> dict[str, Any]:
+        """``selection.json``."""
         return {
             "status": self.status,
             "reason": self.reason,
             "picks": [p.to_dict() for p in self.picks],
             "stats": asdict(self.stats),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Selection:
+        """The selection a ``selection.json`` holds (:meth:`to_dict` read back)."""
+        picks = [Pick.from_dict(p) for p in data.get("picks", [])]
+        return cls(data["status"], data.get("reason"), picks, SelectionStats(**data.get("stats", {})))
 
 
 def phash_distance(a: str, b: str) -> int:
@@ -320,11 +341,7 @@ def _to_pick(row: Any, rank: int) -> Pick:
         return float(value) if value is not None and not pd.isna(value) else math.nan
 
     return Pick(
-        frame=int(row.frame),
-        t=float(row.t),
-        at=str(row.at),
-        source=str(row.source),
-        offset_s=float(row.offset_s),
+        ref=FrameRef.from_record(row._asdict()),
         face=int(row.face),
         box=(float(row.x1), float(row.y1), float(row.x2), float(row.y2)),
         smile=num(row.smile_prob),
@@ -387,7 +404,7 @@ def select_highlights(scores: pd.DataFrame, options: SelectionOptions | None = N
     if len(taken) < options.min_frames:
         return Selection("no_highlight", _no_highlight_reason(stats, len(taken), options), [], stats)
     picks = [_to_pick(row, rank) for rank, row in enumerate(taken)]
-    return Selection("ok", None, [picks[0], *sorted(picks[1:], key=lambda p: p.t)], stats)
+    return Selection("ok", None, [picks[0], *sorted(picks[1:], key=lambda p: p.ref.t)], stats)
 
 
 def _greedy(ranked: pd.DataFrame, options: SelectionOptions, gap_s: float, taken: Sequence[Any] = ()) -> list[Any]:

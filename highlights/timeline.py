@@ -2,7 +2,8 @@
 
 Pure interval logic: recordings (with their ``ended_at`` known, see
 :func:`highlights.probing.resolve_end_times`) in, a :class:`LessonTimeline` and a list of
-:class:`SamplePoint` out. Only :func:`plan_lesson` may touch media, see below.
+:class:`~highlights.frameref.FrameRef` (the sample points) out. Only :func:`plan_lesson` may
+touch media, see below.
 
 * Each role's segments are merged into "camera on" intervals: overlapping or touching segments
   (a reconnect before the old connection timed out) become one, and so do segments separated by
@@ -36,9 +37,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Literal
 
+from highlights.frameref import FrameRef, utc_iso
 from highlights.results import Disconnects, LessonBounds
 from highlights.recordings import InputProblem, LessonInfo, LessonInput, Manifest, Recording, Role
 
@@ -112,8 +113,7 @@ class LessonTimeline:
             return None
         # In UTC, one offset for both ends: the start and end come from different people's rows,
         # which may carry different offsets (a teacher on -05:00, a student on +05:30).
-        start, end = self.start.astimezone(timezone.utc), self.end.astimezone(timezone.utc)
-        return LessonBounds(start.isoformat(), end.isoformat(), round(self.duration_s or 0.0, 3))
+        return LessonBounds(utc_iso(self.start), utc_iso(self.end), round(self.duration_s or 0.0, 3))
 
     def disconnect_counts(self) -> Disconnects:
         """Disconnects and seconds offline per side, as ``result.json`` gives them."""
@@ -123,18 +123,6 @@ class LessonTimeline:
             student_offline_s=round(float(self.student.offline_s), 3),
             teacher_offline_s=round(float(self.teacher.offline_s), 3),
         )
-
-
-@dataclass(frozen=True)
-class SamplePoint:
-    """One second to sample: ``t`` seconds after the lesson start (``at``), found ``offset_s``
-    seconds into the student recording ``path``."""
-
-    index: int
-    t: float
-    at: datetime
-    path: Path
-    offset_s: float
 
 
 SpanLike = Interval | tuple[datetime, datetime]
@@ -241,15 +229,17 @@ def covering_recording(recordings: Sequence[Recording], at: datetime) -> Recordi
     return best
 
 
-def sample_points(timeline: LessonTimeline, recordings: Sequence[Recording], fps: float = 1.0) -> list[SamplePoint]:
+def sample_points(timeline: LessonTimeline, recordings: Sequence[Recording], fps: float = 1.0) -> list[FrameRef]:
     """The instants to sample, ``1 / fps`` apart from the lesson start, that some student
-    recording covers (seconds while the student is offline are skipped)."""
+    recording covers (seconds while the student is offline are skipped): each a
+    :class:`~highlights.frameref.FrameRef` whose ``source`` is the recording's path, numbered
+    0, 1, ... in lesson order."""
     if fps <= 0:
         raise ValueError("fps must be positive")
     if timeline.status != "ok" or timeline.start is None or timeline.duration_s is None:
         return []
     student = [r for r in recordings if r.role == "student"]
-    points: list[SamplePoint] = []
+    points: list[FrameRef] = []
     count = math.ceil(timeline.duration_s * fps - 1e-9)
     for k in range(count):
         t = k / fps
@@ -258,7 +248,7 @@ def sample_points(timeline: LessonTimeline, recordings: Sequence[Recording], fps
         if recording is None:
             continue
         offset = (at - recording.started_at).total_seconds()
-        points.append(SamplePoint(len(points), t, at, recording.path, offset))
+        points.append(FrameRef(len(points), t, at, recording.path, offset))
     return points
 
 
@@ -278,7 +268,7 @@ class LessonPlan:
     status: PlanStatus
     reason: str | None
     timeline: LessonTimeline | None
-    points: tuple[SamplePoint, ...] = ()
+    points: tuple[FrameRef, ...] = ()
     fps: float = 1.0
     gap_tolerance_s: float = DEFAULT_GAP_TOLERANCE_S
 
@@ -369,7 +359,6 @@ __all__ = [
     "LessonPlan",
     "LessonTimeline",
     "RoleTimeline",
-    "SamplePoint",
     "covering_recording",
     "lesson_bounds",
     "lesson_timeline",

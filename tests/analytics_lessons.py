@@ -92,7 +92,7 @@ def save_lessons(store: ResultStore, out: Path, options: AnalyticsOptions | None
             lesson=LessonBounds(timeline.start.isoformat(), timeline.end.isoformat(), timeline.duration_s),
             disconnects=Disconnects(len(timeline.student.disconnects), len(timeline.teacher.disconnects),
                                     timeline.student.offline_s, timeline.teacher.offline_s),
-            frames=[HighlightFrame(p.t, p.at, p.smile, p.child) for p in selection.picks],
+            frames=[HighlightFrame(p.ref, p.smile, p.child) for p in selection.picks],
             report="report.html", scores="scores.csv", analytics="analytics.json",
             versions={"highlights": "0.1.0"}, fingerprint=f"fp-{lesson_id}",
             started_at=(start + timedelta(hours=12)).isoformat(),

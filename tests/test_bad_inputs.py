@@ -11,6 +11,7 @@ import logging
 import os
 import stat
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -321,7 +322,8 @@ def _scores(rows: list[tuple[int, int, bool, float]]) -> pd.DataFrame:
     from highlights.faces.scoring import empty_scores
 
     records = [
-        {"frame": f, "t": float(f), "at": f"t{f}", "source": "s.webm", "offset_s": float(f), "face": k,
+        {"frame": f, "t": float(f), "at": (T0 + timedelta(seconds=f)).isoformat(), "source": "s.webm",
+         "offset_s": float(f), "face": k,
          "x1": 0.0 + 100 * k, "y1": 0.0, "x2": 80.0 + 100 * k, "y2": 80.0, "det_prob": 0.999,
          "child_prob": 0.9 if child else 0.1, "smile_prob": smile, "is_child": child, "sharpness": 300.0,
          "brightness": 120.0, "crop_hash": f"{(f * 2654435761) % (1 << 64):016x}"}
@@ -337,7 +339,7 @@ def test_an_adult_students_gif_is_her_own_face_alone_and_childrens_lessons_keep_
 
     adult = select_highlights(scores, SelectionOptions(student_age_group="adult"))
     assert adult.status == "ok"
-    assert sorted(p.t for p in adult.picks) == [0.0, 30.0, 90.0]  # 59, 60 lie within 2 s of the second face
+    assert sorted(p.ref.t for p in adult.picks) == [0.0, 30.0, 90.0]  # 59, 60 lie within 2 s of the second face
 
     child = select_highlights(scores, SelectionOptions())  # the default rule: an adult is never the subject
     assert child.status == "no_highlight" and "no child's face" not in child.reason

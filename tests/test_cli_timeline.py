@@ -244,7 +244,7 @@ def test_python_api_matches_the_command(tmp_path: Path):
 
     plans = plan_manifest(read_manifest(write_manifest(tmp_path, *LESSONS)), fps=1.0)
     assert [(p.lesson_id, p.status, len(p.points)) for p in plans] == [("L-1", "ok", 480), ("L-2", "no_lesson", 0), ("L-3", "failed", 0)]
-    assert plans[0].points[0].path.name == "s1.webm" and plans[0].points[-1].path.name == "s2.webm"
+    assert plans[0].points[0].source.name == "s1.webm" and plans[0].points[-1].source.name == "s2.webm"
 
 
 # --------------------------------------------------------------------------- real media

@@ -73,8 +73,8 @@ def test_demo_lesson_end_to_end(demo: Path, tmp_path: Path) -> None:
     # An adult student: a GIF of her own smiles, at least three distinct moments; in this short
     # lesson the gap between picks may come down from 20 s to fill the GIF, never below the floor.
     assert result.status == "ok", result.reason
-    assert len(result.frames) >= 3 and len({round(f.t) for f in result.frames}) == len(result.frames)
-    times = sorted(f.t for f in result.frames)
+    assert len(result.frames) >= 3 and len({round(f.ref.t) for f in result.frames}) == len(result.frames)
+    times = sorted(f.ref.t for f in result.frames)
     floor = settings.selection.min_gap_floor_s
     assert all(b - a >= floor for a, b in zip(times, times[1:]))
     assert result.gif_path.is_file() and [p.name for p in result.folder.glob("*.gif")] == [result.gif]

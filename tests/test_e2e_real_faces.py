@@ -85,7 +85,7 @@ def test_the_pipeline_picks_the_child_smiling_and_never_an_adult(lesson: RealFac
     assert result.disconnects.student_offline_s == pytest.approx(15.0, abs=0.5)
 
     # The picks: smiling-child seconds only, never an adult or an empty or missing picture.
-    times = [frame.t for frame in result.frames]
+    times = [frame.ref.t for frame in result.frames]
     kinds = [lesson.kind_at(t) for t in times]
     print(f"picked {len(times)} frames at {times} ({kinds})")
     assert 6 <= len(times) <= settings.selection.max_frames
@@ -118,7 +118,7 @@ def test_the_pipeline_picks_the_child_smiling_and_never_an_adult(lesson: RealFac
     assert highlight is not None and highlight.gif_url == result.gif_url and highlight.snippet_html == snippet
     assert row["status"] == "ok" and row["frame_count"] == len(times) and row["student_disconnects"] == 1
     saved = read_result(result.folder)
-    assert saved is not None and [f.t for f in saved.frames] == times
+    assert saved is not None and [f.ref.t for f in saved.frames] == times
 
     # The scores behind them: is the child judged a child, the adult an adult, smiles smiles?
     scores = read_scores(result.path(result.scores))

@@ -30,7 +30,7 @@ from highlights.frames import (
 )
 from highlights.recordings import LessonInfo, LessonInput, Recording, SourceRow, read_manifest
 from highlights.synthetic import corrupt_file, index_frame, read_index, truncate_file, write_video
-from highlights.timeline import lesson_timeline
+from highlights.timeline import lesson_timeline, sample_points
 
 FPS = 25
 SIZE = (160, 120)  # width, height
@@ -513,17 +513,20 @@ def test_lesson_with_a_reconnect_skips_the_offline_gap(tmp_path):
     assert timeline.status == "ok" and timeline.duration_s == pytest.approx(25.0)
 
     sampled = list(sample_frames(lesson, timeline, fps=1.0))
-    ts = [frame.t for frame in sampled]
+    ts = [frame.ref.t for frame in sampled]
     assert ts == [float(t) for t in [*range(0, 10), *range(15, 25)]]  # 15:00:12-15:00:17 offline
-    assert [frame.index for frame in sampled] == list(range(20))
+    assert [frame.ref.index for frame in sampled] == list(range(20))
+    # Each frame carries the plan's own point, unchanged.
+    assert [frame.ref for frame in sampled] == [p for p in sample_points(timeline, lesson.recordings) if p.t in ts]
     for frame in sampled:
-        assert frame.at == T0 + timedelta(seconds=2 + frame.t)
-        first_part = frame.t < 10
-        assert frame.source == (folder / ("student-1.webm" if first_part else "student-2.mp4")).resolve()
-        assert frame.offset_s == pytest.approx(frame.t if first_part else frame.t - 15)
+        ref = frame.ref
+        assert ref.at == T0 + timedelta(seconds=2 + ref.t) and ref.at.tzinfo == timezone.utc
+        first_part = ref.t < 10
+        assert ref.source == (folder / ("student-1.webm" if first_part else "student-2.mp4")).resolve()
+        assert ref.offset_s == pytest.approx(ref.t if first_part else ref.t - 15)
         assert frame.image.shape == (120, 160, 3) and frame.image.dtype == np.uint8
-        assert read_index(frame.image) == expected_cfr([frame.offset_s], fps=5, first=0 if first_part else 1000)[0]
-        assert np.array_equal(read_frame_at(frame.source, frame.offset_s), frame.image)
+        assert read_index(frame.image) == expected_cfr([ref.offset_s], fps=5, first=0 if first_part else 1000)[0]
+        assert np.array_equal(read_frame_at(ref.source, ref.offset_s), frame.image)
 
 
 def test_interleaved_recordings_are_each_decoded_once(tmp_path, monkeypatch, caplog):
@@ -548,7 +551,7 @@ def test_interleaved_recordings_are_each_decoded_once(tmp_path, monkeypatch, cap
     with caplog.at_level(logging.WARNING, logger="highlights.frames"):
         sampled = list(sample_frames(lesson, timeline, fps=1.0))
     assert sorted(opened) == ["a.webm", "b.mp4"]
-    assert [f.t for f in sampled] == [float(t) for t in range(20)]  # t 20, 21: past a.webm's end
+    assert [f.ref.t for f in sampled] == [float(t) for t in range(20)]  # t 20, 21: past a.webm's end
     assert [read_index(f.image) for f in sampled] == [
         *(5 * t for t in range(5)), *(1000 + 5 * (t - 5) for t in range(5, 10)), *(5 * t for t in range(10, 20))
     ]

@@ -262,12 +262,12 @@ def test_good_lesson_ends_ok_with_gif_snippet_report_and_database_row(videos, tm
 
     # The picks: smiling seconds, never near an adult, spread out, the best smile first.
     options = SelectionOptions()
-    offsets = [frame.offset_s for frame in result.frames]
+    offsets = [frame.ref.offset_s for frame in result.frames]
     assert all(round(offset) in SMILES for offset in offsets), offsets
     for offset in offsets:
         nearest_adult = min(abs(offset - second) for second in ADULT_SECONDS)
         assert nearest_adult > options.adult_margin_s, f"pick at {offset} s is {nearest_adult} s from an adult"
-    times = sorted(frame.t for frame in result.frames)
+    times = sorted(frame.ref.t for frame in result.frames)
     # A short lesson: the gap between picks may come down (to min_gap_floor_s) to fill the GIF.
     assert all(b - a >= options.min_gap_floor_s for a, b in zip(times, times[1:])), times
     assert result.frames[0].smile == max(frame.smile for frame in result.frames)
@@ -328,7 +328,7 @@ def test_interrupted_lesson_resumes_without_scoring_again(videos, tmp_path: Path
     assert (folder / "selection.json").is_file()
     assert read_result(folder) is not None and read_result(folder).status == "ok"
     assert resumed.gif == first.gif and gifs_in(folder) == [first.gif]
-    assert [f.t for f in resumed.frames] == [f.t for f in first.frames]
+    assert [f.ref.t for f in resumed.frames] == [f.ref.t for f in first.frames]
 
 
 def test_bad_lessons_fail_alone_with_reasons_naming_lesson_file_and_row(videos, tmp_path: Path) -> None:

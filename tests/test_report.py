@@ -84,7 +84,7 @@ def sample_result(timeline: LessonTimeline, selection: Selection, **changes) -> 
             len(timeline.student.disconnects), len(timeline.teacher.disconnects),
             timeline.student.offline_s, timeline.teacher.offline_s,
         ),  # fmt: skip
-        frames=[HighlightFrame(p.t, p.at, p.smile, p.child, p.source, p.offset_s, p.box) for p in selection.picks],
+        frames=[HighlightFrame(p.ref, p.smile, p.child, p.box) for p in selection.picks],
         gif="Zx3k9Qe2AbCdEfGh.gif" if selection.status == "ok" else None,
         gif_bytes=612_345 if selection.status == "ok" else None,
         scores="scores.csv",
@@ -154,9 +154,9 @@ def test_pick_markers_sit_at_their_time(lesson):
     timeline, scores, selection = lesson
     html = render_report(sample_result(timeline, selection), timeline, scores, selection, info())
     first = selection.picks[0]
-    assert f"GIF frame 1 (rank 1) at {format_clock(first.t)}" in html
+    assert f"GIF frame 1 (rank 1) at {format_clock(first.ref.t)}" in html
     table_times = re.findall(r'<tr class="frame"><td>\d+</td><td>\d+</td><td>([-\d:]+)</td>', html)
-    assert table_times == [format_clock(p.t) for p in selection.picks]
+    assert table_times == [format_clock(p.ref.t) for p in selection.picks]
 
 
 def test_no_highlight_report(lesson):

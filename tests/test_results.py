@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
+from highlights.frameref import UNKNOWN_INDEX, FrameRef, parse_utc
 from highlights.results import (
     RESULT_FILE,
     STATUSES,
@@ -24,7 +27,8 @@ def _result(tmp_path, **changes) -> LessonResult:
         status="ok",
         lesson=LessonBounds("2026-11-20T16:00:00+00:00", "2026-11-20T16:30:00+00:00", 1800.0),
         disconnects=Disconnects(student=1, teacher=0, student_offline_s=12.5, teacher_offline_s=0.0),
-        frames=[HighlightFrame(12.0, "2026-11-20T16:00:12+00:00", 0.97, 0.88, "student", 14.0, (1, 2, 30, 40))],
+        frames=[HighlightFrame(FrameRef(UNKNOWN_INDEX, 12.0, parse_utc("2026-11-20T16:00:12+00:00"), Path("student"), 14.0),
+                               0.97, 0.88, (1, 2, 30, 40))],
         gif="abc.gif",
         snippet="snippet.html",
         versions={"highlights": "0.1.0", "smile_model": "smile-123"},
@@ -54,6 +58,44 @@ def test_json_has_the_documented_fields(tmp_path):
     assert set(data["disconnects"]) == {"student", "teacher", "student_offline_s", "teacher_offline_s"}
     assert {"t", "at", "smile", "child"} <= set(data["frames"][0])
     assert "folder" not in data and "skipped" not in data
+
+
+# result.json's frames as the previous version wrote them (before FrameRef), and as the first
+# versions did (no source, offset or box).
+OLD_FRAME = {"t": 312.0, "at": "2026-11-20T16:05:15+00:00", "smile": 0.97, "child": 0.91,
+             "source": "student-1.webm", "offset_s": 318.5, "box": [10.0, 20.0, 90.0, 110.0]}
+FIRST_FRAME = {"t": 312.0, "at": "2026-11-20T16:05:15+00:00", "smile": 0.97, "child": 0.91}
+
+
+def test_result_json_of_the_previous_versions_reads_and_writes_back_unchanged(tmp_path):
+    data = _result(tmp_path).to_dict() | {"frames": [OLD_FRAME, FIRST_FRAME]}
+    (tmp_path / RESULT_FILE).write_text(json.dumps(data), encoding="utf-8")
+    again = read_result(tmp_path)
+    assert again is not None
+    old, first = again.frames
+    assert old.ref == FrameRef(UNKNOWN_INDEX, 312.0, datetime(2026, 11, 20, 16, 5, 15, tzinfo=timezone.utc),
+                               Path("student-1.webm"), 318.5)
+    assert old.box == (10.0, 20.0, 90.0, 110.0) and first.box is None and first.ref.source.name == ""
+    written = again.to_dict()["frames"]
+    assert json.dumps(written[0]) == json.dumps(OLD_FRAME)  # same keys, same order, same text
+    assert written[1] == FIRST_FRAME | {"source": "", "offset_s": 0.0, "box": None}  # as the old reader filled in
+
+
+def test_a_frame_is_written_with_its_file_name_and_utc_time_and_without_its_index(tmp_path):
+    at = datetime.fromisoformat("2026-11-20T21:35:15+05:30")  # the instant of OLD_FRAME, in India
+    ref = FrameRef(7, 312.0, at, Path("/recordings/L-1/student-1.webm"), 318.5)
+    write_result(_result(tmp_path, frames=[HighlightFrame(ref, 0.97, 0.91, (10.0, 20.0, 90.0, 110.0))]))
+    frame = json.loads((tmp_path / RESULT_FILE).read_text())["frames"][0]
+    assert frame == {"t": 312.0, "at": "2026-11-20T16:05:15+00:00", "smile": 0.97, "child": 0.91,
+                     "source": "student-1.webm", "offset_s": 318.5, "box": [10.0, 20.0, 90.0, 110.0]}
+    [again] = read_result(tmp_path).frames
+    assert again.ref == FrameRef(UNKNOWN_INDEX, 312.0, at, Path("student-1.webm"), 318.5)
+
+
+def test_a_frame_field_of_a_newer_schema_makes_the_result_unreadable(tmp_path):
+    data = _result(tmp_path).to_dict() | {"frames": [OLD_FRAME | {"blur": 0.1}]}
+    (tmp_path / RESULT_FILE).write_text(json.dumps(data), encoding="utf-8")
+    assert read_result(tmp_path) is None  # counts as not done: the lesson reruns
 
 
 def test_failed_result_without_bounds(tmp_path):

@@ -6,7 +6,6 @@ import math
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -24,6 +23,8 @@ from highlights.faces.scoring import (
     empty_scores,
     score_frames,
 )
+from highlights.frameref import FrameRef
+from highlights.frames import SampledFrame
 
 SMALL = (8, 8, 16, 16)
 START = datetime(2026, 11, 20, 17, 0, tzinfo=timezone.utc)
@@ -63,15 +64,9 @@ class ScriptedDetector:
         return out
 
 
-def frame(index: int, image: np.ndarray, source: str = "lesson-part1.webm") -> SimpleNamespace:
-    return SimpleNamespace(
-        index=index,
-        t=index * 1.0,
-        at=START + timedelta(seconds=index),
-        source=Path("/recordings") / source,
-        offset_s=index * 1.0 + 0.5,
-        image=image,
-    )
+def frame(index: int, image: np.ndarray, source: str = "lesson-part1.webm") -> SampledFrame:
+    ref = FrameRef(index, index * 1.0, START + timedelta(seconds=index), Path("/recordings") / source, index * 1.0 + 0.5)
+    return SampledFrame(ref, image)
 
 
 def textured(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from highlights.selection import SelectionOptions, phash_distance, select_highlights
+from highlights.frameref import FRAME_COLUMNS, FrameRef
+from highlights.selection import Selection, SelectionOptions, phash_distance, select_highlights
 
 START = datetime(2026, 11, 20, 15, 0, tzinfo=timezone.utc)
 
@@ -63,7 +65,7 @@ def test_picks_nine_best_first_then_lesson_order():
     assert len(sel.picks) == 9
     best = max(sel.picks, key=lambda p: p.smile)
     assert sel.picks[0] == best and sel.picks[0].rank == 0
-    rest = [p.t for p in sel.picks[1:]]
+    rest = [p.ref.t for p in sel.picks[1:]]
     assert rest == sorted(rest)
     # the nine best smiles are the ones taken
     top9 = sorted((r["smile_prob"] for r in rows), reverse=True)[:9]
@@ -75,7 +77,7 @@ def test_min_gap_between_picks():
     rows = [face_row(i, t=float(i), smile_prob=0.99 - i * 1e-5) for i in range(1800) if i % 10 < 5]
     opts = SelectionOptions(min_gap_s=90.0)
     sel = select_highlights(table(rows), opts)
-    times = sorted(p.t for p in sel.picks)
+    times = sorted(p.ref.t for p in sel.picks)
     assert len(times) == 9
     assert all(b - a >= 90.0 for a, b in zip(times, times[1:])), times
 
@@ -86,7 +88,7 @@ def test_a_short_lesson_lowers_the_gap_rather_than_dropping_frames():
     rows = [face_row(i, t=float(i), smile_prob=0.99 - i * 1e-4) for i in range(300)]  # 1 fps, 5 min
     opts = SelectionOptions(min_gap_s=45.0)
     sel = select_highlights(table(rows), opts)
-    times = sorted(p.t for p in sel.picks)
+    times = sorted(p.ref.t for p in sel.picks)
     assert len(times) == 9 and sel.stats.moments == 15
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= opts.min_gap_floor_s and min(gaps) >= 15.0, times  # still spread out
@@ -105,7 +107,7 @@ def test_one_pick_per_moment_the_best_frame():
         rows += [face_row(start + 6 + k, t=float(start + 6 + k), smile_prob=0.1) for k in range(4)]
     tracked = table(rows).assign(track=0)
     sel = select_highlights(tracked, SelectionOptions(min_frames=1))
-    assert sorted(p.t for p in sel.picks) == [3.0, 103.0, 203.0]
+    assert sorted(p.ref.t for p in sel.picks) == [3.0, 103.0, 203.0]
     assert sel.stats.moments == 3
 
 
@@ -116,7 +118,7 @@ def test_a_track_judged_child_lifts_its_unsure_frames():
                      smile_prob=0.9 if i in (9, 10, 11) else 0.1) for i in range(20)]  # fmt: skip
     sel = select_highlights(table(rows).assign(track=0), SelectionOptions(min_frames=1))
     # Seconds 9-11 smile alike (the earliest wins the tie); is_child is False in all three.
-    assert [p.t for p in sel.picks] == [9.0]
+    assert [p.ref.t for p in sel.picks] == [9.0]
 
 
 def test_an_adult_track_excludes_every_frame_it_is_in():
@@ -128,7 +130,7 @@ def test_an_adult_track_excludes_every_frame_it_is_in():
     tracked["track"] = [0] * len(rows) + [1] * len(adult)
     sel = select_highlights(tracked, SelectionOptions(min_frames=1, min_gap_s=1.0, min_gap_floor_s=1.0))
     assert sel.picks
-    assert all(not 18 - 2 <= p.t <= 25 + 2 for p in sel.picks), [p.t for p in sel.picks]
+    assert all(not 18 - 2 <= p.ref.t <= 25 + 2 for p in sel.picks), [p.ref.t for p in sel.picks]
 
 
 def test_near_duplicate_crops_are_skipped():
@@ -139,7 +141,7 @@ def test_near_duplicate_crops_are_skipped():
     hashes = [p.crop_hash for p in sel.picks]
     assert all(phash_distance(a, b) > 10 for i, a in enumerate(hashes) for b in hashes[i + 1 :])
     assert len(sel.picks) == 4  # one of the six look-alikes (the best) + the three distinct ones
-    assert sel.picks[0].frame == 0
+    assert sel.picks[0].ref.index == 0
 
 
 def test_frames_with_an_adult_are_excluded_by_default_and_allowed_on_request():
@@ -150,9 +152,9 @@ def test_frames_with_an_adult_are_excluded_by_default_and_allowed_on_request():
             rows.append(face_row(i, t=30.0 * i, face=1, is_child=False, child_prob=0.1, smile_prob=0.99))
     sel = select_highlights(table(rows))
     assert sel.status == "ok"
-    assert {p.frame % 2 for p in sel.picks} == {0}
+    assert {p.ref.index % 2 for p in sel.picks} == {0}
     allowed = select_highlights(table(rows), SelectionOptions(allow_adult=True))
-    assert allowed.picks[0].frame % 2 == 1
+    assert allowed.picks[0].ref.index % 2 == 1
     assert all(p.face == 0 for p in allowed.picks)  # the adult face itself is never the pick
 
 
@@ -163,10 +165,10 @@ def test_frames_next_to_an_adult_detection_are_excluded_too():
     rows += [face_row(1001, t=103.0, face=1, is_child=False, child_prob=0.05)]
     sel = select_highlights(table(rows), SelectionOptions(min_gap_s=10.0))
     assert sel.status == "ok"
-    assert all(not 98.0 <= p.t <= 105.0 for p in sel.picks)
-    assert any(p.t == 106.0 for p in sel.picks)  # 3 s after the last adult sighting is fine
+    assert all(not 98.0 <= p.ref.t <= 105.0 for p in sel.picks)
+    assert any(p.ref.t == 106.0 for p in sel.picks)  # 3 s after the last adult sighting is fine
     near = select_highlights(table(rows), SelectionOptions(min_gap_s=10.0, adult_margin_s=0.0))
-    assert any(98.0 <= p.t <= 105.0 for p in near.picks)  # without the margin, frames beside the adult are used
+    assert any(98.0 <= p.ref.t <= 105.0 for p in near.picks)  # without the margin, frames beside the adult are used
 
 
 def test_adult_with_unknown_or_poor_scores_still_excludes_the_frame():
@@ -174,7 +176,7 @@ def test_adult_with_unknown_or_poor_scores_still_excludes_the_frame():
     rows.append(face_row(0, t=0.0, face=1, is_child=None, child_prob=math.nan))  # unknown -> adult
     rows.append(face_row(1, t=30.0, face=1, is_child=False, det_prob=0.5, sharpness=1.0))
     sel = select_highlights(table(rows))
-    assert {p.frame for p in sel.picks} == {2, 3, 4, 5}
+    assert {p.ref.index for p in sel.picks} == {2, 3, 4, 5}
 
 
 def test_blurred_dark_small_and_not_smiling_faces_are_rejected():
@@ -191,7 +193,7 @@ def test_blurred_dark_small_and_not_smiling_faces_are_rejected():
     rows += [face_row(100 + i, t=1000.0 + 60 * i, smile_prob=0.65) for i in range(3)]
     sel = select_highlights(table(rows))
     assert sel.status == "ok"
-    assert {p.frame for p in sel.picks} == {100, 101, 102}
+    assert {p.ref.index for p in sel.picks} == {100, 101, 102}
 
 
 def test_two_child_faces_pick_the_more_smiling_one():
@@ -232,6 +234,47 @@ def test_to_dict_is_json_ready():
     sel = select_highlights(table([face_row(i, t=30.0 * i) for i in range(5)]))
     data = json.loads(json.dumps(sel.to_dict()))
     assert data["status"] == "ok" and len(data["picks"]) == 5 and data["picks"][0]["box"] == [100.0, 80.0, 220.0, 220.0]
+
+
+# selection.json as the previous version wrote it (before FrameRef): the frame's fields first, flat.
+OLD_PICK = {
+    "frame": 12, "t": 12.0, "at": "2026-11-20T15:00:12+00:00", "source": "student.webm", "offset_s": 14.5,
+    "face": 0, "box": [100.0, 80.0, 220.0, 220.0], "smile": 0.8, "child": 0.9, "sharpness": 300.0,
+    "brightness": 120.0, "crop_hash": "00000000000000ff", "rank": 0, "track": 3,
+}  # fmt: skip
+
+
+def test_selection_json_of_the_previous_version_reads_and_writes_back_unchanged():
+    import json
+
+    data = {"status": "ok", "reason": None, "picks": [OLD_PICK], "stats": {"frames": 30, "with_face": 20}}
+    sel = Selection.from_dict(json.loads(json.dumps(data)))
+    [pick] = sel.picks
+    assert pick.ref == FrameRef(12, 12.0, START + timedelta(seconds=12), Path("student.webm"), 14.5)
+    assert pick.ref.at.tzinfo == timezone.utc and pick.box == (100.0, 80.0, 220.0, 220.0) and pick.track == 3
+    again = sel.to_dict()
+    assert json.dumps(again["picks"]) == json.dumps([OLD_PICK])  # same keys, same order, same text
+    # Written before face tracks: no "track", which reads as -1.
+    assert Selection.from_dict({**data, "picks": [{k: v for k, v in OLD_PICK.items() if k != "track"}]}).picks[0].track == -1
+
+
+def test_a_pick_carries_the_frame_of_its_scores_row_and_writes_it_as_the_row_had_it():
+    rows = [face_row(i, t=30.0 * i) for i in range(5)]
+    sel = select_highlights(table(rows))
+    for pick in sel.picks:
+        row = rows[pick.ref.index]
+        assert pick.ref == FrameRef.from_record(row)
+        assert {k: pick.to_dict()[k] for k in FRAME_COLUMNS} == {k: row[k] for k in FRAME_COLUMNS}
+        frame = pick.highlight_frame()
+        assert frame.ref is pick.ref and frame.smile == round(pick.smile, 4) and frame.box == pick.box
+    assert Selection.from_dict(sel.to_dict()) == sel
+
+
+def test_a_scores_time_without_an_offset_is_an_error_not_a_guess():
+    rows = [face_row(i, t=30.0 * i) for i in range(5)]
+    rows[0]["at"] = "2026-11-20T15:00:00"  # naive: which instant?
+    with pytest.raises(ValueError, match="no UTC offset"):
+        select_highlights(table(rows))
 
 
 face_strategy = st.fixed_dictionaries(
@@ -275,19 +318,19 @@ def test_random_tables_respect_privacy_gap_and_order(frames, allow_adult):
     adult_frames = set(faces.loc[adult, "frame"])
     adult_times = faces.loc[adult, "t"].tolist()
     for p in sel.picks:
-        row = faces[(faces["frame"] == p.frame) & (faces["face"] == p.face)].iloc[0]
+        row = faces[(faces["frame"] == p.ref.index) & (faces["face"] == p.face)].iloc[0]
         assert row["track_child"] == True  # noqa: E712  (the GIF is framed on a child, always)
         assert row["track_smile"] >= opts.min_smile and row["sharpness"] >= opts.min_sharpness
         assert opts.min_brightness <= row["brightness"] <= opts.max_brightness
         if not allow_adult:
-            assert p.frame not in adult_frames
-            assert all(abs(p.t - t) > opts.adult_margin_s for t in adult_times)
-    times = sorted(p.t for p in sel.picks)
+            assert p.ref.index not in adult_frames
+            assert all(abs(p.ref.t - t) > opts.adult_margin_s for t in adult_times)
+    times = sorted(p.ref.t for p in sel.picks)
     # The gap may come down to min_gap_floor_s to fill the GIF, never below it.
     assert all(b - a >= min(opts.min_gap_s, opts.min_gap_floor_s) for a, b in zip(times, times[1:]))
     hashes = [p.crop_hash for p in sel.picks]
     assert all(phash_distance(a, b) > opts.hash_distance for i, a in enumerate(hashes) for b in hashes[i + 1 :])
     if sel.picks:
         assert sel.picks[0].smile == max(p.smile for p in sel.picks)
-        assert [p.t for p in sel.picks[1:]] == sorted(p.t for p in sel.picks[1:])
+        assert [p.ref.t for p in sel.picks[1:]] == sorted(p.ref.t for p in sel.picks[1:])
     assert (sel.status == "ok") == (len(sel.picks) >= opts.min_frames)

@@ -122,8 +122,8 @@ def test_kept_frames_hold_the_best_smiling_child_frames_within_the_limit():
     kept = KeptFrames(limit=3)
     smiles = [0.1, 0.9, 0.5, 0.95, 0.2, 0.8]
     for i, smile in enumerate(smiles):
-        kept.offer(SimpleNamespace(index=i, image=np.full((2, 2, 3), i, np.uint8)), [_score(smile)])
-    kept.offer(SimpleNamespace(index=99, image=np.zeros((2, 2, 3), np.uint8)), [_score(1.0, child=False)])
+        kept.offer(SimpleNamespace(ref=SimpleNamespace(index=i), image=np.full((2, 2, 3), i, np.uint8)), [_score(smile)])
+    kept.offer(SimpleNamespace(ref=SimpleNamespace(index=99), image=np.zeros((2, 2, 3), np.uint8)), [_score(1.0, child=False)])
     assert len(kept) == 3
     assert sorted(i for i in range(100) if kept.get(i) is not None) == [1, 3, 5]
     assert kept.get(3)[0, 0, 0] == 3 and kept.get(0) is None and kept.get(99) is None

@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from highlights.frameref import FrameRef
 from highlights.results import Disconnects, HighlightFrame, LessonBounds, LessonResult
 from highlights.store import CAMPAIGN_SQL, ResultStore, StoreError, highlight_for_lesson
+
+START = datetime(2026, 11, 20, 16, 0, tzinfo=timezone.utc)
 
 
 def _ok(folder, lesson_id="L-1", gif="tok3n.gif", html="<p>hi</p>") -> LessonResult:
@@ -23,7 +27,8 @@ def _ok(folder, lesson_id="L-1", gif="tok3n.gif", html="<p>hi</p>") -> LessonRes
         "ok",
         lesson=LessonBounds("2026-11-20T16:00:00+00:00", "2026-11-20T16:30:00+00:00", 1800.0),
         disconnects=Disconnects(1, 0, 20.0, 0.0),
-        frames=[HighlightFrame(float(i), "2026-11-20T16:00:00+00:00", 0.9, 0.8) for i in range(3)],
+        frames=[HighlightFrame(FrameRef(i, float(i), START + timedelta(seconds=i), Path("s.webm"), float(i)), 0.9, 0.8)
+                for i in range(3)],
         gif=gif,
         gif_url=f"https://cdn.example/h/{gif}",
         gif_bytes=6,

@@ -189,16 +189,16 @@ def test_sample_points_skip_seconds_while_the_student_is_offline():
     points = sample_points(tl, recordings)
     assert [p.t for p in points] == [*range(0, 10), *range(15, 30)]
     assert [p.index for p in points] == list(range(25))
-    assert {p.path.name for p in points if p.t < 10} == {"a.webm"}
-    assert [(p.path.name, p.offset_s) for p in points if p.t >= 15][:2] == [("b.webm", 0.0), ("b.webm", 1.0)]
+    assert {p.source.name for p in points if p.t < 10} == {"a.webm"}
+    assert [(p.source.name, p.offset_s) for p in points if p.t >= 15][:2] == [("b.webm", 0.0), ("b.webm", 1.0)]
 
 
 def test_sample_points_take_the_later_started_recording_where_two_overlap():
     recordings = [recording("student", 0, 20, "old.webm"), recording("student", 10, 30, "new.webm"), recording("teacher", 0, 30)]
     points = sample_points(lesson_timeline(lesson(*recordings)), recordings)
     assert len(points) == 30
-    assert all(p.path.name == "old.webm" for p in points if p.t < 10)
-    assert all(p.path.name == "new.webm" and p.offset_s == p.t - 10 for p in points if p.t >= 10)
+    assert all(p.source.name == "old.webm" for p in points if p.t < 10)
+    assert all(p.source.name == "new.webm" and p.offset_s == p.t - 10 for p in points if p.t >= 10)
 
 
 def test_sample_points_count_from_the_lesson_start_not_the_recording_start():
@@ -211,7 +211,7 @@ def test_sample_points_count_from_the_lesson_start_not_the_recording_start():
 def test_sample_points_ignore_teacher_recordings():
     recordings = [recording("student", 0, 5), recording("teacher", 0, 10)]
     points = sample_points(lesson_timeline(lesson(*recordings)), recordings)
-    assert {p.path.name for p in points} == {"student-0.webm"}
+    assert {p.source.name for p in points} == {"student-0.webm"}
 
 
 @pytest.mark.parametrize(
@@ -429,7 +429,7 @@ def test_sample_points_are_on_the_grid_inside_the_lesson_and_covered_by_their_re
         assert 0 <= p.t < tl.duration_s
         assert p.at == tl.start + timedelta(seconds=p.t)
         covering = [r for r in recordings if r.role == "student" and r.started_at <= p.at < r.ended_at]
-        chosen = next(r for r in covering if r.path == p.path)
+        chosen = next(r for r in covering if r.path == p.source)
         assert chosen.started_at == max(r.started_at for r in covering)
         assert p.offset_s == pytest.approx((p.at - chosen.started_at).total_seconds())
         ks.append(k)

@@ -10,8 +10,13 @@ frame (presence over the lesson is computed from it).
 
 Columns (read ``at`` as ``table["at"]``: ``table.at`` is pandas' indexer):
 
-- ``frame``: ``SampledFrame.index``; ``t``: seconds since lesson start; ``at``: ISO-8601 string;
-  ``source``: recording file name; ``offset_s``: seconds into that file.
+- ``frame``, ``t``, ``at``, ``source``, ``offset_s``: the sampled frame
+  (:data:`highlights.frameref.FRAME_COLUMNS`, written by :meth:`FrameRef.to_record
+  <highlights.frameref.FrameRef.to_record>`): ``frame`` its index, ``t`` seconds since lesson
+  start, ``at`` ISO-8601 text in UTC, ``source`` the recording's file name, ``offset_s`` seconds
+  into that file. The table keeps ``at`` as text, as ``scores.csv`` has it (``t`` is the time
+  to compute with); :meth:`FrameRef.from_record <highlights.frameref.FrameRef.from_record>`
+  turns a row back into the frame.
 - ``face``: 0, 1, ... within the frame, largest first; -1 for a frame with no face, whose face
   columns are NaN (``is_child`` False, ``crop_hash`` empty).
 - ``x1, y1, x2, y2``: MTCNN's box in the frame's own pixels (floats; may reach past the edges).
@@ -32,7 +37,6 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
@@ -53,6 +57,7 @@ from highlights.faces.preprocess import (
     to_gray,
     to_tensor_batch,
 )
+from highlights.frameref import FRAME_COLUMNS
 
 if TYPE_CHECKING:
     from highlights.frames import SampledFrame
@@ -69,7 +74,7 @@ __all__ = [
 ]
 
 SCORE_COLUMNS = [
-    "frame", "t", "at", "source", "offset_s", "face", "x1", "y1", "x2", "y2",
+    *FRAME_COLUMNS, "face", "x1", "y1", "x2", "y2",
     "det_prob", "child_prob", "smile_prob", "is_child", "sharpness", "brightness", "crop_hash",
 ]  # fmt: skip
 SCORE_DTYPES = {
@@ -219,19 +224,8 @@ class FaceScorer:
         return np.concatenate(smile), np.concatenate(child)
 
 
-def _frame_columns(frame: SampledFrame) -> dict:
-    at = frame.at
-    return {
-        "frame": int(frame.index),
-        "t": float(frame.t),
-        "at": at.isoformat() if hasattr(at, "isoformat") else str(at),
-        "source": Path(frame.source).name,
-        "offset_s": float(frame.offset_s),
-    }
-
-
 def _rows(frame: SampledFrame, faces: list[FaceScore]) -> Iterator[dict]:
-    common = _frame_columns(frame)
+    common = frame.ref.to_record()
     if not faces:
         yield {
             **common, "face": -1, "x1": math.nan, "y1": math.nan, "x2": math.nan, "y2": math.nan,
@@ -271,7 +265,7 @@ class KeptFrames:
         smiles = [face.smile_prob for face in faces if face.is_child]
         if not smiles or self.limit <= 0:
             return
-        entry = (max(smiles), int(frame.index), self._count)
+        entry = (max(smiles), int(frame.ref.index), self._count)
         self._count += 1
         if len(self._heap) < self.limit:
             self._heapq.heappush(self._heap, entry)
@@ -280,7 +274,7 @@ class KeptFrames:
             self._images.pop(dropped[1], None)
         else:
             return
-        self._images[int(frame.index)] = frame.image
+        self._images[int(frame.ref.index)] = frame.image
 
     def get(self, index: int) -> np.ndarray | None:
         """The kept image of sampled frame ``index`` (None if it was not kept)."""
@@ -344,7 +338,7 @@ def score_frames(
         if follower is None:
             finish(current, scorer.score_images(images))
             return
-        keys = [(str(frame.source), int(frame.index)) for frame in current]
+        keys = [(str(frame.ref.source), int(frame.ref.index)) for frame in current]
         if pool is None:
             finish(current, scorer.score_images(images, follower=follower, keys=keys))
             return
