@@ -78,6 +78,18 @@ class GifOptions:
     margin: float = 2.2
     denoise: bool = True
 
+    def __post_init__(self) -> None:
+        if self.max_bytes <= 0:
+            raise ValueError(f"max_bytes must be more than 0, not {self.max_bytes}")
+        if self.frame_ms <= 0 or self.first_frame_ms <= 0:
+            raise ValueError("frame_ms and first_frame_ms must be more than 0")
+        if not self.sizes or min(self.sizes) < 16:
+            raise ValueError(f"sizes must be output sides of 16 px or more, not {list(self.sizes)}")
+        if not self.palettes or not all(2 <= colours <= 256 for colours in self.palettes):
+            raise ValueError(f"palettes must be colour counts from 2 to 256, not {list(self.palettes)}")
+        if self.margin <= 0:
+            raise ValueError(f"margin must be more than 0, not {self.margin:g}")
+
     def durations(self, n_frames: int) -> list[int]:
         return [self.first_frame_ms] + [self.frame_ms] * (n_frames - 1)
 

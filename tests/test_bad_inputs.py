@@ -194,7 +194,8 @@ def test_result_json_uses_one_offset(videos, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "setting"),
     [("fps = 0", "fps"), ("fps = 1e9", "fps"), ("gap_tolerance_s = -5", "gap_tolerance_s"),
-     ("[detection]\nmax_side = 5", "max_side")],
+     ("[detection]\nmax_side = 5", "max_side"), ("[gif]\nmax_bytes = -5", "max_bytes"),
+     ("[gif]\npalettes = [1024]", "palettes")],
 )
 def test_settings_out_of_range_stop_the_run_before_any_lesson(videos, tmp_path: Path, clean_env, toml, setting) -> None:
     config = tmp_path / "highlights.toml"
