@@ -254,6 +254,7 @@ def _published(lesson_id: str, folder: Path, store: ResultStore | None) -> bool:
         return False
     return row is not None and row.get("status") == "ok"
 
+
 def _missing_artifacts(result: LessonResult) -> list[str]:
     """The files a finished result names that are no longer in its folder (deleted by hand, a
     sync, a cleanup): such a lesson is not "done" and must be redone, not skipped."""
