@@ -1,4 +1,5 @@
-"""Small file helpers shared by the stages: atomic writes, so a crash never leaves half a file."""
+"""Small file helpers shared by the stages: atomic writes, so a crash never leaves half a file,
+and :func:`jsonable`, the one conversion of stage values to JSON (artifacts and fingerprints)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +64,21 @@ def write_bytes_atomic(path: Path | str, data: bytes, mode: int = PRIVATE_MODE) 
 
 def write_json_atomic(path: Path | str, value: Any) -> None:
     write_text_atomic(path, json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types: dataclasses as dicts, sequences as lists, times in ISO
+    format, paths as text, numpy scalars as Python numbers."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value

@@ -77,7 +77,7 @@ TABLE_NAME = "lesson_highlights"
 MINUTES_TABLE = "lesson_minutes"
 TOTALS_TABLE = "lesson_totals"
 SELECTION_FILE = "selection.json"
-"""The selection stage's file in the lesson folder (``highlights.pipeline.SELECTION_FILE``)."""
+"""The selection stage's file in the lesson folder (``highlights.artifacts.SELECTION_FILE``)."""
 RUNS_TABLE = "highlight_runs"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long a SQLite writer waits for another one's lock. A row is written in milliseconds;

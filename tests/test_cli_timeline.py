@@ -247,6 +247,37 @@ def test_python_api_matches_the_command(tmp_path: Path):
     assert plans[0].points[0].source.name == "s1.webm" and plans[0].points[-1].source.name == "s2.webm"
 
 
+def _imports_torch(code: str) -> bool:
+    """Whether running ``code`` in a fresh interpreter (this checkout first on the path) imports torch."""
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    env = {k: v for k, v in env.items() if not k.startswith("HIGHLIGHTS_")}
+    probe = f"{code}\nimport sys\nprint('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_settings_and_the_timeline_command_do_not_import_torch(tmp_path: Path):
+    """Loading the settings, and all of `highlights timeline`, leave torch (1-2 s to import) out."""
+    import numpy as np
+
+    from highlights.synthetic import write_video
+
+    (tmp_path / "L-1").mkdir()
+    write_video(tmp_path / "L-1/student.webm", (np.full((48, 64, 3), 40 * i % 255, np.uint8) for i in range(20)), fps=10, codec="vp8")
+    manifest = write_manifest(tmp_path, ("L-1", "teacher", "L-1/teacher.mp4", at(0), at(60)),
+                              ("L-1", "student", "L-1/student.webm", at(10), ""))
+    assert not _imports_torch("import highlights.config\nhighlights.config.load_settings(None)")
+    command = f"from highlights.cli import main\nmain(['timeline', {str(manifest)!r}, '--json'], standalone_mode=False)"
+    assert not _imports_torch(command)
+    assert _imports_torch("from highlights.faces.detection import FaceDetector\nFaceDetector()")  # the probe sees it
+
+
 # --------------------------------------------------------------------------- real media
 
 

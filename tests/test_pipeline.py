@@ -256,6 +256,16 @@ def test_good_lesson_ends_ok_with_gif_snippet_report_and_database_row(videos, tm
     assert result.gif_url in (folder / "snippet.html").read_text(encoding="utf-8")
     assert (folder / "report.html").is_file() and (folder / "analytics.json").is_file()
 
+    # stages.json: each stage in the order it ran, with its fingerprint and files (what a resume checks).
+    stages = json.loads((folder / "stages.json").read_text(encoding="utf-8"))
+    assert list(stages) == ["timeline", "scores", "analytics", "selection", "gif", "snippet", "report"]
+    assert all(set(record) >= {"key", "files", "finished_at"} for record in stages.values())
+    assert stages["scores"]["files"] == ["scores.csv"] and stages["scores"]["frames"] == STUDENT_SECONDS
+    assert stages["analytics"]["files"] == ["analytics.json", "analytics.csv"]
+    assert stages["gif"]["files"] == [stages["gif"]["gif"]] == [result.gif]
+    assert stages["gif"]["info"]["n_frames"] == len(result.frames)
+    assert stages["snippet"]["files"] == ["snippet.html", "snippet.txt"]
+
     row, highlight = db_row(settings, "L-1001")
     assert row["status"] == "ok"
     assert highlight is not None and highlight.gif_url == result.gif_url

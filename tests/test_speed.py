@@ -153,19 +153,19 @@ def test_probing_sits_below_timeline_and_frames():
 
 def test_the_pipeline_decodes_the_plans_points(monkeypatch, tmp_path):
     """The scores stage gets its frames from the plan's points, not from a second computation."""
-    from highlights import pipeline, timeline
+    from highlights import pipeline, runner, timeline
 
     def no_second_computation(*args, **kwargs):
         raise AssertionError("sample points computed outside the plan")
 
     seen = {}
-    real = pipeline.frames_at_points
+    real = runner.frames_at_points
 
     def spy(points):
         seen["points"] = list(points)
         return real(points)
 
-    monkeypatch.setattr(pipeline, "frames_at_points", spy)
+    monkeypatch.setattr(runner, "frames_at_points", spy)
     import highlights.frames as frames_module
 
     monkeypatch.setattr(frames_module, "sample_points", no_second_computation)

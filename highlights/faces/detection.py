@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from highlights.boxes import box_iou
-from highlights.faces import _torchvision_shim
+
+if TYPE_CHECKING:
+    import torch
+# torch (and the torchvision shim, which imports it) are imported where a detector is built or
+# run: DetectionOptions is part of the settings, and loading the settings (`highlights timeline`,
+# `highlights withdraw`) must not pay torch's 1-2 s import.
 
 
 MIN_DETECTION_SIDE = 64
@@ -149,6 +154,8 @@ class DetectionOptions:
 
 def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda`` (an error where torch sees no CUDA device) or ``auto``."""
+    import torch
+
     name = str(name).strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -207,6 +214,10 @@ class FaceDetector:
     """
 
     def __init__(self, options: DetectionOptions | None = None) -> None:
+        import torch
+
+        from highlights.faces import _torchvision_shim
+
         self.options = options or DetectionOptions()
         self.device = resolve_device(self.options.device)
         if self.options.threads > 0 and torch.get_num_threads() != self.options.threads:
@@ -247,6 +258,8 @@ class FaceDetector:
         """Faces in each RGB (or gray) uint8 image; any sizes, same-size images are batched together.
         ``min_face_size``: look only for faces at least this large (the pyramid's coarse levels;
         default :attr:`DetectionOptions.min_face_size`)."""
+        import torch
+
         smallest = max(self.options.min_face_size, int(min_face_size or 0))
         self._mtcnn.min_face_size = smallest  # read by each of its detect() calls
         results: list[Detections | None] = [None] * len(images)
@@ -273,6 +286,8 @@ class FaceDetector:
         last stage alone: O-net on the square around each box, its box correction applied,
         ``rounds`` times (a face moves between sampled seconds). A box whose face O-net no
         longer sees (probability below ``min_probability``) is dropped. Largest face first."""
+        import torch
+
         rgb = _as_rgb(image)
         height, width = rgb.shape[:2]
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)

@@ -1,0 +1,154 @@
+"""What lets a rerun resume: each stage's fingerprint and ``stages.json``, the record of the
+stages a lesson has finished.
+
+A stage's fingerprint hashes its inputs: the manifest rows and the recordings' sizes and mtimes,
+the lesson metadata, the code version, the model versions and the settings that stage and the
+ones before it use (:func:`stage_keys`). A stage whose fingerprint matches the one in
+``stages.json`` and whose files are all there is not run again (:meth:`StageState.done`)::
+
+    state = StageState(folder)
+    if state.done("selection", keys.selection) is None:
+        ...  # compute, write selection.json atomically
+        state.record("selection", keys.selection, ["selection.json"])
+
+:mod:`highlights.runner` runs the stages this way; this module knows nothing of what they compute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import highlights
+from highlights.io import jsonable, write_json_atomic
+from highlights.results import utc_now_iso
+
+if TYPE_CHECKING:
+    from highlights.config import Settings
+    from highlights.recordings import LessonInput
+
+STAGES_FILE = "stages.json"
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def digest(*parts: Any) -> str:
+    """sha256 of the canonical JSON of ``parts``."""
+    text = json.dumps(jsonable(parts), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Version plus a hash of the package's source files and the templates: any change to the
+    code or a template redoes lessons."""
+    from highlights.email import TEMPLATES_DIR
+
+    sha = hashlib.sha256(highlights.__version__.encode())
+    for root in (Path(highlights.__file__).resolve().parent, TEMPLATES_DIR):
+        for path in sorted(root.rglob("*")):
+            if path.suffix in (".py", ".html", ".txt", ".j2", ".jinja", ".css") and "__pycache__" not in path.parts:
+                sha.update(f"{root.name}/{path.relative_to(root)}".encode())
+                sha.update(path.read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def input_fingerprint(lesson: LessonInput) -> dict[str, Any]:
+    """The lesson's manifest rows and the identity (size, mtime) of each recording file."""
+    recordings = []
+    for recording in sorted(lesson.recordings, key=lambda r: (r.role, str(r.path), str(r.started_at))):
+        path = Path(recording.path)
+        try:
+            stat = path.stat()
+            identity: Any = [stat.st_size, stat.st_mtime_ns]
+        except OSError:
+            identity = None
+        recordings.append(
+            [recording.role, str(path), jsonable(recording.started_at), jsonable(recording.ended_at), identity]
+        )
+    return {"lesson_id": lesson.lesson_id, "recordings": recordings}
+
+
+@dataclass(frozen=True)
+class StageKeys:
+    """Each stage's fingerprint, one field per stage (named as the stage); a later stage's key
+    includes the earlier ones. ``overall`` is the lesson's: ``result.json`` carries it."""
+
+    timeline: str
+    scores: str
+    selection: str
+    gif: str
+    snippet: str
+    analytics: str
+    report: str
+    overall: str
+
+
+def stage_keys(lesson: LessonInput, settings: Settings, versions: dict[str, Any]) -> StageKeys:
+    stage = settings.stage_settings()
+    code = {"highlights": highlights.__version__, "code": code_fingerprint()}
+    models = {k: v for k, v in versions.items() if k not in code}
+    timeline = digest("timeline", input_fingerprint(lesson), code, stage["timeline"])
+    # The scores stage also links the faces into tracks (settings.selection.tracks).
+    scores = digest("scores", timeline, models, stage["scores"], stage["selection"].get("tracks"))
+    selection = digest("selection", scores, stage["selection"])
+    gif = digest("gif", selection, stage["gif"])
+    # The lesson's metadata (names, subject) is hashed, never stored, in the fingerprint.
+    snippet = digest("snippet", gif, stage["email"], jsonable(lesson.info))
+    analytics = digest("analytics", scores, stage["analytics"], stage["selection"])
+    report = digest("report", snippet, analytics)
+    return StageKeys(timeline, scores, selection, gif, snippet, analytics, report, digest(report))
+
+
+# --------------------------------------------------------------------------- stages.json
+
+
+def _gif_name(record: Any) -> str | None:
+    """The GIF file name in a ``stages.json`` gif record, if it is a plain ``*.gif`` name."""
+    name = record.get("gif") if isinstance(record, dict) else None
+    return name if isinstance(name, str) and name.endswith(".gif") and "/" not in name else None
+
+
+class StageState:
+    """``stages.json``: the fingerprint and files of each finished stage of one lesson."""
+
+    def __init__(self, folder: Path, force: bool = False) -> None:
+        self.path = folder / STAGES_FILE
+        self.folder = folder
+        try:
+            recorded = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = {}
+        recorded = recorded if isinstance(recorded, dict) else {}
+        self.data: dict[str, Any] = {} if force else recorded
+        self.previous_gif = _gif_name(recorded.get("gif"))
+        """The GIF name an earlier run gave this lesson (even after a failure or with ``force``):
+        a rebuilt GIF replaces the file a sent email already links to."""
+
+    def done(self, stage: str, key: str) -> dict[str, Any] | None:
+        """The stage's record if it finished with fingerprint ``key`` and its files exist."""
+        record = self.data.get(stage)
+        if not record or record.get("key") != key:
+            return None
+        if not all((self.folder / name).is_file() for name in record.get("files", [])):
+            return None
+        return record
+
+    def record(self, stage: str, key: str, files: Sequence[str], **extra: Any) -> None:
+        self.data[stage] = {"key": key, "files": list(files), "finished_at": utc_now_iso(), **extra}
+        write_json_atomic(self.path, self.data)
+
+    def forget(self, *stages: str) -> None:
+        """Drop these stages' records (written at once): they run again next time."""
+        for stage in stages:
+            self.data.pop(stage, None)
+        write_json_atomic(self.path, self.data)
+
+
+__all__ = ["STAGES_FILE", "StageKeys", "StageState", "code_fingerprint", "digest", "input_fingerprint", "stage_keys"]
