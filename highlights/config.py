@@ -107,6 +107,11 @@ class Settings:
     """IANA zone for manifest times without an offset (default: such times are an error)."""
     force: bool = False
     """Redo lessons already done with the same inputs, code and models."""
+    republish_withdrawn: bool = False
+    """With ``force``, make lessons withdrawn by hand (``highlights withdraw``) again, under a new
+    GIF name. :func:`~highlights.pipeline.run_manifest` sets it for lessons named one by one
+    (``highlights run MANIFEST --lesson ID --force``): a whole night's ``--force`` (a new model)
+    leaves withdrawn lessons withdrawn."""
     fps: float = 1.0
     """Frames sampled per second of lesson (more than 0, at most :data:`MAX_FPS`)."""
     gap_tolerance_s: float = 2.0

@@ -1,7 +1,8 @@
 """Orchestration: which lessons run, what a rerun skips, the lesson's lock, and where results go.
 
 For each lesson of a manifest, :func:`run_lesson` skips it when its ``result.json`` carries the
-current overall fingerprint (unless ``force``) or when it was withdrawn by hand; otherwise it takes
+current overall fingerprint (unless ``force``) or when it was withdrawn by hand (unless named one
+by one with ``force``: ``Settings.republish_withdrawn``); otherwise it takes
 the lesson's lock, runs its stages (:func:`highlights.runner.run_stages`: timeline, scores,
 analytics, selection, gif, snippet, report, each reused where ``stages.json`` says it is current,
 see :mod:`highlights.stages`), then saves the database row and writes ``result.json`` last.
@@ -134,19 +135,21 @@ def run_lesson(
                   "output folder); rename the lesson or move the database (see README, Database)")
         return failed_result(lesson.lesson_id, reason, versions, started, fingerprint=keys.overall)
 
+    previous = read_result(folder)
+    if previous is not None and previous.status == "withdrawn" and not (settings.force and settings.republish_withdrawn):
+        # A deliberate withdrawal sticks: only a rerun of this lesson by name with force makes
+        # the highlight again, never a whole night's --force.
+        previous.skipped = True
+        log.info("lesson %s: withdrawn by hand, skipped (run it with --lesson and --force to make it again)",
+                 lesson.lesson_id)
+        if store is not None:
+            try:
+                _sync_store(store, previous)
+            except Exception as error:  # noqa: BLE001
+                return failed_result(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error),
+                                     versions, started, fingerprint=keys.overall, folder=folder)
+        return previous
     if not settings.force:
-        previous = read_result(folder)
-        if previous is not None and previous.status == "withdrawn":
-            # A deliberate withdrawal sticks: only a run with force makes the highlight again.
-            previous.skipped = True
-            log.info("lesson %s: withdrawn by hand, skipped (rerun with --force to make it again)", lesson.lesson_id)
-            if store is not None:
-                try:
-                    _sync_store(store, previous)
-                except Exception as error:  # noqa: BLE001
-                    return failed_result(lesson.lesson_id, _database_problem(lesson.lesson_id, store, error),
-                                   versions, started, fingerprint=keys.overall, folder=folder)
-            return previous
         current = previous is not None and previous.done and previous.fingerprint == keys.overall
         missing = _missing_artifacts(previous) if current else []
         if missing:  # result.json outlived its files: redo what is missing, under the same GIF name
@@ -363,6 +366,8 @@ def run_manifest(
         if getattr(problem, "lesson_id", None) is None:
             log.warning("%s: %s", _problem_label(manifest, problem), problem)
     wanted = list(dict.fromkeys(lesson_ids)) if lesson_ids else list(manifest.lessons)
+    if lesson_ids and settings.force:  # lessons named one by one: withdrawn ones are made again too
+        settings = replace(settings, republish_withdrawn=True)
     own_store = store is None
     store = store if store is not None else ResultStore(settings.database_url)
     try:
@@ -393,8 +398,9 @@ class NothingToWithdraw(LookupError):
 def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | None = None) -> LessonResult:
     """Withdraw a lesson's highlight on purpose: delete its GIF and snippets, mark its
     ``result.json`` and database row ``withdrawn`` (no GIF URL, no snippet: the campaign's query
-    finds nothing). Later runs skip the lesson until one runs it with ``force``, which makes a
-    new GIF under a new name. The scores, analytics and report stay (they are private).
+    finds nothing). Later runs skip the lesson, a whole night's ``force`` included, until one
+    names it with ``force`` (``highlights run MANIFEST --lesson ID --force``), which makes a new
+    GIF under a new name. The scores, analytics and report stay (they are private).
 
     Raises :class:`NothingToWithdraw` when neither ``OUT/<lesson_id>/result.json`` nor a row
     exists, ValueError for an invalid id, and what the database raises.

@@ -128,8 +128,9 @@ class Stage:
     load: Callable[[LessonRun, dict[str, Any]], Any] | None = None
     """``load(lesson_run, record)``: the value back from the files (or the ``stages.json``
     record) of an earlier run. None for a stage whose value no later stage reads."""
-    notes: Callable[[Any], dict[str, Any]] | None = None
-    """Fields of its ``stages.json`` record besides the fingerprint and files, from its value."""
+    notes: Callable[[LessonRun, Any], dict[str, Any]] | None = None
+    """``notes(lesson_run, value)``: fields of its ``stages.json`` record besides the fingerprint
+    and files."""
 
 
 def produce(c: LessonRun, stage: Stage, *inputs: Any) -> Any:
@@ -142,7 +143,7 @@ def produce(c: LessonRun, stage: Stage, *inputs: Any) -> Any:
             return stage.load(c, record) if stage.load is not None else None
         value = stage.run(c, *inputs)
         files = stage.files(value) if callable(stage.files) else stage.files
-        c.state.record(stage.name, key, files, **(stage.notes(value) if stage.notes is not None else {}))
+        c.state.record(stage.name, key, files, **(stage.notes(c, value) if stage.notes is not None else {}))
         return value
 
 
@@ -210,8 +211,16 @@ def _read_scores(c: LessonRun, record: dict[str, Any]) -> pd.DataFrame:
     return read_scores(c.folder / SCORES_FILE)
 
 
-def _frame_count(scores: pd.DataFrame) -> dict[str, Any]:
+def _frame_count(c: LessonRun, scores: pd.DataFrame) -> dict[str, Any]:
     return {"frames": int(scores["frame"].nunique()) if len(scores) else 0}
+
+
+def _whose_face(c: LessonRun, selection: Selection) -> dict[str, Any]:
+    """Whose face the selection looked for, and whether the lessons file said so: a later rerun
+    without the lesson's row (no ``--lessons``) must not quietly replace a highlight made with it
+    (see :func:`_input_doubt`)."""
+    return {"student_age_group": c.settings.selection.student_age_group,
+            "lessons_row": c.lesson.info.source is not None}  # fmt: skip
 
 
 def _analyse(c: LessonRun, scores: pd.DataFrame, timeline: LessonTimeline) -> None:
@@ -273,9 +282,9 @@ def _write_report(c: LessonRun, result: LessonResult, timeline: LessonTimeline, 
 TIMELINE = Stage("timeline", (TIMELINE_FILE,), run=_write_timeline, load=_plan)
 SCORES = Stage("scores", (SCORES_FILE,), run=_score_lesson, load=_read_scores, notes=_frame_count)
 ANALYTICS = Stage("analytics", (ANALYTICS_FILE, ANALYTICS_CSV), run=_analyse)
-SELECTION = Stage("selection", (SELECTION_FILE,), run=_select, load=_read_selection)
+SELECTION = Stage("selection", (SELECTION_FILE,), run=_select, load=_read_selection, notes=_whose_face)
 GIF = Stage("gif", lambda gif: (gif.name,), run=_make_gif, load=_recorded_gif,
-            notes=lambda gif: {"gif": gif.name, "info": gif.info})
+            notes=lambda c, gif: {"gif": gif.name, "info": gif.info})
 SNIPPET = Stage("snippet", (SNIPPET_HTML, SNIPPET_TEXT), run=_write_snippet)
 REPORT = Stage("report", (REPORT_FILE,), run=_write_report)
 
@@ -301,14 +310,14 @@ def run_stages(c: LessonRun) -> LessonResult:
     if lesson.problems:
         reason = "; ".join(str(problem) for problem in lesson.problems)
         return LessonResult(status="failed", reason=f"lesson {lesson.lesson_id}: {reason}", **base)
+    kept = _keep_published(c)
+    if kept is not None:
+        return kept
 
     plan = produce(c, TIMELINE)
     resolved, timeline = plan.lesson, plan.timeline
     base.update(lesson=timeline.bounds(), disconnects=timeline.disconnect_counts())
     if timeline.status != "ok":
-        kept = _keep_published(c, f"no lesson ({timeline.reason or 'the cameras were never on together'})")
-        if kept is not None:
-            return kept
         # No lesson, but the report still shows both cameras: the data team sees why.
         result = LessonResult(status="no_lesson", reason=timeline.reason or "no lesson took place", **base)
         no_selection = Selection("no_highlight", result.reason, [], SelectionStats())
@@ -333,9 +342,6 @@ def run_stages(c: LessonRun) -> LessonResult:
         status, reason = "ok", ""
     else:
         status, reason = "no_highlight", selection.reason or "no highlight"
-        kept = _keep_published(c, f"no highlight ({reason})")
-        if kept is not None:
-            return kept
     remove_stale_gifs(folder, keep=base.get("gif"))
 
     result = LessonResult(status=status, reason=reason, **base)
@@ -350,27 +356,34 @@ def _report(c: LessonRun, result: LessonResult, timeline: LessonTimeline, scores
     result.report = REPORT_FILE
 
 
-def _input_doubt(lesson: LessonInput) -> str | None:
+def _input_doubt(c: LessonRun) -> str | None:
     """Why this lesson's input may be incomplete rather than a real change: a role without any
-    recording (its rows missing, or unreadable), or rows of the input files that belong to no
-    valid lesson (a broken JSON line, an invalid id) and may be this one's. None when it looks whole."""
+    recording (its rows missing, or unreadable), rows of the input files that belong to no valid
+    lesson (a broken JSON line, an invalid id) and may be this one's, or a lessons-file row that
+    the published highlight was made with and this run lacks. None when it looks whole."""
+    lesson = c.lesson
     missing = [role for role in ROLES if not lesson.by_role(role)]
     if missing:
         return f"the manifest has no {' or '.join(missing)} recording for it"
     if lesson.unattributed_rows:
         return f"{lesson.unattributed_rows} row(s) of the input files belong to no valid lesson and may be this one's"
+    earlier = c.state.earlier.get("selection")
+    if isinstance(earlier, dict) and earlier.get("lessons_row") and lesson.info.source is None:
+        return "it has no row in the lessons file (no --lessons?), and its highlight was made with one"
     return None
 
 
-def _keep_published(c: LessonRun, outcome: str) -> LessonResult | None:
+def _keep_published(c: LessonRun) -> LessonResult | None:
     """A ``failed`` result that keeps the lesson's published highlight (GIF, ``ok`` row and
-    ``result.json``), when this run would withdraw it (``outcome``) on input that looks incomplete.
-    A bad row spoils its own lesson's rerun only; withdrawing takes ``highlights withdraw``."""
-    doubt = _input_doubt(c.lesson) if c.published else None
+    ``result.json``) when its input looks incomplete (:func:`_input_doubt`): whatever this run
+    would find, a bad row spoils its own lesson's rerun only, and a published highlight is never
+    replaced or withdrawn on such input (withdrawing takes ``highlights withdraw``). Checked before
+    any stage, so nothing in the lesson's folder changes."""
+    doubt = _input_doubt(c) if c.published else None
     if doubt is None:
         return None
     lesson_id = c.lesson.lesson_id
-    reason = (f"lesson {lesson_id}: this run found {outcome}, but {doubt}: its published highlight is kept "
+    reason = (f"lesson {lesson_id}: {doubt}: its published highlight is kept "
               f"(fix the input and rerun, or withdraw it with `highlights withdraw {lesson_id}`)")
     log.warning("%s", reason)
     return LessonResult(lesson_id, "failed", reason=reason, versions=c.versions, fingerprint=c.keys.overall,

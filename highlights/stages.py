@@ -127,6 +127,8 @@ class StageState:
             recorded = {}
         recorded = recorded if isinstance(recorded, dict) else {}
         self.data: dict[str, Any] = {} if force else recorded
+        self.earlier: dict[str, Any] = recorded
+        """What an earlier run recorded, even with ``force`` (which ignores it for resuming)."""
         self.previous_gif = _gif_name(recorded.get("gif"))
         """The GIF name an earlier run gave this lesson (even after a failure or with ``force``):
         a rebuilt GIF replaces the file a sent email already links to."""

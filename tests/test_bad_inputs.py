@@ -133,6 +133,48 @@ def test_a_broken_student_row_keeps_the_published_highlight(videos, tmp_path: Pa
     _kept(settings, folder, first, result)
 
 
+def test_a_forced_rerun_with_a_stray_row_elsewhere_keeps_the_published_highlight(videos, tmp_path: Path) -> None:
+    """The lesson's rows are all there and would give a highlight again, but a row of the
+    manifest belongs to no valid lesson (it may be one of this lesson's segments): the rerun
+    ends ``failed`` and the published GIF, ``result.json`` and ``ok`` row stay as they were."""
+    _, settings, folder, first = done_lesson(videos, tmp_path)
+    gif_bytes = (folder / first.gif).read_bytes()
+    teacher, student = lesson_rows(videos, tmp_path / "rec2", "L-1001")
+    keys = ["lesson_id", "role", "path", "started_at"]
+    manifest = tmp_path / "rec2" / "manifest.jsonl"
+    lines = [json.dumps(dict(zip(keys, teacher))), json.dumps(dict(zip(keys, student))), '{"role": "student", "path": "L-1001/stu']
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    [result] = run_manifest(manifest, replace(settings, force=True), scorer=FakeScorer())
+
+    assert "belong to no valid lesson" in result.reason and "published highlight is kept" in result.reason
+    _kept(settings, folder, first, result)
+    assert (folder / first.gif).read_bytes() == gif_bytes
+
+
+def test_a_rerun_without_the_lessons_file_keeps_a_highlight_made_with_it(videos, tmp_path: Path, clean_env) -> None:
+    """A highlight made with the lesson's lessons-file row (whose face: an adult student) is not
+    replaced by a rerun that lacks the row (the nightly cron line without --lessons), which would
+    judge the lesson under the children's rule and withdraw its GIF."""
+    manifest = one_lesson(videos, tmp_path / "rec")
+    lessons = tmp_path / "rec" / "lessons.csv"
+    lessons.write_text("lesson_id,student_name,student_age_group\nL-1001,Ann,child\n", encoding="utf-8")
+    settings = Settings(out_dir=tmp_path / "out")
+    folder = settings.out_dir / "L-1001"
+    [first] = run_manifest(manifest, settings, lessons_path=lessons, scorer=FakeScorer())
+    assert first.status == "ok", first.reason
+
+    outcome = clean_env.invoke(main, ["run", str(manifest), "--out", str(settings.out_dir), "--no-progress", "--force"])
+
+    assert outcome.exit_code == 1, outcome.output
+    [result] = run_manifest(manifest, replace(settings, force=True), scorer=FakeScorer())
+    assert "no row in the lessons file" in result.reason
+    _kept(settings, folder, first, result)
+    # With its row again, the rerun goes through.
+    [again] = run_manifest(manifest, replace(settings, force=True), lessons_path=lessons, scorer=FakeScorer())
+    assert again.status == "ok" and again.gif == first.gif
+
+
 def test_withdraw_removes_the_gif_marks_the_row_and_sticks_until_force(videos, tmp_path: Path, clean_env) -> None:
     manifest, settings, folder, first = done_lesson(videos, tmp_path)
 
@@ -150,8 +192,11 @@ def test_withdraw_removes_the_gif_marks_the_row_and_sticks_until_force(videos, t
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 5_000_000_000))
     again = run_one(manifest, settings, FakeScorer())
     assert again.skipped and again.status == "withdrawn" and gifs_in(folder) == []
-    # ... until a rerun by hand with force, which makes a GIF under a new name.
-    forced = run_one(manifest, replace(settings, force=True), FakeScorer())
+    # ... and a whole night's --force (a new model) leaves it withdrawn ...
+    night = run_one(manifest, replace(settings, force=True), FakeScorer())
+    assert night.skipped and night.status == "withdrawn" and gifs_in(folder) == []
+    # ... until a rerun of this lesson by name with force, which makes a GIF under a new name.
+    [forced] = run_manifest(manifest, replace(settings, force=True), ["L-1001"], scorer=FakeScorer())
     assert forced.status == "ok" and forced.gif != first.gif and gifs_in(folder) == [forced.gif]
 
     assert clean_env.invoke(main, ["withdraw", "L-404", "--out", str(settings.out_dir)]).exit_code == 1

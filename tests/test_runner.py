@@ -45,7 +45,7 @@ class Toy:
         return (c.folder / "toy.txt").read_text(encoding="utf-8")
 
     def stage(self) -> Stage:
-        return Stage("selection", ("toy.txt",), run=self.run, load=self.load, notes=lambda text: {"length": len(text)})
+        return Stage("selection", ("toy.txt",), run=self.run, load=self.load, notes=lambda run, text: {"length": len(text)})
 
 
 def test_every_stage_is_declared_once_with_a_fingerprint_of_its_own():
@@ -92,7 +92,7 @@ def test_files_named_at_run_time_are_recorded(tmp_path: Path):
         return "drawn.gif"
 
     stage = Stage("gif", lambda name: (name,), run=run, load=lambda c, record: record["gif"],
-                  notes=lambda name: {"gif": name})
+                  notes=lambda run, name: {"gif": name})
     assert produce(lesson_run(tmp_path), stage) == "drawn.gif"
     record = json.loads((tmp_path / "stages.json").read_text(encoding="utf-8"))["gif"]
     assert record["files"] == ["drawn.gif"] and record["gif"] == "drawn.gif"
