@@ -201,8 +201,7 @@ def test_lessons_file(runner: CliRunner, tmp_path: Path):
     assert result.exit_code == 1
     assert records["L-1"]["status"] == "failed" and "lessons.csv row 2 (lesson L-1): locale" in records["L-1"]["reason"]
     assert "english!" not in result.output and "javascript" not in result.output  # metadata stays out
-    assert records["L-7"]["status"] == "no_lesson"
-    assert records["L-7"]["reason"] == "no student recording and no teacher recording"
+    assert "L-7" not in records  # in the lessons file only: not a lesson of this manifest
     assert "Ada" not in result.output
 
 
