@@ -30,7 +30,7 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone as dt_timezone, tzinfo
+from datetime import datetime, timedelta, timezone as dt_timezone, tzinfo
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -43,6 +43,11 @@ ROLES: tuple[Role, ...] = ("student", "teacher")
 
 MANIFEST_COLUMNS = ("lesson_id", "role", "path", "started_at")
 """Required manifest columns; ``ended_at`` is optional."""
+MAX_LESSON_S = 24 * 3600
+"""Longest a recording segment, and so a lesson, may last (seconds): a lesson takes an hour or
+two, a day none. Longer is a typo in an end time (a year off), and the timeline stage would
+plan a sample point for every second of it (a century: 3 billion points, unbounded memory), so
+such a row is an error of its lesson and :func:`highlights.timeline.plan_lesson` refuses such a lesson."""
 LESSON_INFO_FIELDS = ("student_name", "subject", "locale", "lesson_url", "student_age_group")
 """Lessons-file columns with a field of their own in :class:`LessonInfo`; others go to ``extra``."""
 
@@ -305,9 +310,18 @@ def _recording(
     ended_at = _timestamp("ended_at", values.get("ended_at", ""), zone, errors, required=False)
     if started_at is not None and ended_at is not None and ended_at <= started_at:
         errors.append(f"ended_at {values['ended_at'].strip()!r} is not after started_at")
+    elif started_at is not None and ended_at is not None and (ended_at - started_at).total_seconds() > MAX_LESSON_S:
+        errors.append(f"ended_at {values['ended_at'].strip()!r} is {_span(ended_at - started_at)} after started_at: "
+                      f"a recording lasts at most {MAX_LESSON_S // 3600} hours")
     if errors or media is None or started_at is None:
         return None, errors
     return Recording(lesson_id, role, media, started_at, ended_at, SourceRow(path, row_no)), errors  # type: ignore[arg-type]
+
+
+def _span(delta: timedelta) -> str:
+    """A long duration for people: hours up to two days, then days."""
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:,.0f} days"
 
 
 def _timestamp(name: str, raw: str, zone: tzinfo | None, errors: list[str], *, required: bool) -> datetime | None:

@@ -220,6 +220,11 @@ def test_utc_z_suffix_and_other_offsets_are_accepted(folder: Path):
 # ----------------------------------------------------------------------------- bad rows
 
 
+def test_a_recording_of_exactly_the_longest_span_is_read(folder: Path):
+    path = write_csv(folder, f"L-1,student,L-1/student.webm,{T0},2026-11-22T15:00:00+00:00")
+    assert read_manifest(path).lessons["L-1"].ok
+
+
 @pytest.mark.parametrize(
     ("row", "message"),
     [
@@ -235,6 +240,9 @@ def test_utc_z_suffix_and_other_offsets_are_accepted(folder: Path):
         (f"L-1,student,L-1/student.webm,,{T1}", "started_at is empty"),
         (f"L-1,student,L-1/student.webm,{T1},{T0}", f"ended_at '{T0}' is not after started_at"),
         (f"L-1,student,L-1/student.webm,{T0},{T0}", f"ended_at '{T0}' is not after started_at"),
+        (f"L-1,student,L-1/student.webm,{T0},2126-11-21T15:30:00+00:00",
+         "ended_at '2126-11-21T15:30:00+00:00' is 36,524 days after started_at: a recording lasts at most 24 hours"),
+        (f"L-1,student,L-1/student.webm,{T0},2026-11-22T15:00:01+00:00", "is 24 hours after started_at"),
         (f"L-1,student,L-1/student.webm,{T0}", "4 fields where the header has 5"),
         (f"L-1,student,L-1/student.webm,{T0},{T1},extra", "6 fields where the header has 5"),
     ],
