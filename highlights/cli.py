@@ -153,8 +153,11 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     try:
         database = _safe_url(settings.database_url)
     except Exception as error:  # noqa: BLE001 - never echo the URL itself: it may hold a password
+        from highlights.store import hide_url_secrets
+
         raise click.UsageError(
-            f"--db / db_url is not a database URL ({type(error).__name__}: {error}); "
+            f"--db / db_url is not a database URL ({type(error).__name__}: "
+            f"{hide_url_secrets(str(error), settings.database_url)}); "
             "expected e.g. postgresql+psycopg://user@host/db"
         ) from error
     _check_out_dir(Path(settings.out_dir))
@@ -273,9 +276,13 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def _safe_url(url: str) -> str:
+    """``url`` as it may be shown (:func:`highlights.store.masked_url`); raises if it does not parse."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    from highlights.store import masked_url
+
+    make_url(url)
+    return masked_url(url)
 
 
 # --------------------------------------------------------------------------- highlights timeline

@@ -560,6 +560,11 @@ def test_cli_run_unusable_database_or_output_folder(videos, tmp_path: Path, monk
     assert outcome.exit_code == 1, outcome.output
     assert "database postgresql+psycopg://u:***@127.0.0.1:1/db?connect_timeout=3 cannot be opened" in outcome.stderr
     assert "secretpw" not in outcome.output and "Traceback" not in outcome.output
+    # A password with an unescaped '@' (SQLAlchemy puts its tail in front of the host) or in the query.
+    outcome = run("--out", str(out), "--db", "postgresql+psycopg://u:S3cret@PW@127.0.0.1:1/db?connect_timeout=3&password=Q1w2e3")
+    assert outcome.exit_code == 1, outcome.output
+    assert "database postgresql+psycopg://u:***@127.0.0.1:1/db?connect_timeout=3&password=*** cannot be opened" in outcome.stderr
+    assert "S3cret" not in outcome.output and "PW@" not in outcome.output and "Q1w2e3" not in outcome.output
 
     # A URL that does not parse is a bad option: exit 2, and the URL is not echoed.
     outcome = run("--out", str(out), "--db", "postgresql+psycopg://u:secretpw@db:notaport/x")
