@@ -420,15 +420,41 @@ def hide_url_secrets(text: str, url: str) -> str:
     return text
 
 
+def sqlite_file(url: URL | str) -> Path | None:
+    """The file of a SQLite database URL (``sqlite:///out/h.sqlite``); None for another
+    database, an in-memory one (:func:`in_memory`) or a ``file:`` URI (SQLite resolves those)."""
+    url = make_url(url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or in_memory(url) or not database or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def in_memory(url: URL | str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``sqlite:///``,
+    ``sqlite:///:memory:``, a ``file:`` URI with ``mode=memory``): it is gone when the
+    process ends, so a run's rows and a reader's view of them would be nothing."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    return (database in ("", ":memory:") or url.query.get("mode") == "memory"
+            or (database.startswith("file:") and "mode=memory" in database))
+
+
+class NoDatabase(StoreError):
+    """A reader (``highlights dashboard``) was pointed at a SQLite file that does not exist:
+    readers create no database, so a typo in ``--db`` is not an empty night."""
+
+
 def _make_sqlite_folder(url: URL) -> None:
     """Create the folder of a SQLite database file (SQLite creates the file, not its folder),
     and the file itself, not world-readable (0640 less the umask): it holds student names.
     SQLite gives its journal and WAL files the database file's permissions."""
     import os
 
-    database = url.database
-    if url.get_backend_name() == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
-        path = Path(database).expanduser()
+    path = sqlite_file(url)
+    if path is not None:
         if not path.parent.is_dir():
             path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # e.g. OUT/.highlights
         if not path.exists():
@@ -443,7 +469,9 @@ class ResultStore:
     >>> store.highlight_for_lesson("L-1001").gif_url  # doctest: +SKIP
     """
 
-    def __init__(self, url_or_engine: str | Engine) -> None:
+    def __init__(self, url_or_engine: str | Engine, *, create: bool = True) -> None:
+        """``create=False`` (a reader): a SQLite file that does not exist raises
+        :class:`NoDatabase` instead of being created, with its folder."""
         if isinstance(url_or_engine, Engine):
             self.engine = url_or_engine
             upgrade_to_head(self.engine)
@@ -455,6 +483,9 @@ class ResultStore:
                 f"database URL cannot be parsed ({type(error).__name__}: {hide_url_secrets(str(error), url_or_engine)}); "
                 "expected e.g. postgresql+psycopg://user@host/db or sqlite:///out/highlights.sqlite"
             ) from error
+        path = sqlite_file(parsed)
+        if not create and path is not None and not path.is_file():
+            raise NoDatabase(f"database {masked_url(url_or_engine)} cannot be opened: there is no database at {path}")
         try:
             _make_sqlite_folder(parsed)
             # hide_parameters: a failed statement's message must not carry the row's values

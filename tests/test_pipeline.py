@@ -570,6 +570,12 @@ def test_cli_run_unusable_database_or_output_folder(videos, tmp_path: Path, monk
     outcome = run("--out", str(out), "--db", "postgresql+psycopg://u:secretpw@db:notaport/x")
     assert outcome.exit_code == 2, outcome.output
     assert "--db / db_url is not a database URL" in outcome.stderr and "secretpw" not in outcome.output
+    # An in-memory database keeps nothing: it used to be accepted, the run exiting 0 with nothing stored.
+    for memory in ("sqlite:///", "sqlite://", "sqlite:///:memory:"):
+        outcome = run("--out", str(tmp_path / "out-memory"), "--db", memory)
+        assert outcome.exit_code == 2, outcome.output
+        assert "is an in-memory database: it keeps nothing" in outcome.stderr
+    assert not (tmp_path / "out-memory").exists()
 
     # An output folder that cannot be made (a file in the way), from --out or the config: exit 2.
     blocker = tmp_path / "a-file"

@@ -12,7 +12,15 @@ from sqlalchemy import text
 
 from highlights.frameref import FrameRef
 from highlights.results import Disconnects, HighlightFrame, LessonBounds, LessonResult
-from highlights.store import CAMPAIGN_SQL, ResultStore, StoreError, highlight_for_lesson, masked_url
+from highlights.store import (
+    CAMPAIGN_SQL,
+    NoDatabase,
+    ResultStore,
+    StoreError,
+    highlight_for_lesson,
+    in_memory,
+    masked_url,
+)
 
 START = datetime(2026, 11, 20, 16, 0, tzinfo=timezone.utc)
 
@@ -181,6 +189,24 @@ def test_a_database_that_cannot_be_opened_is_named_without_its_password(tmp_path
 )
 def test_masked_url_hides_every_password_and_nothing_else(url, shown):
     assert masked_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url, memory",
+    [("sqlite://", True), ("sqlite:///", True), ("sqlite:///:memory:", True), ("sqlite:///file:x?mode=memory&uri=true", True),
+     ("sqlite:///out/h.sqlite", False), ("sqlite:///file:out/h.sqlite?uri=true", False), ("postgresql+psycopg://u@db/x", False)],
+)
+def test_in_memory_databases_are_recognised(url, memory):
+    assert in_memory(url) is memory
+
+
+def test_a_reader_creates_no_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'missing' / 'h.sqlite'}"
+    with pytest.raises(NoDatabase, match="there is no database at"):
+        ResultStore(url, create=False)
+    assert not (tmp_path / "missing").exists()
+    ResultStore(url).dispose()  # a writer creates it
+    ResultStore(url, create=False).dispose()
 
 
 def test_the_store_shows_its_url_masked(tmp_path):
