@@ -139,7 +139,9 @@ class LessonInput:
     the snippet); reported with the lesson's result. Never hold the values themselves."""
     unattributed_rows: int = 0
     """Rows of the input files that belong to no valid lesson (a broken JSON line, an invalid id):
-    one of them may be this lesson's, so a published highlight is not withdrawn on this input."""
+    one of them may be this lesson's, so a published highlight is not withdrawn on this input.
+    A bad lessons-file row that names a lesson absent from the manifest is no other lesson's and
+    is not counted."""
 
     def by_role(self, role: Role) -> list[Recording]:
         """This role's recordings, earliest first."""
@@ -277,8 +279,8 @@ def _join_lessons_file(manifest: Manifest, lessons_path: Path) -> int:
         else:
             # No lesson to spoil: a line of the summary ("lessons file problem: ..."), not a
             # failed lesson (and a database row) for a lesson this run has no recordings of.
-            manifest.problems.append(replace(
-                problem, lesson_id=None, message=f"lesson {problem.lesson_id} (not in the manifest): {problem.message}"))
+            message = f"lesson {problem.lesson_id} (not in the manifest): {problem.message}"
+            manifest.problems.append(replace(problem, lesson_id=None, message=message))
             named_elsewhere += 1
     for lesson_id, info in infos.items():
         if lesson_id in manifest.lessons:

@@ -479,8 +479,9 @@ class ResultStore:
         try:
             parsed = make_url(url_or_engine)
         except Exception as error:  # noqa: BLE001 - never echo the URL: it may hold a password
+            detail = hide_url_secrets(str(error), url_or_engine)
             raise StoreError(
-                f"database URL cannot be parsed ({type(error).__name__}: {hide_url_secrets(str(error), url_or_engine)}); "
+                f"database URL cannot be parsed ({type(error).__name__}: {detail}); "
                 "expected e.g. postgresql+psycopg://user@host/db or sqlite:///out/highlights.sqlite"
             ) from error
         path = sqlite_file(parsed)
