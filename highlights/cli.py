@@ -150,13 +150,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
         )
     except ConfigError as error:
         raise click.UsageError(str(error)) from error
-    try:
-        database = _safe_url(settings.database_url)
-    except Exception as error:  # noqa: BLE001 - never echo the URL itself: it may hold a password
-        raise click.UsageError(
-            f"--db / db_url is not a database URL ({type(error).__name__}: {error}); "
-            "expected e.g. postgresql+psycopg://user@host/db"
-        ) from error
+    database = _database_option(settings.database_url)
     _check_out_dir(Path(settings.out_dir))
     try:
         parsed = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
@@ -239,6 +233,7 @@ def withdraw_command(lesson_ids, out_dir, db_url, config_path) -> None:
         settings = load_settings(config_path, out_dir=out_dir, db_url=db_url)
     except ConfigError as error:
         raise click.UsageError(str(error)) from error
+    _refuse_in_memory(settings.database_url)
     try:
         store = ResultStore(settings.database_url)
     except StoreError as error:
@@ -272,10 +267,38 @@ def _check_out_dir(out_dir: Path) -> None:
         raise UnusableOutput(f"output folder {out_dir} is not writable")
 
 
-def _safe_url(url: str) -> str:
+def _database_option(url: str) -> str:
+    """``--db`` / ``db_url`` of ``highlights run`` checked as an option (a usage error, exit 2,
+    when it does not parse or is in memory), as it may be shown (password masked)."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    from highlights.store import hide_url_secrets, masked_url
+
+    try:
+        make_url(url)
+    except Exception as error:  # noqa: BLE001 - never echo the URL itself: it may hold a password
+        raise click.UsageError(
+            f"--db / db_url is not a database URL ({type(error).__name__}: {hide_url_secrets(str(error), url)}); "
+            "expected e.g. postgresql+psycopg://user@host/db"
+        ) from error
+    _refuse_in_memory(url)
+    return masked_url(url)
+
+
+def _refuse_in_memory(url: str) -> None:
+    """A usage error (exit 2) for an in-memory SQLite database: it keeps nothing once the command
+    ends (a run would store nothing and exit 0). A URL that does not parse is left to the store."""
+    from highlights.store import in_memory, masked_url
+
+    try:
+        memory = in_memory(url)
+    except Exception:  # noqa: BLE001 - not a URL: the store says so, without echoing it
+        return
+    if memory:
+        raise click.UsageError(
+            f"--db / db_url {masked_url(url)} is an in-memory database: it keeps nothing once the command ends; "
+            "name a file (sqlite:///out/.highlights/highlights.sqlite) or a server"
+        )
 
 
 # --------------------------------------------------------------------------- highlights timeline
@@ -475,6 +498,7 @@ def dashboard_command(db_url, since, until, out_path, config_path) -> None:
         raise click.UsageError(str(error)) from error
     if since and until and since > until:
         raise click.UsageError(f"--since {since:%Y-%m-%d} is after --until {until:%Y-%m-%d}")
+    _refuse_in_memory(settings.database_url)
     try:
         path = write_dashboard(settings.database_url, out_path, since=since.date() if since else None,
                                until=until.date() if until else None, analytics=settings.analytics)  # fmt: skip

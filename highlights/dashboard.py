@@ -354,11 +354,13 @@ def render_dashboard(overview: Overview, page: Path, *, analytics: AnalyticsOpti
 def write_dashboard(database: str | ResultStore, out: Path | str, *, since: date | None = None,
                     until: date | None = None, analytics: AnalyticsOptions | None = None,
                     templates_dir: Path | None = None) -> Path:  # fmt: skip
-    """Read the database, write the page to ``out`` atomically; returns its path."""
+    """Read the database, write the page to ``out`` atomically; returns its path. A database
+    URL naming a SQLite file that does not exist raises :class:`~highlights.store.NoDatabase`
+    (nothing is created)."""
     if since and until and since > until:
         raise ValueError(f"--since {since} is after --until {until}")
     out = Path(out)
-    store = database if isinstance(database, ResultStore) else ResultStore(database)
+    store = database if isinstance(database, ResultStore) else ResultStore(database, create=False)  # a reader
     try:
         overview = load_overview(store, since, until)
     finally:

@@ -30,7 +30,7 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone as dt_timezone, tzinfo
+from datetime import datetime, timedelta, timezone as dt_timezone, tzinfo
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -43,6 +43,11 @@ ROLES: tuple[Role, ...] = ("student", "teacher")
 
 MANIFEST_COLUMNS = ("lesson_id", "role", "path", "started_at")
 """Required manifest columns; ``ended_at`` is optional."""
+MAX_LESSON_S = 24 * 3600
+"""Longest a recording segment, and so a lesson, may last (seconds): a lesson takes an hour or
+two, a day none. Longer is a typo in an end time (a year off), and the timeline stage would
+plan a sample point for every second of it (a century: 3 billion points, unbounded memory), so
+such a row is an error of its lesson and :func:`highlights.timeline.plan_lesson` refuses such a lesson."""
 LESSON_INFO_FIELDS = ("student_name", "subject", "locale", "lesson_url", "student_age_group")
 """Lessons-file columns with a field of their own in :class:`LessonInfo`; others go to ``extra``."""
 
@@ -134,7 +139,9 @@ class LessonInput:
     the snippet); reported with the lesson's result. Never hold the values themselves."""
     unattributed_rows: int = 0
     """Rows of the input files that belong to no valid lesson (a broken JSON line, an invalid id):
-    one of them may be this lesson's, so a published highlight is not withdrawn on this input."""
+    one of them may be this lesson's, so a published highlight is not withdrawn on this input.
+    A bad lessons-file row that names a lesson absent from the manifest is no other lesson's and
+    is not counted."""
 
     def by_role(self, role: Role) -> list[Recording]:
         """This role's recordings, earliest first."""
@@ -158,8 +165,8 @@ class LessonInput:
 
 @dataclass
 class Manifest:
-    """A read manifest: lessons in first-seen order (then lessons that appear only in the lessons
-    file, with no recordings), and the problems of rows that belong to no valid lesson."""
+    """A read manifest: lessons in first-seen order (a lesson only in the lessons file is not
+    one), and the problems of rows that belong to no lesson of it."""
 
     path: Path
     lessons: dict[str, LessonInput]
@@ -208,15 +215,15 @@ def read_manifest(
         if recording is not None and not errors:
             lesson.recordings.append(recording)
 
+    unattributed_here = len(problems)
     manifest = Manifest(path, lessons, problems)
-    if lessons_path is not None:
-        _join_lessons_file(manifest, Path(lessons_path))
+    named_elsewhere = _join_lessons_file(manifest, Path(lessons_path)) if lessons_path is not None else 0
     for lesson in manifest.lessons.values():
-        lesson.unattributed_rows = len(manifest.problems)
+        lesson.unattributed_rows = len(manifest.problems) - named_elsewhere
         if lesson.problems:
             log.warning("lesson %s: %d input problem(s)", lesson.lesson_id, len(lesson.problems))
-    if problems:
-        log.warning("%s: %d row(s) belong to no valid lesson", path.name, len(problems))
+    if unattributed_here:
+        log.warning("%s: %d row(s) belong to no valid lesson", path.name, unattributed_here)
     return manifest
 
 
@@ -255,24 +262,34 @@ def _bad_id(raw_id: str) -> str:
     return f"lesson_id {raw_id!r} is not a valid id (1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit, no '..')"
 
 
-def _join_lessons_file(manifest: Manifest, lessons_path: Path) -> None:
+def _join_lessons_file(manifest: Manifest, lessons_path: Path) -> int:
+    """Join the lessons file's rows to the manifest's lessons; returns how many of its problems
+    went to ``manifest.problems`` although they name their lesson (one absent from the manifest):
+    such a row cannot be another lesson's."""
     infos, problems, warnings = _read_lessons_file(lessons_path)
     for problem in warnings:
-        _lesson(manifest, problem.lesson_id).warnings.append(problem)
+        if problem.lesson_id in manifest.lessons:
+            manifest.lessons[problem.lesson_id].warnings.append(problem)
+    named_elsewhere = 0
     for problem in problems:
-        if problem.lesson_id is None:
+        if problem.lesson_id in manifest.lessons:
+            manifest.lessons[problem.lesson_id].problems.append(problem)
+        elif problem.lesson_id is None:
             manifest.problems.append(problem)
         else:
-            _lesson(manifest, problem.lesson_id).problems.append(problem)
+            # No lesson to spoil: a line of the summary ("lessons file problem: ..."), not a
+            # failed lesson (and a database row) for a lesson this run has no recordings of.
+            message = f"lesson {problem.lesson_id} (not in the manifest): {problem.message}"
+            manifest.problems.append(replace(problem, lesson_id=None, message=message))
+            named_elsewhere += 1
     for lesson_id, info in infos.items():
-        if lesson_id not in manifest.lessons:
-            # A scheduled lesson with no recordings at all is worth a line in the report.
-            log.info("lesson %s is in %s but has no recordings", lesson_id, lessons_path.name)
-        _lesson(manifest, lesson_id).info = info
-
-
-def _lesson(manifest: Manifest, lesson_id: str) -> LessonInput:
-    return manifest.lessons.setdefault(lesson_id, LessonInput(lesson_id, [], LessonInfo(lesson_id)))
+        if lesson_id in manifest.lessons:
+            manifest.lessons[lesson_id].info = info
+        else:
+            # A lessons file may list more lessons than this manifest (a day's schedule, one
+            # manifest per shard): such a lesson is not this run's, and gets no row from it.
+            log.info("lesson %s is in %s but not in the manifest: not run", lesson_id, lessons_path.name)
+    return named_elsewhere
 
 
 def _recording(
@@ -295,9 +312,18 @@ def _recording(
     ended_at = _timestamp("ended_at", values.get("ended_at", ""), zone, errors, required=False)
     if started_at is not None and ended_at is not None and ended_at <= started_at:
         errors.append(f"ended_at {values['ended_at'].strip()!r} is not after started_at")
+    elif started_at is not None and ended_at is not None and (ended_at - started_at).total_seconds() > MAX_LESSON_S:
+        errors.append(f"ended_at {values['ended_at'].strip()!r} is {_span(ended_at - started_at)} after started_at: "
+                      f"a recording lasts at most {MAX_LESSON_S // 3600} hours")
     if errors or media is None or started_at is None:
         return None, errors
     return Recording(lesson_id, role, media, started_at, ended_at, SourceRow(path, row_no)), errors  # type: ignore[arg-type]
+
+
+def _span(delta: timedelta) -> str:
+    """A long duration for people: hours up to two days, then days."""
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:,.0f} days"
 
 
 def _timestamp(name: str, raw: str, zone: tzinfo | None, errors: list[str], *, required: bool) -> datetime | None:
@@ -431,9 +457,15 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
                 # The row still names its lesson (a name past the field size limit, a stray
                 # quote): the problem then spoils that lesson instead of vanishing among rows
                 # that belong to none.
-                yield first_line, _lesson_id_only(lines.taken, columns), f"unreadable row: {exc}"
+                yield from _unreadable(first_line, last_line, lines.taken, columns, str(exc))
                 continue
             last_line = reader.line_num
+            if last_line > first_line:
+                # A quoted value ran over line breaks: no column holds a multi-line value, so
+                # this is a stray quote that swallowed the rows after it (each of them a lesson
+                # that would otherwise run without its row, or vanish).
+                yield from _unreadable(first_line, last_line, lines.taken, columns, None)
+                continue
             if not fields or all(not value.strip() for value in fields):
                 continue  # blank lines are layout, not rows
             if any(_undecodable(value) for value in fields):
@@ -463,21 +495,44 @@ class _LineLog:
         return line
 
 
-def _lesson_id_only(lines: list[str], columns: list[str]) -> dict[str, str] | None:
-    """``{"lesson_id": ...}`` read from the raw lines of a row the CSV reader rejected, or None.
-    Only the id is kept: the rest of such a row is not trusted."""
-    if "lesson_id" not in columns or not lines:
+def _unreadable(
+    first_line: int, last_line: int, lines: list[str], columns: list[str], error: str | None
+) -> Iterator[tuple[int, dict[str, str] | None, str]]:
+    """The rows of a CSV record that cannot be read (``error``) or that swallowed line breaks
+    (lines ``first_line`` to ``last_line``): one entry for each lesson id found at the start of
+    one of its physical lines, with that line's number, so that every lesson whose row was
+    swallowed fails instead of running without it; one without an id if none is found."""
+    if last_line > first_line:
+        message = (f"unreadable row: lines {first_line}-{last_line} read as one row (a quote opened on line "
+                   f"{first_line} is not closed on it: a stray quote?)" + (f"; {error}" if error else ""))
+    else:
+        message = f"unreadable row: {error}"
+    found = False
+    for offset, line in enumerate(lines):
+        lesson_id = _lesson_id_of_line(line, columns)
+        if lesson_id is not None:
+            found = True
+            yield first_line + offset, {"lesson_id": lesson_id}, message
+    if not found:
+        yield first_line, None, message
+
+
+def _lesson_id_of_line(line: str, columns: list[str]) -> str | None:
+    """The valid lesson id in the ``lesson_id`` column of one physical line read alone, or None.
+    Only the id is taken: the rest of a line of a broken row is not trusted."""
+    if "lesson_id" not in columns:
         return None
     limit = csv.field_size_limit()
     try:
-        csv.field_size_limit(max(limit, sum(len(line) for line in lines) + 1))
-        fields = next(csv.reader(lines), [])
+        csv.field_size_limit(max(limit, len(line) + 1))
+        fields = next(csv.reader([line]), [])
     except csv.Error:
         return None
     finally:
         csv.field_size_limit(limit)
     index = columns.index("lesson_id")
-    return {"lesson_id": fields[index].strip()} if index < len(fields) else None
+    lesson_id = fields[index].strip() if index < len(fields) else ""
+    return lesson_id if is_valid_lesson_id(lesson_id) else None
 
 
 def _jsonl_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str] | None, str | None]]:

@@ -44,6 +44,7 @@ PostgreSQL's ``ON CONFLICT`` upsert never doubles a row.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -374,15 +375,86 @@ class StoreError(RuntimeError):
     creatable). The message names the database by its URL without the password."""
 
 
+_PASSWORD_PARAMETER = re.compile(r"([?&;]password=)([^&;#]*)", re.IGNORECASE)
+
+
+def _userinfo_password(url: str) -> tuple[int, int] | None:
+    """Where the password of ``url``'s userinfo lies (start, end), or None: from the ``:``
+    after the user name to the last ``@``, so a password with an unescaped ``@`` is whole
+    (SQLAlchemy takes its first part for the password and the rest for the host)."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return None
+    start = scheme_end + 3
+    end = url.rfind("@", start)
+    colon = url.find(":", start, end) if end >= 0 else -1
+    if colon < 0 or "@" in url[start:colon]:  # no password, or the user name ends at an earlier '@'
+        return None
+    return colon + 1, end
+
+
+def masked_url(url: str) -> str:
+    """``url`` as it may be shown (messages, the run summary, logs): the password in its
+    userinfo and the value of every query parameter named ``password`` (in any case) are
+    ``***``. The one place that decides what of a database URL is secret."""
+    found = _userinfo_password(url)
+    head, tail = (url[:found[0]] + "***", url[found[1]:]) if found else ("", url)
+    return head + _PASSWORD_PARAMETER.sub(r"\1***", tail)
+
+
+def hide_url_secrets(text: str, url: str) -> str:
+    """``text`` (a driver's error message) with every password of ``url`` (see
+    :func:`masked_url`) replaced by ``***``. Of a password with an unescaped ``@``, SQLAlchemy
+    takes the part before it for the password and puts the rest in front of the host, which a
+    driver names ("cannot resolve host 'rest@db'"): that rest is hidden where it precedes an ``@``."""
+    secrets: set[str] = {match.group(2) for match in _PASSWORD_PARAMETER.finditer(url)}
+    found = _userinfo_password(url)
+    if found:
+        password = url[found[0]:found[1]]
+        first, at, rest = password.partition("@")
+        secrets.update((password, first))
+        if at:
+            text = text.replace(rest + "@", "***@")
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def sqlite_file(url: URL | str) -> Path | None:
+    """The file of a SQLite database URL (``sqlite:///out/h.sqlite``); None for another
+    database, an in-memory one (:func:`in_memory`) or a ``file:`` URI (SQLite resolves those)."""
+    url = make_url(url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or in_memory(url) or not database or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def in_memory(url: URL | str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``sqlite:///``,
+    ``sqlite:///:memory:``, a ``file:`` URI with ``mode=memory``): it is gone when the
+    process ends, so a run's rows and a reader's view of them would be nothing."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    return (database in ("", ":memory:") or url.query.get("mode") == "memory"
+            or (database.startswith("file:") and "mode=memory" in database))
+
+
+class NoDatabase(StoreError):
+    """A reader (``highlights dashboard``) was pointed at a SQLite file that does not exist:
+    readers create no database, so a typo in ``--db`` is not an empty night."""
+
+
 def _make_sqlite_folder(url: URL) -> None:
     """Create the folder of a SQLite database file (SQLite creates the file, not its folder),
     and the file itself, not world-readable (0640 less the umask): it holds student names.
     SQLite gives its journal and WAL files the database file's permissions."""
     import os
 
-    database = url.database
-    if url.get_backend_name() == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
-        path = Path(database).expanduser()
+    path = sqlite_file(url)
+    if path is not None:
         if not path.parent.is_dir():
             path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # e.g. OUT/.highlights
         if not path.exists():
@@ -397,7 +469,9 @@ class ResultStore:
     >>> store.highlight_for_lesson("L-1001").gif_url  # doctest: +SKIP
     """
 
-    def __init__(self, url_or_engine: str | Engine) -> None:
+    def __init__(self, url_or_engine: str | Engine, *, create: bool = True) -> None:
+        """``create=False`` (a reader): a SQLite file that does not exist raises
+        :class:`NoDatabase` instead of being created, with its folder."""
         if isinstance(url_or_engine, Engine):
             self.engine = url_or_engine
             upgrade_to_head(self.engine)
@@ -405,10 +479,14 @@ class ResultStore:
         try:
             parsed = make_url(url_or_engine)
         except Exception as error:  # noqa: BLE001 - never echo the URL: it may hold a password
+            detail = hide_url_secrets(str(error), url_or_engine)
             raise StoreError(
-                f"database URL cannot be parsed ({type(error).__name__}: {error}); "
+                f"database URL cannot be parsed ({type(error).__name__}: {detail}); "
                 "expected e.g. postgresql+psycopg://user@host/db or sqlite:///out/highlights.sqlite"
             ) from error
+        path = sqlite_file(parsed)
+        if not create and path is not None and not path.is_file():
+            raise NoDatabase(f"database {masked_url(url_or_engine)} cannot be opened: there is no database at {path}")
         try:
             _make_sqlite_folder(parsed)
             # hide_parameters: a failed statement's message must not carry the row's values
@@ -420,17 +498,15 @@ class ResultStore:
             else:
                 upgrade_to_head(self.engine)  # creates or upgrades the schema (highlights.migrations)
         except Exception as error:  # noqa: BLE001
-            message = str(error) or type(error).__name__
-            if parsed.password:
-                message = message.replace(str(parsed.password), "***")
+            message = hide_url_secrets(str(error) or type(error).__name__, url_or_engine)
             raise StoreError(
-                f"database {parsed.render_as_string(hide_password=True)} cannot be opened: "
-                f"{type(error).__name__}: {message}"
+                f"database {masked_url(url_or_engine)} cannot be opened: {type(error).__name__}: {message}"
             ) from error
 
     @property
     def url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        """The database's URL as it may be shown (:func:`masked_url`)."""
+        return masked_url(self.engine.url.render_as_string(hide_password=False))
 
     def dispose(self) -> None:
         self.engine.dispose()

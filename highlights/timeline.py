@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from highlights.frameref import FrameRef, utc_iso
 from highlights.results import Disconnects, LessonBounds
-from highlights.recordings import InputProblem, LessonInfo, LessonInput, Manifest, Recording, Role
+from highlights.recordings import MAX_LESSON_S, InputProblem, LessonInfo, LessonInput, Manifest, Recording, Role
 
 DEFAULT_GAP_TOLERANCE_S = 2.0
 """Gaps in a person's camera up to this long are merged, not counted as disconnects."""
@@ -233,11 +233,14 @@ def sample_points(timeline: LessonTimeline, recordings: Sequence[Recording], fps
     """The instants to sample, ``1 / fps`` apart from the lesson start, that some student
     recording covers (seconds while the student is offline are skipped): each a
     :class:`~highlights.frameref.FrameRef` whose ``source`` is the recording's path, numbered
-    0, 1, ... in lesson order."""
+    0, 1, ... in lesson order. Raises ValueError for a lesson longer than
+    :data:`~highlights.recordings.MAX_LESSON_S` (its end time is wrong; see :func:`plan_lesson`)."""
     if fps <= 0:
         raise ValueError("fps must be positive")
     if timeline.status != "ok" or timeline.start is None or timeline.duration_s is None:
         return []
+    if timeline.duration_s > MAX_LESSON_S:
+        raise ValueError(_too_long(timeline))
     student = [r for r in recordings if r.role == "student"]
     points: list[FrameRef] = []
     count = math.ceil(timeline.duration_s * fps - 1e-9)
@@ -319,6 +322,9 @@ def plan_lesson(
         except (RecordingError, OSError) as error:
             return LessonPlan(lesson, "failed", _unreadable(lesson, error), None, (), fps, gap_tolerance_s)
     timeline = lesson_timeline(lesson, gap_tolerance_s)
+    if timeline.duration_s is not None and timeline.duration_s > MAX_LESSON_S:
+        # Each row is checked, but many long segments still add up: no sample list that long.
+        return LessonPlan(lesson, "failed", _too_long(timeline), None, (), fps, gap_tolerance_s)
     status: PlanStatus = "ok" if timeline.status == "ok" else "no_lesson"
     points = tuple(sample_points(timeline, lesson.recordings, fps))
     return LessonPlan(lesson, status, timeline.reason, timeline, points, fps, gap_tolerance_s)
@@ -341,6 +347,11 @@ def plan_manifest(
             lesson = LessonInput(lesson_id, [], LessonInfo(lesson_id), [problem])
         plans.append(plan_lesson(lesson, gap_tolerance_s, fps))
     return plans
+
+
+def _too_long(timeline: LessonTimeline) -> str:
+    return (f"lesson {timeline.lesson_id}: the cameras are on together for {timeline.duration_s / 3600:,.0f} hours, "
+            f"more than {MAX_LESSON_S // 3600}: an end time in the manifest is wrong")
 
 
 def _unreadable(lesson: LessonInput, error: Exception) -> str:

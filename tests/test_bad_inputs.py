@@ -216,6 +216,25 @@ def test_an_unreadable_lessons_row_is_reported_for_its_lesson(videos, tmp_path: 
     assert "lessons.csv row 2 (lesson L-1001): unreadable row" in result.reason and "AAAA" not in result.reason
 
 
+def test_a_stray_quote_in_another_lessons_row_keeps_the_published_highlight(videos, tmp_path: Path, clean_env) -> None:
+    # L-9's stray quote swallowed L-1001's row: L-1001 reran without it, ended no_highlight
+    # and its published GIF was deleted; L-9, not in the manifest, got a failed row.
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
+    lessons = tmp_path / "rec" / "lessons.csv"
+    lessons.write_text('lesson_id,student_name,student_age_group\nL-9,"Bob,adult\nL-1001,Ada,adult\n', encoding="utf-8")
+
+    outcome = clean_env.invoke(main, ["run", str(manifest), "--lessons", str(lessons), "--out", str(settings.out_dir),
+                                      "--no-progress", "--force"])
+
+    assert outcome.exit_code == 1, outcome.output
+    assert "lessons file problem: lessons.csv row 2: lesson L-9 (not in the manifest): unreadable row" in outcome.stderr
+    row, highlight = db_row(settings, "L-1001")
+    assert row["status"] == "ok" and "lessons.csv row 3 (lesson L-1001): unreadable row: lines 2-3" in row["last_error"]
+    assert highlight is not None and highlight.gif_url == first.gif_url
+    assert gifs_in(folder) == [first.gif] and read_result(folder).status == "ok"
+    assert db_row(settings, "L-9")[0] is None and not (settings.out_dir / "L-9").exists()
+
+
 # --------------------------------------------------------------------------- 4. UTC in result.json
 
 

@@ -201,8 +201,7 @@ def test_lessons_file(runner: CliRunner, tmp_path: Path):
     assert result.exit_code == 1
     assert records["L-1"]["status"] == "failed" and "lessons.csv row 2 (lesson L-1): locale" in records["L-1"]["reason"]
     assert "english!" not in result.output and "javascript" not in result.output  # metadata stays out
-    assert records["L-7"]["status"] == "no_lesson"
-    assert records["L-7"]["reason"] == "no student recording and no teacher recording"
+    assert "L-7" not in records  # in the lessons file only: not a lesson of this manifest
     assert "Ada" not in result.output
 
 
@@ -309,3 +308,15 @@ def test_end_times_read_from_real_media_and_an_unreadable_recording(runner: CliR
     assert records["L-2"]["status"] == "failed"
     assert records["L-2"]["reason"].startswith("manifest.csv row 5 (lesson L-2): student recording student.webm cannot be read: ")
     assert records["L-3"]["status"] == "ok"
+
+
+def test_an_end_time_a_century_off_fails_its_lesson_at_once(runner: CliRunner, tmp_path: Path):
+    # It used to plan one sample point per second of 100 years: no end, memory without bound.
+    century = at(150).replace("2026-", "2126-")
+    manifest = write_manifest(tmp_path, ("L-1", "teacher", "L-1/t.mp4", at(0), century), *LESSONS[1:3])
+    result = runner.invoke(main, ["timeline", str(manifest), "--json"])
+    assert result.exit_code == 1, result.output
+    record = json_lines(result.stdout)["L-1"]
+    assert record["status"] == "failed" and record["frames"] == 0
+    assert record["reason"].startswith(f"manifest.csv row 2 (lesson L-1): ended_at '{century}' is 36,524 days after "
+                                       "started_at: a recording lasts at most 24 hours")

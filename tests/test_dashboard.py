@@ -97,6 +97,18 @@ def test_cli_dashboard(database, tmp_path):
     assert bad.exit_code == 1 and "cannot be parsed" in bad.output and "pw@" not in bad.output
 
 
+def test_the_dashboard_creates_no_database(tmp_path):
+    # A typo in --db used to create the folder and an empty database, and report "0 lessons", exit 0.
+    missing = tmp_path / "missing" / "typo.sqlite"
+    out = tmp_path / "overview.html"
+    result = CliRunner().invoke(main, ["dashboard", "--db", f"sqlite:///{missing}", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert f"there is no database at {missing}" in result.output
+    assert not (tmp_path / "missing").exists() and not out.exists()
+    result = CliRunner().invoke(main, ["dashboard", "--db", "sqlite://", "--out", str(out)])
+    assert result.exit_code == 2 and "in-memory database: it keeps nothing" in result.output
+
+
 @pytest.mark.timeout(240)
 def test_the_page_draws_in_headless_chromium(database, tmp_path):
     binary = chromium_binary()

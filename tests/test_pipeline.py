@@ -570,11 +570,22 @@ def test_cli_run_unusable_database_or_output_folder(videos, tmp_path: Path, monk
     assert outcome.exit_code == 1, outcome.output
     assert "database postgresql+psycopg://u:***@127.0.0.1:1/db?connect_timeout=3 cannot be opened" in outcome.stderr
     assert "secretpw" not in outcome.output and "Traceback" not in outcome.output
+    # A password with an unescaped '@' (SQLAlchemy puts its tail in front of the host) or in the query.
+    outcome = run("--out", str(out), "--db", "postgresql+psycopg://u:S3cret@PW@127.0.0.1:1/db?connect_timeout=3&password=Q1w2e3")
+    assert outcome.exit_code == 1, outcome.output
+    assert "database postgresql+psycopg://u:***@127.0.0.1:1/db?connect_timeout=3&password=*** cannot be opened" in outcome.stderr
+    assert "S3cret" not in outcome.output and "PW@" not in outcome.output and "Q1w2e3" not in outcome.output
 
     # A URL that does not parse is a bad option: exit 2, and the URL is not echoed.
     outcome = run("--out", str(out), "--db", "postgresql+psycopg://u:secretpw@db:notaport/x")
     assert outcome.exit_code == 2, outcome.output
     assert "--db / db_url is not a database URL" in outcome.stderr and "secretpw" not in outcome.output
+    # An in-memory database keeps nothing: it used to be accepted, the run exiting 0 with nothing stored.
+    for memory in ("sqlite:///", "sqlite://", "sqlite:///:memory:"):
+        outcome = run("--out", str(tmp_path / "out-memory"), "--db", memory)
+        assert outcome.exit_code == 2, outcome.output
+        assert "is an in-memory database: it keeps nothing" in outcome.stderr
+    assert not (tmp_path / "out-memory").exists()
 
     # An output folder that cannot be made (a file in the way), from --out or the config: exit 2.
     blocker = tmp_path / "a-file"

@@ -145,8 +145,37 @@ def test_json_lines_under_another_extension_are_read_as_json_lines(folder: Path,
 def test_quoted_field_with_a_newline_keeps_the_row_numbers_right(folder: Path):
     path = write_csv(folder, f'L-1,"teach\ner",L-1/teacher.mp4,{T0},{T1}', f"L-2,parent,L-2/teacher.mp4,{T0},{T1}")
     manifest = read_manifest(path)
-    assert problems(manifest.lessons["L-1"])[0].startswith("manifest.csv row 2 (lesson L-1): role")
+    # No manifest column holds a value over several lines: the row is unreadable.
+    assert problems(manifest.lessons["L-1"]) == [
+        "manifest.csv row 2 (lesson L-1): unreadable row: lines 2-3 read as one row "
+        "(a quote opened on line 2 is not closed on it: a stray quote?)"
+    ]
     assert problems(manifest.lessons["L-2"])[0].startswith("manifest.csv row 4 (lesson L-2): role")
+
+
+@pytest.mark.parametrize("closed_later", [False, True], ids=["quote runs to the end", "a later quote closes it"])
+def test_a_stray_quote_spoils_every_lesson_whose_row_it_swallows(folder: Path, closed_later: bool):
+    # The stray quote on row 2 used to swallow rows 3-4 silently: L-2 then ran without its
+    # teacher's row (no_lesson, a published GIF deleted) and nothing named it.
+    last = f'L-3,student,"L-3/student.webm",{T0},{T1}' if closed_later else f"L-3,student,L-3/student.webm,{T0},{T1}"
+    path = write_csv(folder, f'L-1,teacher,"L-1/teacher.mp4,{T0},{T1}', GOOD[1], f"L-2,teacher,L-2/teacher.mp4,{T0},{T1}",
+                     f"L-2,student,L-2/student.webm,{T0},{T1}", last)
+    manifest = read_manifest(path)
+    swallowed = "unreadable row: lines 2-6 read as one row (a quote opened on line 2 is not closed on it: a stray quote?)"
+    assert problems(manifest.lessons["L-1"]) == [f"manifest.csv row 2 (lesson L-1): {swallowed}",
+                                                 f"manifest.csv row 3 (lesson L-1): {swallowed}"]
+    assert problems(manifest.lessons["L-2"]) == [f"manifest.csv row 4 (lesson L-2): {swallowed}",
+                                                 f"manifest.csv row 5 (lesson L-2): {swallowed}"]
+    assert problems(manifest.lessons["L-3"]) == [f"manifest.csv row 6 (lesson L-3): {swallowed}"]
+    assert manifest.problems == [] and all(not lesson.recordings for lesson in manifest.lessons.values())
+
+
+def test_rows_after_a_swallowed_stretch_are_read_again(folder: Path):
+    path = write_csv(folder, f'L-1,teacher,"L-1/teacher.mp4,{T0},{T1}', 'L-1,student,L-1/student.webm",'
+                     f"{T0},{T1}", *GOOD[2:])
+    manifest = read_manifest(path)
+    assert [p.row for p in manifest.lessons["L-1"].problems] == [2, 3]
+    assert manifest.lessons["L-2"].ok and len(manifest.lessons["L-2"].recordings) == 2
 
 
 def test_header_only_is_a_manifest_without_lessons(folder: Path):
@@ -191,6 +220,11 @@ def test_utc_z_suffix_and_other_offsets_are_accepted(folder: Path):
 # ----------------------------------------------------------------------------- bad rows
 
 
+def test_a_recording_of_exactly_the_longest_span_is_read(folder: Path):
+    path = write_csv(folder, f"L-1,student,L-1/student.webm,{T0},2026-11-22T15:00:00+00:00")
+    assert read_manifest(path).lessons["L-1"].ok
+
+
 @pytest.mark.parametrize(
     ("row", "message"),
     [
@@ -206,6 +240,9 @@ def test_utc_z_suffix_and_other_offsets_are_accepted(folder: Path):
         (f"L-1,student,L-1/student.webm,,{T1}", "started_at is empty"),
         (f"L-1,student,L-1/student.webm,{T1},{T0}", f"ended_at '{T0}' is not after started_at"),
         (f"L-1,student,L-1/student.webm,{T0},{T0}", f"ended_at '{T0}' is not after started_at"),
+        (f"L-1,student,L-1/student.webm,{T0},2126-11-21T15:30:00+00:00",
+         "ended_at '2126-11-21T15:30:00+00:00' is 36,524 days after started_at: a recording lasts at most 24 hours"),
+        (f"L-1,student,L-1/student.webm,{T0},2026-11-22T15:00:01+00:00", "is 24 hours after started_at"),
         (f"L-1,student,L-1/student.webm,{T0}", "4 fields where the header has 5"),
         (f"L-1,student,L-1/student.webm,{T0},{T1},extra", "6 fields where the header has 5"),
     ],
@@ -402,13 +439,31 @@ def test_lessons_file_as_json_lines(folder: Path):
     assert info.locale == "de" and dict(info.extra) == {"room": "12"}
 
 
-def test_lesson_only_in_the_lessons_file_is_listed_with_no_recordings(folder: Path):
-    lessons = write_csv(folder, "L-9,Ada,Maths,en,,", header=LESSONS_HEADER, name="lessons.csv")
+def test_a_lesson_only_in_the_lessons_file_is_not_a_lesson_of_the_run(folder: Path):
+    # It used to be run with no recordings: a no_lesson row (or, with a bad row, a failed one)
+    # for a lesson whose recordings are simply not in this manifest.
+    lessons = write_csv(folder, "L-9,Ada,Maths,en,,", "L-8,Bob,Maths,english!,,", header=LESSONS_HEADER,
+                        name="lessons.csv")
     manifest = read_manifest(write_csv(folder, *GOOD), lessons_path=lessons)
-    assert list(manifest.lessons) == ["L-1", "L-2", "L-9"]
-    only = manifest.lessons["L-9"]
-    assert only.ok and only.recordings == [] and only.info.subject == "Maths"
-    assert lesson_timeline(only).reason == "no student recording and no teacher recording"
+    assert list(manifest.lessons) == ["L-1", "L-2"]
+    assert all(lesson.ok and lesson.unattributed_rows == 0 for lesson in manifest.lessons.values())
+    # A bad row of such a lesson is a lessons-file problem that names it, and no other lesson's.
+    assert [str(p) for p in manifest.problems] == [
+        "lessons.csv row 3: lesson L-8 (not in the manifest): locale is not a language tag such as 'en' or 'pt-BR'"
+    ]
+
+
+def test_a_stray_quote_in_the_lessons_file_spoils_the_lessons_whose_rows_it_swallows(folder: Path):
+    # The tester's case: L-9's stray quote swallowed L-1's row; L-1 then ran without its
+    # lessons-file row (under the default rule, its published GIF deleted) and L-9 got a failed row.
+    lessons = write_csv(folder, 'L-9,"Bob,Maths,en,https://school.example/x,', "L-1,Ada,Maths,en,,",
+                        header=LESSONS_HEADER, name="lessons.csv")
+    manifest = read_manifest(write_csv(folder, *GOOD), lessons_path=lessons)
+    swallowed = "unreadable row: lines 2-3 read as one row (a quote opened on line 2 is not closed on it: a stray quote?)"
+    assert problems(manifest.lessons["L-1"]) == [f"lessons.csv row 3 (lesson L-1): {swallowed}"]
+    assert manifest.lessons["L-2"].ok and list(manifest.lessons) == ["L-1", "L-2"]
+    assert [str(p) for p in manifest.problems] == [f"lessons.csv row 2: lesson L-9 (not in the manifest): {swallowed}"]
+    assert "Ada" not in str(manifest.problems) + str(problems(manifest.lessons["L-1"]))
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,15 @@ from sqlalchemy import text
 
 from highlights.frameref import FrameRef
 from highlights.results import Disconnects, HighlightFrame, LessonBounds, LessonResult
-from highlights.store import CAMPAIGN_SQL, ResultStore, StoreError, highlight_for_lesson
+from highlights.store import (
+    CAMPAIGN_SQL,
+    NoDatabase,
+    ResultStore,
+    StoreError,
+    highlight_for_lesson,
+    in_memory,
+    masked_url,
+)
 
 START = datetime(2026, 11, 20, 16, 0, tzinfo=timezone.utc)
 
@@ -149,6 +157,11 @@ def test_a_failed_statement_does_not_carry_the_row_values_into_the_error(tmp_pat
         ("postgresql+psycopg://u:secretpw@127.0.0.1:1/db?connect_timeout=3",
          "database postgresql+psycopg://u:***@127.0.0.1:1/db?connect_timeout=3 cannot be opened"),
         ("sqlite:///{tmp}/a-file/h.sqlite", "database sqlite:///{tmp}/a-file/h.sqlite cannot be opened"),
+        # These two were printed in full, and as u:***@pw@127.0.0.1 (the part after the '@' shown).
+        ("postgresql+psycopg://u@127.0.0.1:1/db?connect_timeout=3&Password=secretpw",
+         "database postgresql+psycopg://u@127.0.0.1:1/db?connect_timeout=3&Password=*** cannot be opened"),
+        ("postgresql+psycopg://u:secret@pw@127.0.0.1:1/db?connect_timeout=3",
+         "database postgresql+psycopg://u:***@127.0.0.1:1/db?connect_timeout=3 cannot be opened"),
     ],
 )
 def test_a_database_that_cannot_be_opened_is_named_without_its_password(tmp_path, url, expected):
@@ -159,7 +172,49 @@ def test_a_database_that_cannot_be_opened_is_named_without_its_password(tmp_path
         ResultStore(url.replace("{tmp}", str(tmp_path)))
     message = str(caught.value)
     assert expected.replace("{tmp}", str(tmp_path)) in message
-    assert "secretpw" not in message
+    assert "secretpw" not in message and "secret" not in message and "pw@" not in message
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql+psycopg://u:pw@db/x", "postgresql+psycopg://u:***@db/x"),
+        ("postgresql+psycopg://u:p@ss:w@rd@db:5432/x", "postgresql+psycopg://u:***@db:5432/x"),
+        ("postgresql+psycopg://u@db/x?sslmode=require&PASSWORD=pw&password=pw2",
+         "postgresql+psycopg://u@db/x?sslmode=require&PASSWORD=***&password=***"),
+        ("postgresql+psycopg://u@db/x?application_name=me@home", "postgresql+psycopg://u@db/x?application_name=me@home"),
+        ("postgresql+psycopg://db/x?passwords=fine", "postgresql+psycopg://db/x?passwords=fine"),
+        ("sqlite:////srv/a@b/h.sqlite", "sqlite:////srv/a@b/h.sqlite"),
+    ],
+)
+def test_masked_url_hides_every_password_and_nothing_else(url, shown):
+    assert masked_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url, memory",
+    [("sqlite://", True), ("sqlite:///", True), ("sqlite:///:memory:", True), ("sqlite:///file:x?mode=memory&uri=true", True),
+     ("sqlite:///out/h.sqlite", False), ("sqlite:///file:out/h.sqlite?uri=true", False), ("postgresql+psycopg://u@db/x", False)],
+)
+def test_in_memory_databases_are_recognised(url, memory):
+    assert in_memory(url) is memory
+
+
+def test_a_reader_creates_no_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'missing' / 'h.sqlite'}"
+    with pytest.raises(NoDatabase, match="there is no database at"):
+        ResultStore(url, create=False)
+    assert not (tmp_path / "missing").exists()
+    ResultStore(url).dispose()  # a writer creates it
+    ResultStore(url, create=False).dispose()
+
+
+def test_the_store_shows_its_url_masked(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'h.sqlite'}?password=secretpw")
+    try:
+        assert store.url == f"sqlite:///{tmp_path / 'h.sqlite'}?password=***"
+    finally:
+        store.dispose()
 
 
 def _utc_exercise(store: ResultStore, tmp_path, lesson_id: str) -> None:

@@ -19,6 +19,7 @@ from highlights.timeline import (
     lesson_bounds,
     lesson_timeline,
     merge_intervals,
+    plan_lesson,
     sample_points,
 )
 
@@ -443,3 +444,22 @@ def test_sample_points_are_on_the_grid_inside_the_lesson_and_covered_by_their_re
     # so no point falls inside a student disconnect
     for d in tl.student.disconnects:
         assert not any(d.start <= p.at < d.end for p in points)
+
+
+# ----------------------------------------------------------------------------- absurd lengths
+
+
+def test_a_lesson_longer_than_a_day_is_refused_not_sampled():
+    # Every row is at most a day (checked when the manifest is read), but 26 segments of an hour
+    # each still make a lesson of a day and more: one sample point a second of it was built
+    # before, and an end time a century off grew without bound.
+    hour = 3600
+    long = lesson(*(recording(role, k * hour, (k + 1) * hour) for k in range(26) for role in ("student", "teacher")))
+    plan = plan_lesson(long)
+    assert plan.status == "failed" and plan.timeline is None and plan.points == ()
+    assert plan.reason == ("lesson L-1: the cameras are on together for 26 hours, more than 24: "
+                           "an end time in the manifest is wrong")
+    with pytest.raises(ValueError, match="more than 24"):
+        sample_points(lesson_timeline(long), long.recordings)
+    day = lesson(recording("student", 0, 24 * hour), recording("teacher", 0, 24 * hour))
+    assert plan_lesson(day, fps=0.01).status == "ok"
