@@ -1,8 +1,10 @@
 """Face detection with facenet-pytorch's MTCNN, batched, at a reduced detection resolution.
 
-Detection cost is dominated by MTCNN's image pyramid, so frames are shrunk to at most
+Detection cost is dominated by MTCNN's image pyramid, so frames can be shrunk to at most
 ``DetectionOptions.max_side`` pixels on their longer side before detection and the boxes are
-mapped back to the original frame. The defaults come from ``bench/detection.py``.
+mapped back to the original frame. The defaults come from ``bench/detection.py``. MTCNN's pass
+itself is :func:`_mtcnn_detect`: facenet-pytorch's nets and arithmetic, with the resampling
+read from one summed-area table per frame (``bench/mtcnn_pass.py`` compares the two).
 """
 
 from __future__ import annotations
