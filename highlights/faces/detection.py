@@ -28,7 +28,9 @@ MIN_DETECTION_SIDE = 64
 class DetectionOptions:
     """How MTCNN is run. The table below is from ``bench/detection.py`` (2026-11-22), frame by
     frame; since 2026-12-01 a stream of frames is followed (``full_every``) and the full detector
-    runs at full resolution (``max_side`` 0).
+    runs at full resolution (``max_side`` 0); since 2026-12-02 MTCNN's pass is the detector's own
+    (:func:`_mtcnn_detect`, the same faces in 1.4x (whole pyramid) to 2.1x (coarse refresh) less
+    CPU than facenet's: the times below, taken with facenet's, are now lower).
 
     Recall is relative to full-resolution detection with min_face_size 20 (a face counts as
     found at IoU >= 0.5); times are CPU ms per frame with one torch thread on this project's
@@ -109,7 +111,9 @@ class DetectionOptions:
     like a video call is 25-45% of the height, so a face that turns to the camera or comes in
     without changing the picture much is found by these levels; smaller ones wait for
     ``pyramid_every``. Measured 2026-12-02 on a 640x480 bench frame: the whole pyramid 64 ms,
-    faces from 40 px 37 ms, from 80 px 25 ms. Against full-resolution MTCNN on every frame of the
+    faces from 40 px 37 ms, from 80 px 25 ms; with the detector's own pass (:func:`_mtcnn_detect`,
+    ``bench/mtcnn_pass.py``, same day, load 3.7) the whole pyramid 59 ms and faces from 72 px
+    19 ms CPU, against 82 and 39 ms for facenet's ``MTCNN.detect`` interleaved with it. Against full-resolution MTCNN on every frame of the
     bench lesson and the real clips (841 faces), a fixed 80 px and a fraction of 0.2 missed 6 and
     8 faces of the 480x270 two-person head-pose clip (a head turning to the camera, 68-81 px),
     0.15 none, hence 0.15 of the frame rather than a fixed size."""
