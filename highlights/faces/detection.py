@@ -113,10 +113,11 @@ class DetectionOptions:
     ``pyramid_every``. Measured 2026-12-02 on a 640x480 bench frame: the whole pyramid 64 ms,
     faces from 40 px 37 ms, from 80 px 25 ms; with the detector's own pass (:func:`_mtcnn_detect`,
     ``bench/mtcnn_pass.py``, same day, load 3.7) the whole pyramid 59 ms and faces from 72 px
-    19 ms CPU, against 82 and 39 ms for facenet's ``MTCNN.detect`` interleaved with it. Against full-resolution MTCNN on every frame of the
-    bench lesson and the real clips (841 faces), a fixed 80 px and a fraction of 0.2 missed 6 and
-    8 faces of the 480x270 two-person head-pose clip (a head turning to the camera, 68-81 px),
-    0.15 none, hence 0.15 of the frame rather than a fixed size."""
+    19 ms CPU, against 82 and 39 ms for facenet's ``MTCNN.detect`` interleaved with it. Against
+    full-resolution MTCNN on every frame of the bench lesson and the real clips (841 faces), a
+    fixed 80 px and a fraction of 0.2 missed 6 and 8 faces of the 480x270 two-person head-pose
+    clip (a head turning to the camera, 68-81 px), 0.15 none, hence 0.15 of the frame rather than
+    a fixed size."""
     pyramid_every: int = 15
     """The whole pyramid (down to ``min_face_size``) runs at least every this many frames, so a
     small face that came in quietly is found within that many seconds at 1 frame/s."""
