@@ -259,7 +259,7 @@ def test_result_json_uses_one_offset(videos, tmp_path: Path) -> None:
     ("toml", "setting"),
     [("fps = 0", "fps"), ("fps = 1e9", "fps"), ("gap_tolerance_s = -5", "gap_tolerance_s"),
      ("[detection]\nmax_side = 5", "max_side"), ("[gif]\nmax_bytes = -5", "max_bytes"),
-     ("[gif]\npalettes = [1024]", "palettes")],
+     ("[gif]\npalettes = [1024]", "palettes"), ('[detection]\ndevice = "tpu"', "device")],
 )
 def test_settings_out_of_range_stop_the_run_before_any_lesson(videos, tmp_path: Path, clean_env, toml, setting) -> None:
     config = tmp_path / "highlights.toml"

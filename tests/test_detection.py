@@ -225,3 +225,66 @@ def test_batched_equals_one_by_one(shared_data, detector):
     np.testing.assert_allclose(batched[0].boxes, single[0].boxes, atol=0.5)
     np.testing.assert_allclose(batched[1].boxes, single[1].boxes, atol=0.5)
     np.testing.assert_allclose(batched[2].boxes, batched[0].boxes)
+
+
+@pytest.mark.parametrize("size", [(289, 385), (205, 273), (81, 108), (13, 17), (480, 640)])
+def test_summed_area_resampling_is_torchs_area_interpolation_exactly(size):
+    from highlights.faces.detection import _SummedArea
+
+    rgb = np.random.default_rng(sum(size)).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    table = _SummedArea(rgb)
+    reference = _facenet_detect_face_module().imresample(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(), size)
+    np.testing.assert_array_equal(table.resized(*size), reference[0].permute(1, 2, 0).numpy())
+    # Crops (MTCNN's R- and O-net inputs): rows y0:y1, columns x0:x1, to a square.
+    windows = [(10, 57, 300, 341), (0, 480, 0, 640), (470, 480, 633, 640), (100, 101, 5, 6)]
+    y0, y1, x0, x1 = (np.array(v) for v in zip(*windows))
+    got = table.windows(y0, y1, x0, x1, 24)
+    for k, (a, b, c, d) in enumerate(windows):
+        crop = torch.from_numpy(rgb[a:b, c:d]).permute(2, 0, 1)[None].float()
+        expected = _facenet_detect_face_module().imresample(crop, (24, 24))[0].permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(got[k], expected)
+
+
+def _faces_on_a_background() -> list[np.ndarray]:
+    """640x480 frames: the astronaut's face (a real photo shipped with scikit-image) at three
+    sizes on a textured background, and a frame with no face."""
+    import cv2
+    from skimage import data
+
+    rng = np.random.default_rng(3)
+    background = cv2.GaussianBlur(rng.integers(40, 200, (480, 640, 3)).astype(np.uint8), (0, 0), 3)
+    face = data.astronaut()[:300, 100:400]
+    frames = []
+    for side, (x, y) in [(240, (300, 120)), (90, (40, 300)), (40, (500, 60))]:
+        frame = background.copy()
+        frame[y : y + side, x : x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+        frames.append(frame)
+    return frames + [background]
+
+
+@pytest.mark.parametrize("min_face", [20, 72])
+def test_own_mtcnn_pass_finds_what_facenets_detect_finds(detector, min_face):
+    """The detector's MTCNN pass (summed-area resampling, crops cut at once) against facenet's
+    own MTCNN.detect: the same faces, boxes and probabilities, largest first."""
+    from facenet_pytorch import MTCNN
+
+    from highlights.faces.detection import _mtcnn_detect
+
+    reference = MTCNN(keep_all=True, select_largest=True, min_face_size=min_face, post_process=False)
+    frames = _faces_on_a_background()
+    found_any = 0
+    for frame in frames:
+        boxes, probs = reference.detect(frame)
+        [(mine, my_probs)] = _mtcnn_detect(detector._mtcnn, [frame], min_face)
+        if boxes is None:
+            assert len(mine) == 0
+            continue
+        found_any += 1
+        np.testing.assert_allclose(mine, np.asarray(boxes, np.float32), atol=1e-2)
+        np.testing.assert_allclose(my_probs, np.asarray(probs, np.float32), atol=1e-5)
+    assert found_any >= (3 if min_face == 20 else 1)  # 72: only the largest face is that large
+    # A batch of same-size frames gives each frame's own faces.
+    batched = _mtcnn_detect(detector._mtcnn, frames, min_face)
+    for frame, (mine, _) in zip(frames, batched):
+        [(alone, _)] = _mtcnn_detect(detector._mtcnn, [frame], min_face)
+        np.testing.assert_allclose(mine, alone, atol=1e-2)

@@ -1,8 +1,10 @@
 """Face detection with facenet-pytorch's MTCNN, batched, at a reduced detection resolution.
 
-Detection cost is dominated by MTCNN's image pyramid, so frames are shrunk to at most
+Detection cost is dominated by MTCNN's image pyramid, so frames can be shrunk to at most
 ``DetectionOptions.max_side`` pixels on their longer side before detection and the boxes are
-mapped back to the original frame. The defaults come from ``bench/detection.py``.
+mapped back to the original frame. The defaults come from ``bench/detection.py``. MTCNN's pass
+itself is :func:`_mtcnn_detect`: facenet-pytorch's nets and arithmetic, with the resampling
+read from one summed-area table per frame (``bench/mtcnn_pass.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 # `highlights withdraw`) must not pay torch's 1-2 s import.
 
 
+DEVICES = ("auto", "cpu", "cuda")
+"""Values of ``DetectionOptions.device``."""
 MIN_DETECTION_SIDE = 64
 """Smallest ``max_side`` accepted: below it a webcam face shrinks under MTCNN's 12 px window."""
 
@@ -31,7 +35,9 @@ MIN_DETECTION_SIDE = 64
 class DetectionOptions:
     """How MTCNN is run. The table below is from ``bench/detection.py`` (2026-11-22), frame by
     frame; since 2026-12-01 a stream of frames is followed (``full_every``) and the full detector
-    runs at full resolution (``max_side`` 0).
+    runs at full resolution (``max_side`` 0); since 2026-12-02 MTCNN's pass is the detector's own
+    (:func:`_mtcnn_detect`, the same faces in 1.4x (whole pyramid) to 2.1x (coarse refresh) less
+    CPU than facenet's: the times below, taken with facenet's, are now lower).
 
     Recall is relative to full-resolution detection with min_face_size 20 (a face counts as
     found at IoU >= 0.5); times are CPU ms per frame with one torch thread on this project's
@@ -112,10 +118,13 @@ class DetectionOptions:
     like a video call is 25-45% of the height, so a face that turns to the camera or comes in
     without changing the picture much is found by these levels; smaller ones wait for
     ``pyramid_every``. Measured 2026-12-02 on a 640x480 bench frame: the whole pyramid 64 ms,
-    faces from 40 px 37 ms, from 80 px 25 ms. Against full-resolution MTCNN on every frame of the
-    bench lesson and the real clips (841 faces), a fixed 80 px and a fraction of 0.2 missed 6 and
-    8 faces of the 480x270 two-person head-pose clip (a head turning to the camera, 68-81 px),
-    0.15 none, hence 0.15 of the frame rather than a fixed size."""
+    faces from 40 px 37 ms, from 80 px 25 ms; with the detector's own pass (:func:`_mtcnn_detect`,
+    ``bench/mtcnn_pass.py``, same day, load 3.7) the whole pyramid 59 ms and faces from 72 px
+    19 ms CPU, against 82 and 39 ms for facenet's ``MTCNN.detect`` interleaved with it. Against
+    full-resolution MTCNN on every frame of the bench lesson and the real clips (841 faces), a
+    fixed 80 px and a fraction of 0.2 missed 6 and 8 faces of the 480x270 two-person head-pose
+    clip (a head turning to the camera, 68-81 px), 0.15 none, hence 0.15 of the frame rather than
+    a fixed size."""
     pyramid_every: int = 15
     """The whole pyramid (down to ``min_face_size``) runs at least every this many frames, so a
     small face that came in quietly is found within that many seconds at 1 frame/s."""
@@ -135,6 +144,8 @@ class DetectionOptions:
     or ``auto`` (CUDA where torch sees a device, else the CPU)."""
 
     def __post_init__(self) -> None:
+        if self.device not in DEVICES:  # before any lesson runs, not when the first detector is built
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
         # Checked up front: a detection size of a few pixels finds no face in any lesson.
         if self.max_side != 0 and not MIN_DETECTION_SIDE <= self.max_side:
             raise ValueError(f"max_side must be 0 (never shrink) or at least {MIN_DETECTION_SIDE} px, not {self.max_side}")
@@ -162,7 +173,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for, but torch sees no CUDA device (use 'auto' or 'cpu')")
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, not {name!r}")
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {name!r}")
     return torch.device(name)
 
 
@@ -248,7 +259,8 @@ class FaceDetector:
     def version(self) -> str:
         """Identifies what produced the boxes: library version, detection size, minimum face."""
         options = self.options
-        version = f"mtcnn-facenet-pytorch-{_facenet_version()}-{options.max_side}-{options.min_face_size}"
+        # "sat": MTCNN's resampling read from a summed-area table (boxes equal facenet's to ~1e-4 px).
+        version = f"mtcnn-facenet-pytorch-{_facenet_version()}-sat-{options.max_side}-{options.min_face_size}"
         if options.full_every > 1:  # how a stream is followed changes its boxes: a rerun rescores
             version += (f"-follow{options.full_every}c{options.coarse_face_fraction:g}p{options.pyramid_every}"
                         f"g{options.scene_grid}{'m' if options.scene_mask else ''}{options.scene_change:g}")
@@ -258,10 +270,7 @@ class FaceDetector:
         """Faces in each RGB (or gray) uint8 image; any sizes, same-size images are batched together.
         ``min_face_size``: look only for faces at least this large (the pyramid's coarse levels;
         default :attr:`DetectionOptions.min_face_size`)."""
-        import torch
-
         smallest = max(self.options.min_face_size, int(min_face_size or 0))
-        self._mtcnn.min_face_size = smallest  # read by each of its detect() calls
         results: list[Detections | None] = [None] * len(images)
         shrunk = [self._shrink(_as_rgb(image)) for image in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -274,10 +283,8 @@ class FaceDetector:
         for indices in by_shape.values():
             for start in range(0, len(indices), self.options.batch_size):
                 chunk = indices[start : start + self.options.batch_size]
-                batch = np.stack([shrunk[i][0] for i in chunk])
-                with torch.inference_mode():
-                    boxes, probs = self._mtcnn.detect(batch)
-                for i, image_boxes, image_probs in zip(chunk, boxes, probs):
+                found = _mtcnn_detect(self._mtcnn, [shrunk[i][0] for i in chunk], smallest)
+                for i, (image_boxes, image_probs) in zip(chunk, found):
                     results[i] = self._to_detections(image_boxes, image_probs, shrunk[i][1])
         return [r if r is not None else Detections.empty() for r in results]
 
@@ -320,12 +327,169 @@ class FaceDetector:
         return _largest_first(*_dedupe(boxes[keep], probs[keep]))
 
     def _to_detections(self, boxes, probs, scale: float) -> Detections:
-        if boxes is None or len(boxes) == 0:
+        if len(boxes) == 0:
             return Detections.empty()
         boxes = np.asarray(boxes, dtype=np.float32) / scale
         probs = np.asarray(probs, dtype=np.float32)
         keep = probs >= self.options.min_probability
         return Detections(boxes[keep], probs[keep])
+
+
+class _SummedArea:
+    """One image's summed-area table, from which MTCNN's resampling (torch's ``area``
+    interpolation, i.e. adaptive average pooling: output cell ``i`` of ``n`` averages input
+    rows ``floor(i*H/n)`` to ``ceil((i+1)*H/n)``) is read for every pyramid level and every
+    crop with a few lookups per pixel, instead of pooling the whole float frame again per level
+    and each crop one by one. The sums are exact integers and are divided as torch divides
+    (by the window's height, then its width, in float32): the same numbers as facenet's
+    ``imresample``."""
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        self.height, self.width = rgb.shape[:2]
+        # int32 holds the sums of any frame up to 8 megapixels; larger ones sum in float64 (exact).
+        depth = cv2.CV_32S if self.height * self.width * 255 < 2**31 else cv2.CV_64F
+        self.table = cv2.integral(rgb, sdepth=depth).reshape(self.height + 1, self.width + 1, -1)
+
+    @staticmethod
+    def _edges(start: np.ndarray, length: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        i = np.arange(n)
+        lo = (i[None, :] * length[:, None]) // n
+        hi = -((-(i[None, :] + 1) * length[:, None]) // n)
+        return start[:, None] + lo, start[:, None] + hi
+
+    def windows(self, y0, y1, x0, x1, size: int) -> np.ndarray:
+        """``(N, size, size, C)`` float32: rows ``y0[k]:y1[k]``, columns ``x0[k]:x1[k]`` of
+        the image (each at least one pixel), each resampled to ``size`` x ``size``."""
+        y0, y1, x0, x1 = (np.asarray(v, np.int64).reshape(-1) for v in (y0, y1, x0, x1))
+        r0, r1 = self._edges(y0, y1 - y0, size)
+        c0, c1 = self._edges(x0, x1 - x0, size)
+        t = self.table
+        sums = (t[r1[:, :, None], c1[:, None, :]] - t[r0[:, :, None], c1[:, None, :]]
+                - t[r1[:, :, None], c0[:, None, :]] + t[r0[:, :, None], c0[:, None, :]])
+        sums = sums.astype(np.float32)
+        sums /= (r1 - r0).astype(np.float32)[:, :, None, None]
+        sums /= (c1 - c0).astype(np.float32)[:, None, :, None]
+        return sums
+
+    def resized(self, out_h: int, out_w: int) -> np.ndarray:
+        """The whole image resampled to ``out_h`` x ``out_w``, ``(out_h, out_w, C)`` float32
+        (rows first, then columns: the window sums are separable)."""
+        zero = np.zeros(1, np.int64)
+        [r0], [r1] = self._edges(zero, zero + self.height, out_h)
+        [c0], [c1] = self._edges(zero, zero + self.width, out_w)
+        rows = self.table[r1] - self.table[r0]
+        sums = (rows[:, c1] - rows[:, c0]).astype(np.float32)
+        sums /= (r1 - r0).astype(np.float32)[:, None, None]
+        sums /= (c1 - c0).astype(np.float32)[None, :, None]
+        return sums
+
+
+def _normalised(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """NHWC float32 pixels (a fresh array: scaled in place, as facenet scales them, in float32)
+    as MTCNN's NCHW input."""
+    import torch
+
+    pixels -= 127.5
+    pixels *= 0.0078125
+    # Left in channels-last memory, as facenet's own (a permuted HWC frame): the nets' convolutions
+    # run 1.3-3x faster on it than on NCHW memory here.
+    return torch.from_numpy(pixels).to(device).permute(0, 3, 1, 2)
+
+
+def _mtcnn_detect(mtcnn, images: Sequence[np.ndarray], min_face_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """facenet-pytorch's ``detect_face`` (P-net over the image pyramid, R-net, O-net, with its
+    box regression, NMS and thresholds) for same-size RGB uint8 images, without the landmarks,
+    returning per image ``(boxes (N, 4), probs (N,))`` largest face first as ``MTCNN.detect``
+    with ``select_largest``. The arithmetic is facenet's; the resampling is read from one
+    :class:`_SummedArea` per image (the same numbers) and the crops of each stage are cut in
+    one go. Same boxes as ``mtcnn.detect`` (``tests/test_detection.py`` compares them)."""
+    import torch
+    from facenet_pytorch.models.utils import detect_face as facenet
+
+    batched_nms = facenet.batched_nms  # torchvision's, or the shim's where torchvision is absent
+    device = next(mtcnn.pnet.parameters()).device
+    thresholds, factor = mtcnn.thresholds, mtcnn.factor
+    tables = [_SummedArea(image) for image in images]
+    height, width = images[0].shape[:2]
+    scale = 12.0 / min_face_size
+    scales, side = [], min(height, width) * scale
+    while side >= 12:
+        scales.append(scale)
+        scale, side = scale * factor, side * factor
+
+    empty = [(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)) for _ in images]
+    with torch.inference_mode():
+        boxes, image_inds = [], []
+        for scale in scales:
+            size = (int(height * scale + 1), int(width * scale + 1))
+            level = tables[0].resized(*size)[None] if len(tables) == 1 else np.stack([t.resized(*size) for t in tables])
+            reg, probs = mtcnn.pnet(_normalised(level, device))
+            found, inds = facenet.generateBoundingBox(reg, probs[:, 1], scale, thresholds[0])
+            pick = batched_nms(found[:, :4], found[:, 4], inds, 0.5)
+            boxes.append(found[pick])
+            image_inds.append(inds[pick])
+        boxes, image_inds = torch.cat(boxes), torch.cat(image_inds)
+        pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
+        boxes, image_inds = boxes[pick], image_inds[pick]
+        if not len(boxes):
+            return empty
+        regw, regh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        boxes = torch.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
+                             boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], dim=1)
+        boxes = facenet.rerec(boxes)
+
+        def crops(boxes: torch.Tensor, image_inds: torch.Tensor, size: int):
+            """The crops facenet's pad() cuts (1-based, clipped), resampled to ``size``."""
+            y, ey, x, ex = facenet.pad(boxes, width, height)
+            ok = (ey > y - 1) & (ex > x - 1)
+            keep = np.flatnonzero(ok)
+            inds = image_inds.cpu().numpy()[keep]
+            pixels = np.zeros((len(keep), size, size, 3), np.float32)
+            for index, table in enumerate(tables):
+                mine = np.flatnonzero(inds == index)
+                if len(mine):
+                    k = keep[mine]
+                    pixels[mine] = table.windows(y[k] - 1, ey[k], x[k] - 1, ex[k], size)
+            keep_t = torch.as_tensor(keep, device=boxes.device)
+            return _normalised(pixels, device), boxes[keep_t], image_inds[keep_t]
+
+        def run(net, data: torch.Tensor):
+            """``net`` over the crops in facenet's chunks of 512 (its fixed_batch_process)."""
+            out = [net(data[i : i + 512]) for i in range(0, len(data), 512)]
+            return tuple(torch.cat(v) for v in zip(*out))
+
+        # R-net
+        data, boxes, image_inds = crops(boxes, image_inds, 24)
+        if not len(data):
+            return empty
+        reg, probs = run(mtcnn.rnet, data)
+        score = probs[:, 1]
+        passed = score > thresholds[1]
+        boxes = torch.cat((boxes[passed, :4], score[passed].unsqueeze(1)), dim=1)
+        image_inds, reg = image_inds[passed], reg[passed]
+        pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
+        boxes = facenet.rerec(facenet.bbreg(boxes[pick], reg[pick]))
+        image_inds = image_inds[pick]
+        if not len(boxes):
+            return empty
+        # O-net
+        data, boxes, image_inds = crops(boxes, image_inds, 48)
+        if not len(data):
+            return empty
+        reg, _, probs = run(mtcnn.onet, data)
+        score = probs[:, 1]
+        passed = score > thresholds[2]
+        boxes = torch.cat((boxes[passed, :4], score[passed].unsqueeze(1)), dim=1)
+        image_inds = image_inds[passed]
+        boxes = facenet.bbreg(boxes, reg[passed])
+        pick = facenet.batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")
+        boxes, image_inds = boxes[pick].cpu().numpy(), image_inds[pick].cpu().numpy()
+    results = []
+    for index in range(len(images)):
+        box = boxes[image_inds == index]
+        order = np.argsort((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]))[::-1]  # as MTCNN.detect
+        results.append((box[order, :4], box[order, 4]))
+    return results
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
