@@ -132,8 +132,10 @@ def test_kept_frames_hold_the_best_smiling_child_frames_within_the_limit():
 def test_device_setting():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+    with pytest.raises(ValueError, match="one of auto, cpu, cuda"):
         resolve_device("tpu")
+    with pytest.raises(ValueError, match="device must be one of auto, cpu, cuda, not 'tpu'"):
+        DetectionOptions(device="tpu")  # with the other settings, before any lesson runs
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda")
