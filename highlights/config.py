@@ -48,6 +48,10 @@ from highlights.faces.detection import DetectionOptions
 from highlights.gif import GifOptions
 from highlights.selection import SelectionOptions
 
+NOT_CONFIGURABLE = frozenset({"republish_withdrawn"})
+"""Settings no config file or environment variable may set: making withdrawn highlights again
+is for a rerun that names its lessons (``highlights run MANIFEST --lesson ID --force``), never a
+night's configuration."""
 ENV_PREFIX = "HIGHLIGHTS_"
 ENV_ALIASES = {"HIGHLIGHTS_PUBLIC_BASE_URL": ("email", "public_base_url")}
 SECTIONS = ("detection", "selection", "gif", "email", "analytics")
@@ -255,7 +259,7 @@ def _coerce(value: Any, annotation: Any, current: Any, where: str) -> Any:
 def _set(obj: Any, path: list[str], value: Any, where: str) -> Any:
     """``obj`` with the (nested) field at ``path`` set to ``value`` converted to its type."""
     name = path[0]
-    known = {f.name for f in fields(obj)}
+    known = {f.name for f in fields(obj)} - NOT_CONFIGURABLE
     if name not in known:
         raise ConfigError(f"{where}: unknown setting {name!r} (known: {', '.join(sorted(known))})")
     current = getattr(obj, name)

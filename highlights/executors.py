@@ -238,6 +238,8 @@ def _mark_unrecorded(done: LessonResult, failed: LessonResult) -> None:
             log.warning("lesson %s: its result.json is left to the run now holding it", done.lesson_id)
             return
         current = read_result(folder)
+        if done.status == "failed" and current is not None and current.status == "ok":
+            return  # the worker kept a published highlight (bad input): its result.json stays
         if current is not None and (current.fingerprint, current.status, current.finished_at) != (
             done.fingerprint, done.status, done.finished_at,
         ):

@@ -203,10 +203,9 @@ def failed_result(lesson_id: str, reason: str, versions: dict[str, Any] | None =
 
 
 def _database_problem(lesson_id: str, store: ResultStore, error: Exception) -> str:
-    # One line: drivers' messages span several (SQL, background links); the summary table and
-    # logs show one line per lesson.
-    message = " ".join(str(error).split())
-    return f"lesson {lesson_id}: database {store.url}: {type(error).__name__}: {message}"
+    # One line (drivers' messages span several: SQL, background links; the summary table and
+    # logs show one line per lesson), and never the URL's password, which drivers may echo.
+    return f"lesson {lesson_id}: database {store.url}: {type(error).__name__}: {store.error_text(error)}"
 
 
 def lesson_settings(lesson: LessonInput, settings: Settings) -> Settings:

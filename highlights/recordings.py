@@ -460,10 +460,11 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
                 yield from _unreadable(first_line, last_line, lines.taken, columns, str(exc))
                 continue
             last_line = reader.line_num
-            if last_line > first_line:
-                # A quoted value ran over line breaks: no column holds a multi-line value, so
-                # this is a stray quote that swallowed the rows after it (each of them a lesson
-                # that would otherwise run without its row, or vanish).
+            if last_line > first_line and any(_lesson_id_of_line(line, columns) for line in lines.taken[1:]):
+                # A quoted value ran over line breaks that start rows of their own (each names a
+                # lesson): a stray quote swallowed them, and each of those lessons would otherwise
+                # run without its row, or vanish. A value that merely spans lines (a notes cell
+                # exported from a spreadsheet) is read as it is.
                 yield from _unreadable(first_line, last_line, lines.taken, columns, None)
                 continue
             if not fields or all(not value.strip() for value in fields):
@@ -555,7 +556,7 @@ def _jsonl_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, di
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                # A broken line that still shows its lesson id spoils that lesson (see _lesson_id_only).
+                # A broken line that still shows its lesson id spoils that lesson (as _unreadable does for CSV).
                 found = _JSON_LESSON_ID.search(line)
                 values = {"lesson_id": found.group(1).strip()} if found else None
                 yield line_no, values, "not UTF-8 text" if _undecodable(line) else f"not valid JSON: {exc.msg}"

@@ -254,7 +254,7 @@ class MadeGif:
 def _make_gif(c: LessonRun, selection: Selection, resolved: LessonInput, kept_frames: Any) -> MadeGif:
     # The name an earlier run drew, so a rebuilt GIF replaces the file sent emails link to.
     gif_name = c.state.previous_gif or public_gif_name(c.lesson.lesson_id)
-    images = [GifFrame(_pick_image(c.lesson, resolved, pick, kept_frames), tuple(pick.box)) for pick in selection.picks]
+    images = [GifFrame(_pick_image(resolved, pick, kept_frames), tuple(pick.box)) for pick in selection.picks]
     gif_info = build_gif(images, c.folder / gif_name, c.settings.gif)
     return MadeGif(gif_name, jsonable(gif_info))
 
@@ -325,7 +325,7 @@ def run_stages(c: LessonRun) -> LessonResult:
         _report(c, result, timeline, empty_scores(), no_selection)
         return result
 
-    kept_frames = _kept_frames(settings)  # the likely GIF frames, so the GIF stage need not decode them again
+    kept_frames = _kept_frames()  # the likely GIF frames, so the GIF stage need not decode them again
     scores = produce(c, SCORES, plan, kept_frames)
     base["scores"] = SCORES_FILE
     produce(c, ANALYTICS, scores, timeline)
@@ -400,19 +400,19 @@ def _score(frames: Iterable[Any], scorer: Any, settings: Settings, on_frames: Ca
     return score_frames(frames, scorer, batch_size=settings.score_batch_size, progress=on_frames, keep=kept)
 
 
-def _kept_frames(settings: Settings) -> Any:
+def _kept_frames() -> Any:
     from highlights.faces.scoring import KeptFrames
 
     return KeptFrames(limit=KEPT_FRAMES)
 
 
-def _pick_image(lesson: LessonInput, resolved: LessonInput, pick: Pick, kept: Any) -> Any:
+def _pick_image(resolved: LessonInput, pick: Pick, kept: Any) -> Any:
     """The full frame of a pick: kept from scoring where it was, else read from its recording."""
     image = kept.get(pick.ref.index) if kept is not None else None
-    return image if image is not None else _read_pick(lesson, resolved, pick)
+    return image if image is not None else _read_pick(resolved, pick)
 
 
-def _read_pick(lesson: LessonInput, resolved: LessonInput, pick: Pick) -> Any:
+def _read_pick(resolved: LessonInput, pick: Pick) -> Any:
     """The full frame a pick was taken from, read again from its recording."""
     ref = pick.ref
     for recording in resolved.recordings:

@@ -508,6 +508,12 @@ class ResultStore:
         """The database's URL as it may be shown (:func:`masked_url`)."""
         return masked_url(self.engine.url.render_as_string(hide_password=False))
 
+    def error_text(self, error: BaseException) -> str:
+        """A driver's message about this database as it may be shown (a result's reason,
+        ``last_error``, the log): on one line, without the URL's password."""
+        message = " ".join(str(error).split())
+        return hide_url_secrets(message, self.engine.url.render_as_string(hide_password=False))
+
     def dispose(self) -> None:
         self.engine.dispose()
 

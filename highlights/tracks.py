@@ -274,12 +274,7 @@ def link_faces(scores: pd.DataFrame, options: TrackOptions | None = None) -> pd.
             else:
                 track = by_id[int(assigned[j])]
                 track.box, track.t, track.crop_hash = boxes[j], t, hashes[j] or track.crop_hash
-    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    sure = (
-        (order["det_prob"].to_numpy(dtype=float) >= o.confident_det_prob)
-        & (sides >= o.confident_min_px)
-        & order["child_prob"].notna().to_numpy()
-    )
+    sure = _confident(order, o).to_numpy()
     logits = _logit(order["child_prob"].fillna(0.5).to_numpy(dtype=float))
     assigned = _split_at_identity_changes(assigned, times, sure, logits, o)
     # Number the tracks 0, 1, ... in order of first appearance (by time, then face number).

@@ -202,6 +202,16 @@ def test_withdraw_removes_the_gif_marks_the_row_and_sticks_until_force(videos, t
     assert clean_env.invoke(main, ["withdraw", "L-404", "--out", str(settings.out_dir)]).exit_code == 1
 
 
+def test_republishing_withdrawn_lessons_cannot_be_configured(tmp_path: Path) -> None:
+    # Only a rerun naming its lessons with --force makes withdrawn highlights again.
+    with pytest.raises(ConfigError, match="unknown setting 'republish_withdrawn'"):
+        load_settings(None, env={"HIGHLIGHTS_FORCE": "1", "HIGHLIGHTS_REPUBLISH_WITHDRAWN": "true"})
+    config = tmp_path / "highlights.toml"
+    config.write_text("force = true\nrepublish_withdrawn = true\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="republish_withdrawn"):
+        load_settings(config, env={})
+
+
 # --------------------------------------------------------------------------- 3. an unreadable lessons row
 
 

@@ -145,11 +145,8 @@ def test_json_lines_under_another_extension_are_read_as_json_lines(folder: Path,
 def test_quoted_field_with_a_newline_keeps_the_row_numbers_right(folder: Path):
     path = write_csv(folder, f'L-1,"teach\ner",L-1/teacher.mp4,{T0},{T1}', f"L-2,parent,L-2/teacher.mp4,{T0},{T1}")
     manifest = read_manifest(path)
-    # No manifest column holds a value over several lines: the row is unreadable.
-    assert problems(manifest.lessons["L-1"]) == [
-        "manifest.csv row 2 (lesson L-1): unreadable row: lines 2-3 read as one row "
-        "(a quote opened on line 2 is not closed on it: a stray quote?)"
-    ]
+    # The value spans lines but swallowed no row: read as it is, and its own check refuses it.
+    assert problems(manifest.lessons["L-1"]) == ["manifest.csv row 2 (lesson L-1): role 'teach\\ner' is not 'student' or 'teacher'"]
     assert problems(manifest.lessons["L-2"])[0].startswith("manifest.csv row 4 (lesson L-2): role")
 
 
@@ -464,6 +461,17 @@ def test_a_stray_quote_in_the_lessons_file_spoils_the_lessons_whose_rows_it_swal
     assert manifest.lessons["L-2"].ok and list(manifest.lessons) == ["L-1", "L-2"]
     assert [str(p) for p in manifest.problems] == [f"lessons.csv row 2: lesson L-9 (not in the manifest): {swallowed}"]
     assert "Ada" not in str(manifest.problems) + str(problems(manifest.lessons["L-1"]))
+
+
+def test_a_value_spanning_lines_in_the_lessons_file_is_read_as_it_is(folder: Path):
+    # A notes cell exported from a spreadsheet: its quoted value spans lines, none of which starts
+    # a row of its own, so nothing was swallowed.
+    header = LESSONS_HEADER + ",notes"
+    lessons = write_csv(folder, 'L-1,Ada,Maths,en,,,"first line', 'L-1 did well,', 'more"', "L-2,Bob,Art,fr,,,",
+                        header=header, name="lessons.csv")
+    manifest = read_manifest(write_csv(folder, *GOOD), lessons_path=lessons)
+    assert manifest.lessons["L-1"].ok and manifest.lessons["L-2"].ok and not manifest.problems
+    assert manifest.lessons["L-1"].info.extra["notes"] == "first line\nL-1 did well,\nmore"
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,7 @@ def test_device_setting():
         resolve_device("tpu")
     with pytest.raises(ValueError, match="device must be one of auto, cpu, cuda, not 'tpu'"):
         DetectionOptions(device="tpu")  # with the other settings, before any lesson runs
+    assert DetectionOptions(device=" CPU").device == "cpu"
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda")

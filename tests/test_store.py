@@ -276,3 +276,13 @@ def test_the_sqlite_file_is_not_world_readable(tmp_path):
 
     assert stat.S_IMODE((tmp_path / "out" / ".highlights" / "highlights.sqlite").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "out" / ".highlights").stat().st_mode) == 0o750
+
+
+def test_a_drivers_message_about_the_database_is_shown_without_its_password(tmp_path):
+    from highlights.pipeline import _database_problem
+
+    store = ResultStore(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    store.engine.url = store.engine.url.set(username="u", password="S3cretPW")  # as a PostgreSQL URL would carry it
+    error = RuntimeError("connection to server at host failed:\n FATAL: password S3cretPW rejected for u")
+    reason = _database_problem("L-1", store, error)
+    assert "S3cretPW" not in reason and "***" in reason and "\n" not in reason

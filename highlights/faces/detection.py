@@ -144,6 +144,7 @@ class DetectionOptions:
     or ``auto`` (CUDA where torch sees a device, else the CPU)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "device", str(self.device).strip().lower())  # "CPU" is the CPU
         if self.device not in DEVICES:  # before any lesson runs, not when the first detector is built
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
         # Checked up front: a detection size of a few pixels finds no face in any lesson.
