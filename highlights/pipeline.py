@@ -62,7 +62,7 @@ from highlights.stages import (
     input_fingerprint,
     stage_keys,
 )
-from highlights.store import ResultStore
+from highlights.store import ResultStore, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -225,15 +225,12 @@ def _job_file_clash(settings: Settings, lesson_id: str) -> str | None:
     ``OUT/highlights.sqlite``, or a ``--db`` there) writes ``<name>-journal``, ``-wal`` and
     ``-shm`` beside itself, and a lesson folder of such a name breaks the database for everyone.
     """
-    from sqlalchemy.engine import make_url
-
     try:
-        url = make_url(settings.database_url)
+        database = sqlite_file(settings.database_url)
     except Exception:  # noqa: BLE001 - a bad URL is reported when the store opens
         return None
-    if url.get_backend_name() != "sqlite" or not url.database or url.database.startswith("file:"):
+    if database is None:
         return None
-    database = Path(url.database).expanduser()
     try:
         same_folder = database.parent.resolve() == Path(settings.out_dir).resolve()
     except OSError:
