@@ -110,7 +110,8 @@ def _scorer():
 def scores_for(cache: Path, lesson: RealFaceLesson, variant: str, seed: int) -> pd.DataFrame:
     """The lesson's scores table as the pipeline's scores stage makes it (cached per model version)."""
     from highlights.config import Settings
-    from highlights.pipeline import digest, read_scores, write_scores
+    from highlights.artifacts import read_scores, write_scores
+    from highlights.stages import digest
 
     settings = Settings()
     scorer = _scorer()
@@ -301,7 +302,7 @@ def adult_track_faces(cache: Path) -> tuple[pd.DataFrame, np.ndarray]:
     import hashlib
 
     from highlights.faces.preprocess import crop_square, normalise_face, to_gray
-    from highlights.pipeline import digest
+    from highlights.stages import digest
     from real_face_lesson import CONDITIONS, FaceImage, Segment, render_student
 
     scorer = _scorer()

@@ -99,7 +99,7 @@ class EmailOptions:
     """How the snippet is rendered (the ``[email]`` section of the config).
 
     public_base_url: None — where ``OUT/`` is served; the GIF's URL is
-        ``<public_base_url>/<lesson_id>/<gif>`` (:func:`highlights.pipeline.public_url`). Without
+        ``<public_base_url>/<lesson_id>/<gif>`` (:func:`highlights.artifacts.public_url`). Without
         one (a local run) the snippet points at the GIF's ``file://`` URL, which only works on
         the machine that made it.
     display_width: 300 px — the GIF's width in the email: fits a phone's screen beside the

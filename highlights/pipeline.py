@@ -33,35 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import highlights
-from highlights.artifacts import (
-    ANALYTICS_FILE,
-    REPORT_FILE,
-    SCORES_FILE,
-    SELECTION_FILE,
-    SNIPPET_HTML,
-    SNIPPET_TEXT,
-    TIMELINE_FILE,
-    public_url,
-    read_scores,
-    remove_leftover_temp_files,
-    remove_stale_gifs,
-    timeline_to_dict,
-    write_scores,
-)
+from highlights.artifacts import SNIPPET_HTML, SNIPPET_TEXT, remove_leftover_temp_files, remove_stale_gifs
 from highlights.config import Settings
 from highlights.io import jsonable
 from highlights.recordings import LessonInput, Manifest, is_valid_lesson_id, read_manifest
 from highlights.results import LessonResult, read_result, utc_now_iso, write_result
 from highlights.runner import GIF, SNIPPET, LessonFailed, LessonRun, Progress, StageError, run_stages
-from highlights.stages import (
-    STAGES_FILE,
-    StageKeys,
-    StageState,
-    code_fingerprint,
-    digest,
-    input_fingerprint,
-    stage_keys,
-)
+from highlights.stages import StageState, code_fingerprint, stage_keys
 from highlights.store import ResultStore, sqlite_file
 
 log = logging.getLogger(__name__)
@@ -439,7 +417,6 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
 
 
 __all__ = [
-    # this module's own
     "LOCK_FILE",
     "NothingToWithdraw",
     "describe_error",
@@ -452,27 +429,7 @@ __all__ = [
     "run_manifest",
     "scorer_versions",
     "withdraw_lesson",
-    # re-exported from highlights.runner, highlights.stages and highlights.artifacts, where they live
-    "ANALYTICS_FILE",
+    # re-exported from highlights.runner, where they live: the executors and the CLI take them here
     "LessonFailed",
     "Progress",
-    "REPORT_FILE",
-    "SCORES_FILE",
-    "SELECTION_FILE",
-    "SNIPPET_HTML",
-    "SNIPPET_TEXT",
-    "STAGES_FILE",
-    "StageKeys",
-    "StageState",
-    "TIMELINE_FILE",
-    "code_fingerprint",
-    "digest",
-    "input_fingerprint",
-    "public_url",
-    "read_scores",
-    "remove_leftover_temp_files",
-    "remove_stale_gifs",
-    "stage_keys",
-    "timeline_to_dict",
-    "write_scores",
 ]

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from highlights.config import Settings
-from highlights.pipeline import read_scores, run_manifest
+from highlights.artifacts import read_scores
+from highlights.pipeline import run_manifest
 from highlights.selection import SelectionOptions, select_highlights
 from highlights.store import ResultStore
 

@@ -72,7 +72,8 @@ def test_the_lesson_is_what_its_truth_says(lesson: RealFaceLesson) -> None:
 
 def test_the_pipeline_picks_the_child_smiling_and_never_an_adult(lesson: RealFaceLesson, tmp_path: Path) -> None:
     from highlights.config import Settings
-    from highlights.pipeline import read_scores, run_manifest
+    from highlights.artifacts import read_scores
+    from highlights.pipeline import run_manifest
     from highlights.results import read_result
 
     settings = Settings(out_dir=tmp_path / "out")

@@ -29,7 +29,7 @@ import numpy as np
 
 from highlights.faces.preprocess import crop_square
 from highlights.frames import RecordingError, iter_frames_at
-from highlights.pipeline import read_scores
+from highlights.artifacts import read_scores
 from highlights.recordings import read_manifest
 from highlights.results import read_result
 
