@@ -233,7 +233,7 @@ def withdraw_command(lesson_ids, out_dir, db_url, config_path) -> None:
         settings = load_settings(config_path, out_dir=out_dir, db_url=db_url)
     except ConfigError as error:
         raise click.UsageError(str(error)) from error
-    _refuse_in_memory(settings.database_url)
+    _database_option(settings.database_url)
     try:
         store = ResultStore(settings.database_url)
     except StoreError as error:
@@ -268,8 +268,9 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def _database_option(url: str) -> str:
-    """``--db`` / ``db_url`` of ``highlights run`` checked as an option (a usage error, exit 2,
-    when it does not parse or is in memory), as it may be shown (password masked)."""
+    """``--db`` / ``db_url`` of ``highlights run``, ``withdraw`` and ``dashboard`` checked as an
+    option (a usage error, exit 2, when it does not parse or is in memory), as it may be shown
+    (password masked)."""
     from sqlalchemy.engine import make_url
 
     from highlights.store import hide_url_secrets, masked_url
@@ -498,7 +499,7 @@ def dashboard_command(db_url, since, until, out_path, config_path) -> None:
         raise click.UsageError(str(error)) from error
     if since and until and since > until:
         raise click.UsageError(f"--since {since:%Y-%m-%d} is after --until {until:%Y-%m-%d}")
-    _refuse_in_memory(settings.database_url)
+    _database_option(settings.database_url)
     try:
         path = write_dashboard(settings.database_url, out_path, since=since.date() if since else None,
                                until=until.date() if until else None, analytics=settings.analytics)  # fmt: skip

@@ -94,7 +94,7 @@ def test_cli_dashboard(database, tmp_path):
     bad = runner.invoke(main, ["dashboard", "--db", url, "--since", "2026-11-29", "--until", "2026-11-23", "--out", str(out)])
     assert bad.exit_code == 2 and "is after" in bad.output
     bad = runner.invoke(main, ["dashboard", "--db", "postgresql+psycopg://u:pw@localhost:notaport/db", "--out", str(out)])
-    assert bad.exit_code == 1 and "cannot be parsed" in bad.output and "pw@" not in bad.output
+    assert bad.exit_code == 2 and "is not a database URL" in bad.output and "pw@" not in bad.output
 
 
 def test_the_dashboard_creates_no_database(tmp_path):

@@ -1,0 +1,46 @@
+"""The ``--db`` option of the commands that open the database (run, withdraw, dashboard): a URL
+that does not parse or is in memory is a usage error (exit 2) without its password, whichever
+command is given it. Nothing here runs a lesson."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from highlights.cli import main
+
+BAD_URL = "postgresql+psycopg://u:secretpw@db:notaport/x"
+
+
+@pytest.fixture()
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for name in [n for n in os.environ if n.startswith("HIGHLIGHTS_")]:
+        monkeypatch.delenv(name)
+    return CliRunner()
+
+
+def _commands(tmp_path: Path, db: str) -> dict[str, list[str]]:
+    return {
+        "withdraw": ["withdraw", "L-1001", "--out", str(tmp_path / "out"), "--db", db],
+        "dashboard": ["dashboard", "--db", db, "--out", str(tmp_path / "overview.html")],
+    }
+
+
+@pytest.mark.parametrize("command", ["withdraw", "dashboard"])
+def test_an_unparsable_database_url_is_a_usage_error(runner: CliRunner, tmp_path: Path, command: str) -> None:
+    # Both used to leave the URL to the store: exit 1, like a server that cannot be reached.
+    outcome = runner.invoke(main, _commands(tmp_path, BAD_URL)[command])
+    assert outcome.exit_code == 2, outcome.output
+    assert "--db / db_url is not a database URL" in outcome.output
+    assert "secretpw" not in outcome.output and "Traceback" not in outcome.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "overview.html").exists()
+
+
+@pytest.mark.parametrize("command", ["withdraw", "dashboard"])
+def test_an_in_memory_database_is_a_usage_error(runner: CliRunner, tmp_path: Path, command: str) -> None:
+    outcome = runner.invoke(main, _commands(tmp_path, "sqlite://")[command])
+    assert outcome.exit_code == 2, outcome.output
+    assert "is an in-memory database: it keeps nothing" in outcome.output
