@@ -269,37 +269,26 @@ def _check_out_dir(out_dir: Path) -> None:
 
 def _database_option(url: str) -> str:
     """``--db`` / ``db_url`` of ``highlights run``, ``withdraw`` and ``dashboard`` checked as an
-    option (a usage error, exit 2, when it does not parse or is in memory), as it may be shown
-    (password masked)."""
+    option, parsed once: a usage error (exit 2) when it does not parse or names an in-memory
+    SQLite database, which keeps nothing once the command ends (a run would store nothing and
+    exit 0). Returns the URL as it may be shown (password masked)."""
     from sqlalchemy.engine import make_url
 
-    from highlights.store import hide_url_secrets, masked_url
+    from highlights.store import hide_url_secrets, in_memory, masked_url
 
     try:
-        make_url(url)
+        parsed = make_url(url)
     except Exception as error:  # noqa: BLE001 - never echo the URL itself: it may hold a password
         raise click.UsageError(
             f"--db / db_url is not a database URL ({type(error).__name__}: {hide_url_secrets(str(error), url)}); "
             "expected e.g. postgresql+psycopg://user@host/db"
         ) from error
-    _refuse_in_memory(url)
-    return masked_url(url)
-
-
-def _refuse_in_memory(url: str) -> None:
-    """A usage error (exit 2) for an in-memory SQLite database: it keeps nothing once the command
-    ends (a run would store nothing and exit 0). A URL that does not parse is left to the store."""
-    from highlights.store import in_memory, masked_url
-
-    try:
-        memory = in_memory(url)
-    except Exception:  # noqa: BLE001 - not a URL: the store says so, without echoing it
-        return
-    if memory:
+    if in_memory(parsed):
         raise click.UsageError(
             f"--db / db_url {masked_url(url)} is an in-memory database: it keeps nothing once the command ends; "
             "name a file (sqlite:///out/.highlights/highlights.sqlite) or a server"
         )
+    return masked_url(url)
 
 
 # --------------------------------------------------------------------------- highlights timeline

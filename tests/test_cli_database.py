@@ -44,3 +44,25 @@ def test_an_in_memory_database_is_a_usage_error(runner: CliRunner, tmp_path: Pat
     outcome = runner.invoke(main, _commands(tmp_path, "sqlite://")[command])
     assert outcome.exit_code == 2, outcome.output
     assert "is an in-memory database: it keeps nothing" in outcome.output
+
+
+def test_the_database_option_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # It used to be parsed twice: once for "does it parse", again for "is it in memory".
+    import sqlalchemy.engine
+
+    import highlights.store
+    from highlights.cli import _database_option
+
+    real = sqlalchemy.engine.make_url
+    parsed: list[str] = []
+
+    def counting(value, *args, **kwargs):
+        if isinstance(value, str):  # a URL object is returned as it is, not parsed
+            parsed.append(value)
+        return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(sqlalchemy.engine, "make_url", counting)
+    monkeypatch.setattr(highlights.store, "make_url", counting)
+    url = "postgresql+psycopg://u:secretpw@db/x"
+    assert _database_option(url) == "postgresql+psycopg://u:***@db/x"
+    assert parsed == [url]
