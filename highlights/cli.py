@@ -35,6 +35,13 @@ class UnusableOutput(click.ClickException):
     exit_code = 2
 
 
+class MissingDatabase(click.ClickException):
+    """A command that only changes what is there (``highlights withdraw``) was pointed at a
+    SQLite file that does not exist: exit status 2, like a usage error (a typo in ``--db``)."""
+
+    exit_code = 2
+
+
 class _BarProgress:
     """Progress on a terminal: one bar over lessons, the current lesson's stage and frames."""
 
@@ -221,13 +228,15 @@ def withdraw_command(lesson_ids, out_dir, db_url, config_path) -> None:
     result.json and database row `withdrawn` (the campaign's query then finds nothing). Later runs
     skip the lesson; `highlights run MANIFEST --lesson ID --force` makes a new GIF (a new name).
 
-    Exit status 0 when every lesson was withdrawn, 1 when one had nothing to withdraw or failed.
+    Exit status 0 when every lesson was withdrawn, 1 when one had nothing to withdraw or failed
+    or the database cannot be opened; 2 for bad options, a database URL that does not parse or
+    a SQLite file that does not exist (nothing is created).
     """
     import sys
 
     from highlights.config import ConfigError, load_settings
     from highlights.pipeline import withdraw_lesson
-    from highlights.store import ResultStore, StoreError
+    from highlights.store import NoDatabase, ResultStore, StoreError
 
     try:
         settings = load_settings(config_path, out_dir=out_dir, db_url=db_url)
@@ -235,7 +244,10 @@ def withdraw_command(lesson_ids, out_dir, db_url, config_path) -> None:
         raise click.UsageError(str(error)) from error
     _database_option(settings.database_url)
     try:
-        store = ResultStore(settings.database_url)
+        # create=False: a typo in --db must not create an empty database and withdraw into it.
+        store = ResultStore(settings.database_url, create=False)
+    except NoDatabase as error:  # its message names the database, password masked
+        raise MissingDatabase(f"{error}; withdraw creates no database: check --db / db_url") from error
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     status = 0

@@ -66,3 +66,22 @@ def test_the_database_option_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> 
     url = "postgresql+psycopg://u:secretpw@db/x"
     assert _database_option(url) == "postgresql+psycopg://u:***@db/x"
     assert parsed == [url]
+
+
+def test_withdraw_creates_no_database(runner: CliRunner, tmp_path: Path) -> None:
+    # A typo in --db used to create the folder and an empty database, then withdraw into it.
+    missing = tmp_path / "missing" / "typo.sqlite"
+    out = tmp_path / "out"
+    (out / "L-1001").mkdir(parents=True)
+    for db in (f"sqlite:///{missing}", f"sqlite:///{missing}?password=secretpw"):
+        outcome = runner.invoke(main, ["withdraw", "L-1001", "--out", str(out), "--db", db])
+        assert outcome.exit_code == 2, outcome.output
+        assert f"there is no database at {missing}" in outcome.output
+        assert "withdraw creates no database" in outcome.output
+        assert "secretpw" not in outcome.output and "Traceback" not in outcome.output
+    assert "password=*** cannot be opened" in outcome.output
+    assert not (tmp_path / "missing").exists()
+    # Without --db: the output folder's default database, which no run has made.
+    outcome = runner.invoke(main, ["withdraw", "L-1001", "--out", str(out)])
+    assert outcome.exit_code == 2, outcome.output
+    assert "there is no database at" in outcome.output and not (out / ".highlights").exists()
