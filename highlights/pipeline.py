@@ -33,12 +33,19 @@ from pathlib import Path
 from typing import Any
 
 import highlights
-from highlights.artifacts import SNIPPET_HTML, SNIPPET_TEXT, remove_leftover_temp_files, remove_stale_gifs
+from highlights.artifacts import (
+    REPORT_FILE,
+    SNIPPET_HTML,
+    SNIPPET_TEXT,
+    remove_leftover_temp_files,
+    remove_stale_gifs,
+)
 from highlights.config import Settings
-from highlights.io import jsonable
+from highlights.io import jsonable, write_text_atomic
 from highlights.recordings import LessonInput, Manifest, is_valid_lesson_id, read_manifest
+from highlights.report import mark_withdrawn
 from highlights.results import LessonResult, read_result, utc_now_iso, write_result
-from highlights.runner import GIF, SNIPPET, LessonFailed, LessonRun, Progress, StageError, run_stages
+from highlights.runner import GIF, REPORT, SNIPPET, LessonFailed, LessonRun, Progress, StageError, run_stages
 from highlights.stages import StageState, code_fingerprint, stage_keys
 from highlights.store import ResultStore, sqlite_file
 
@@ -374,7 +381,9 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
     ``result.json`` and database row ``withdrawn`` (no GIF URL, no snippet: the campaign's query
     finds nothing). Later runs skip the lesson, a whole night's ``force`` included, until one
     names it with ``force`` (``highlights run MANIFEST --lesson ID --force``), which makes a new
-    GIF under a new name. The scores, analytics and report stay (they are private).
+    GIF under a new name. The scores, analytics and report stay (they are private); the report
+    is marked withdrawn (:func:`highlights.report.mark_withdrawn`), so it no longer shows the
+    highlight as published.
 
     Raises :class:`NothingToWithdraw` when neither ``OUT/<lesson_id>/result.json`` nor a row
     exists, ValueError for an invalid id, and what the database raises.
@@ -400,10 +409,12 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
             with lesson_lock(folder) as locked:
                 if not locked:
                     raise RuntimeError(f"lesson {lesson_id}: another highlights run is working on it; try again later")
+                _mark_report_withdrawn(folder, reason)  # first: when it cannot be written, nothing has changed
                 remove_stale_gifs(folder, keep=None)
                 for name in (SNIPPET_HTML, SNIPPET_TEXT):
                     (folder / name).unlink(missing_ok=True)
-                StageState(folder).forget(GIF.name, SNIPPET.name)  # a forced rerun draws a new GIF name
+                # A forced rerun draws a new GIF name, and writes its own report.
+                StageState(folder).forget(GIF.name, SNIPPET.name, REPORT.name)
                 store.save(result)
                 result.folder = folder
                 write_result(result, folder)
@@ -414,6 +425,17 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
     finally:
         if own_store:
             store.dispose()
+
+
+def _mark_report_withdrawn(folder: Path, reason: str) -> None:
+    """Mark the lesson's ``report.html`` withdrawn (:func:`highlights.report.mark_withdrawn`),
+    atomically and as private as the stage wrote it: it no longer shows the highlight as published."""
+    path = folder / REPORT_FILE
+    try:
+        html = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return  # no report (a lesson that failed before its report stage): nothing shows the highlight
+    write_text_atomic(path, mark_withdrawn(html, reason))
 
 
 __all__ = [

@@ -24,6 +24,7 @@ report is for analysis and needs no personal data (the lesson id identifies the 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -496,10 +497,49 @@ def render_report(
     return environment.get_template(REPORT_TEMPLATE).render(context)
 
 
+# --------------------------------------------------------------------------- a withdrawn highlight
+
+
+WITHDRAWN_COLOUR = "#6e7781"
+"""The badge colour of ``withdrawn`` (the dashboard's)."""
+_WITHDRAWN_NOTE = re.compile(r'<p class="withdrawn-note"[^>]*>.*?</p>\n?', re.DOTALL)
+_TITLE_STATUS = re.compile(r"(<title>[^<]*: )[a-z_]+(</title>)")
+_STATUS_BADGE = re.compile(r'<span class="status status-[a-z_]+"[^>]*>[a-z_]+</span>')
+_GIF_FIGURE = re.compile(r'<figure class="gif">.*?</figure>', re.DOTALL)
+_GIF_FACT = re.compile(r"(<tr><th>GIF</th><td>).*?(</td></tr>)", re.DOTALL)
+_BODY = re.compile(r"<body[^>]*>\n?")
+
+
+def mark_withdrawn(html: str, reason: str) -> str:
+    """A lesson's ``report.html`` (as :func:`render_report` wrote it) marked withdrawn: a note at
+    the top of the page with ``reason``, the status badge and page title ``withdrawn``, and the
+    deleted GIF neither shown nor named. The figures and the run's reason stay: they are those
+    of the run that made the highlight. Marking a marked page again replaces its note. A page of
+    another template (``[email] templates_dir``) gets at least the note, after ``<body>``."""
+    note = Markup(
+        '<p class="withdrawn-note" role="alert" style="margin:0;padding:10px 20px;background:#fff8c5;'
+        'border-bottom:1px solid #d4a72c;font-weight:600">Withdrawn: {}. The GIF and the email snippet are '
+        "deleted and the campaign no longer finds this highlight; the figures below are those of the run "
+        "that made it.</p>\n"
+    ).format(reason)
+    html = _WITHDRAWN_NOTE.sub("", html)
+    html = _TITLE_STATUS.sub(r"\1withdrawn\2", html, count=1)
+    badge = f'<span class="status status-withdrawn" style="background:{WITHDRAWN_COLOUR}">withdrawn</span>'
+    html = _STATUS_BADGE.sub(lambda _: badge, html, count=1)
+    html = _GIF_FIGURE.sub(lambda _: '<figure class="gif"><div class="no-gif">GIF withdrawn</div></figure>', html,
+                           count=1)  # fmt: skip
+    html = _GIF_FACT.sub(lambda m: f'{m.group(1)}<span class="muted">withdrawn (deleted)</span>{m.group(2)}', html,
+                         count=1)  # fmt: skip
+    body = _BODY.search(html)
+    at = body.end() if body else 0
+    return html[:at] + str(note) + html[at:]
+
+
 __all__ = [
     "TimeAxis",
     "camera_chart",
     "format_clock",
+    "mark_withdrawn",
     "presence_chart",
     "render_report",
     "smile_chart",

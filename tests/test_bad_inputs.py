@@ -202,6 +202,38 @@ def test_withdraw_removes_the_gif_marks_the_row_and_sticks_until_force(videos, t
     assert clean_env.invoke(main, ["withdraw", "L-404", "--out", str(settings.out_dir)]).exit_code == 1
 
 
+def test_withdraw_marks_the_report_withdrawn_atomically_and_privately(videos, tmp_path: Path) -> None:
+    # The report used to stay as the run wrote it: status ok, the deleted GIF shown and named.
+    old = os.umask(0o022)
+    try:
+        manifest, settings, folder, first = done_lesson(videos, tmp_path)
+        report = folder / "report.html"
+        before = report.read_text(encoding="utf-8")
+        assert "<title>Lesson L-1001: ok</title>" in before and f'<img src="{first.gif}"' in before
+        mode = stat.S_IMODE(report.stat().st_mode)
+
+        result = withdraw_lesson("L-1001", settings)
+    finally:
+        os.umask(old)
+
+    html = report.read_text(encoding="utf-8")
+    assert "<title>Lesson L-1001: withdrawn</title>" in html
+    assert '<span class="status status-withdrawn"' in html and '<span class="status status-ok"' not in html
+    assert f"Withdrawn: {result.reason}." in html and first.gif not in html and "GIF withdrawn" in html
+    assert html.count('class="chart chart-') == before.count('class="chart chart-')  # the figures stay
+    assert stat.S_IMODE(report.stat().st_mode) == mode and mode & 0o007 == 0
+    assert [p.name for p in folder.iterdir() if ".tmp" in p.name] == []
+    assert read_result(folder).report == "report.html"
+    # Withdrawn again: one note, the latest reason.
+    again = withdraw_lesson("L-1001", settings)
+    html = report.read_text(encoding="utf-8")
+    assert html.count('class="withdrawn-note"') == 1 and f"Withdrawn: {again.reason}." in html
+    # A forced rerun by name writes a fresh report of the new highlight.
+    [forced] = run_manifest(manifest, replace(settings, force=True), ["L-1001"], scorer=FakeScorer())
+    html = report.read_text(encoding="utf-8")
+    assert forced.status == "ok" and "withdrawn" not in html and f'<img src="{forced.gif}"' in html
+
+
 def test_republishing_withdrawn_lessons_cannot_be_configured(tmp_path: Path) -> None:
     # Only a rerun naming its lessons with --force makes withdrawn highlights again.
     with pytest.raises(ConfigError, match="unknown setting 'republish_withdrawn'"):
