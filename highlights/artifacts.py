@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from highlights.frameref import FRAME_COLUMNS
 from highlights.io import atomic_path, jsonable
 from highlights.tracks import TRACK_COLUMNS, assign_tracks
 
@@ -41,6 +42,22 @@ SNIPPET_HTML = "snippet.html"
 SNIPPET_TEXT = "snippet.txt"
 REPORT_FILE = "report.html"
 
+SCORE_COLUMNS = [
+    *FRAME_COLUMNS, "face", "x1", "y1", "x2", "y2",
+    "det_prob", "child_prob", "smile_prob", "is_child", "sharpness", "brightness", "crop_hash",
+]  # fmt: skip
+"""The columns of the scores table (``scores.csv``), the scores stage's value: the sampled
+frame's :data:`~highlights.frameref.FRAME_COLUMNS`, then one face's (documented in
+:mod:`highlights.faces.scoring`). Defined here, not beside the scorer, so the stages that only
+read the table (selection, report, the labeller) need not import torch."""
+SCORE_DTYPES = {
+    "frame": "int64", "t": "float64", "at": "str", "source": "str", "offset_s": "float64",
+    "face": "int64", "x1": "float64", "y1": "float64", "x2": "float64", "y2": "float64",
+    "det_prob": "float64", "child_prob": "float64", "smile_prob": "float64", "is_child": "bool",
+    "sharpness": "float64", "brightness": "float64", "crop_hash": "str",
+}  # fmt: skip
+"""The dtype of each of :data:`SCORE_COLUMNS`."""
+
 
 def timeline_to_dict(timeline: LessonTimeline) -> dict[str, Any]:
     return jsonable(timeline)
@@ -56,8 +73,6 @@ def read_scores(path: Path) -> pd.DataFrame:
 
     A file written before face tracks (no ``track`` column) gets its tracks linked now, so
     every later stage sees the same columns."""
-    from highlights.faces.scoring import SCORE_COLUMNS, SCORE_DTYPES
-
     text_columns = [c for c, d in SCORE_DTYPES.items() if d == "str"]
     scores = pd.read_csv(path, dtype={c: "string" for c in text_columns}, keep_default_na=True)
     for column in text_columns:

@@ -440,7 +440,7 @@ def render_report(
 ) -> str:
     """The lesson's report page (HTML, self-contained: inline CSS and SVG, no scripts).
 
-    ``scores``: the scores table (``highlights.faces.scoring.SCORE_COLUMNS``; may be empty).
+    ``scores``: the scores table (``highlights.artifacts.SCORE_COLUMNS``; may be empty).
     ``smile_threshold``: the selection's ``min_smile`` (default ``SelectionOptions().min_smile``;
     pass the configured one). ``info`` is used for the email-relevant facts only (locale, and
     whether name, subject and lesson URL are given), never the name itself. ``analytics``: a

@@ -56,16 +56,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from highlights.artifacts import SCORE_COLUMNS
 from highlights.frameref import FRAME_COLUMNS, FrameRef
 from highlights.results import HighlightFrame
 from highlights.tracks import TrackOptions, judge_faces
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
-
-SCORE_COLUMNS = (
-    *FRAME_COLUMNS, "face", "x1", "y1", "x2", "y2",
-    "det_prob", "child_prob", "smile_prob", "is_child", "sharpness", "brightness", "crop_hash",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)

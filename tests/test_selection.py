@@ -334,3 +334,17 @@ def test_random_tables_respect_privacy_gap_and_order(frames, allow_adult):
         assert sel.picks[0].smile == max(p.smile for p in sel.picks)
         assert [p.ref.t for p in sel.picks[1:]] == sorted(p.ref.t for p in sel.picks[1:])
     assert (sel.status == "ok") == (len(sel.picks) >= opts.min_frames)
+
+
+def test_the_scores_table_is_defined_once_and_selection_reads_it_without_torch() -> None:
+    # selection.py and faces/scoring.py each had their own SCORE_COLUMNS.
+    import highlights.artifacts
+    import highlights.selection
+    from highlights.faces import scoring
+    from test_cli_timeline import _imports_torch
+
+    assert highlights.selection.SCORE_COLUMNS is highlights.artifacts.SCORE_COLUMNS is scoring.SCORE_COLUMNS
+    assert scoring.SCORE_DTYPES is highlights.artifacts.SCORE_DTYPES
+    assert list(highlights.artifacts.SCORE_DTYPES) == highlights.artifacts.SCORE_COLUMNS
+    assert tuple(highlights.artifacts.SCORE_COLUMNS[:len(FRAME_COLUMNS)]) == FRAME_COLUMNS
+    assert not _imports_torch("import highlights.selection\nimport highlights.artifacts")

@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from highlights.artifacts import SCORE_COLUMNS, SCORE_DTYPES  # the table's one definition, re-exported
 from highlights.faces.detection import DetectionOptions, Detections, FaceDetector, FaceFollower
 from highlights.faces.models import FaceModel, load_face_model
 from highlights.faces.preprocess import (
@@ -57,7 +58,6 @@ from highlights.faces.preprocess import (
     to_gray,
     to_tensor_batch,
 )
-from highlights.frameref import FRAME_COLUMNS
 
 if TYPE_CHECKING:
     from highlights.frames import SampledFrame
@@ -73,16 +73,6 @@ __all__ = [
     "score_frames",
 ]
 
-SCORE_COLUMNS = [
-    *FRAME_COLUMNS, "face", "x1", "y1", "x2", "y2",
-    "det_prob", "child_prob", "smile_prob", "is_child", "sharpness", "brightness", "crop_hash",
-]  # fmt: skip
-SCORE_DTYPES = {
-    "frame": "int64", "t": "float64", "at": "str", "source": "str", "offset_s": "float64",
-    "face": "int64", "x1": "float64", "y1": "float64", "x2": "float64", "y2": "float64",
-    "det_prob": "float64", "child_prob": "float64", "smile_prob": "float64", "is_child": "bool",
-    "sharpness": "float64", "brightness": "float64", "crop_hash": "str",
-}  # fmt: skip
 MODEL_BATCH = 256
 """Faces per forward pass of the per-face models (bounds memory on frames crowded with faces)."""
 
