@@ -8,7 +8,9 @@ every stage passes the same value along rather than its own copy of the fields:
 * the scores table (:mod:`highlights.faces.scoring`) has its fields as the columns
   :data:`FRAME_COLUMNS` of every row;
 * :class:`highlights.selection.Pick` and :class:`highlights.results.HighlightFrame` hold the
-  :class:`FrameRef` of the frame they chose.
+  :class:`FrameRef` of the frame they chose;
+* the labeller's sampled frames and faces (:mod:`highlights.label.lessons`) are read back from
+  ``scores.csv``, each a :class:`FrameRef`.
 
 Time has one form inside the program: ``t``, seconds since the lesson start, and ``at``, the same
 instant as an aware datetime in UTC. It becomes ISO-8601 text (:func:`utc_iso`) only where an

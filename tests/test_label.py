@@ -111,6 +111,20 @@ def test_lessons_are_found_with_their_faces_and_recordings(labeller, processed):
         assert item["labelled"] == {"age": 0, "smile": 0, "adult_present": 0}
 
 
+def test_frames_and_faces_hold_the_pipelines_frame_ref(labeller):
+    # The labeller had a FrameRef of its own, and a Face repeating the frame's fields.
+    from highlights.frameref import FRAME_COLUMNS, FrameRef
+
+    lesson = labeller.lesson("label-a")
+    assert lesson.frames and all(type(f) is FrameRef for f in lesson.frames)
+    rows = lesson.scores.drop_duplicates("frame")[list(FRAME_COLUMNS)].to_dict("records")
+    assert [f.to_record() for f in lesson.frames] == rows
+    assert lesson.faces and all(face.ref is lesson.frame(face.frame) for face in lesson.faces)
+    face = lesson.faces[0]
+    assert (face.t, face.offset_s, face.source) == (face.ref.t, face.ref.offset_s, face.ref.source)
+    assert lesson.path_of(face.source) == lesson.path_of(face.source.name)
+
+
 def test_a_saved_batch_is_the_folder_train_reads_with_the_inference_crop(labeller, tmp_path):
     batch = labeller.new_batch("label-a", 0, 12, task="age", mode="model")
     faces = batch["faces"]

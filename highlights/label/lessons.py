@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from highlights.faces.preprocess import crop_square
-from highlights.frames import RecordingError, iter_frames_at
 from highlights.artifacts import read_scores
+from highlights.faces.preprocess import crop_square
+from highlights.frameref import FRAME_COLUMNS, FrameRef
+from highlights.frames import RecordingError, iter_frames_at
 from highlights.recordings import read_manifest
 from highlights.results import read_result
 
@@ -49,33 +50,39 @@ class LessonError(LookupError):
 
 @dataclass(frozen=True)
 class Face:
-    """One face of one sampled frame, as ``scores.csv`` has it."""
+    """One face of one sampled frame, as ``scores.csv`` has it: the frame (``ref``, the
+    pipeline's :class:`~highlights.frameref.FrameRef`, shared by every face of that frame) and
+    the face's own columns."""
 
     lesson_id: str
-    frame: int
+    ref: FrameRef
     face: int
-    t: float
-    source: str
-    offset_s: float
     box: tuple[float, float, float, float]
     child_prob: float
     smile_prob: float
     is_child: bool
 
     @property
+    def frame(self) -> int:
+        """The sampled frame's index (``scores.csv``'s ``frame``)."""
+        return self.ref.index
+
+    @property
+    def t(self) -> float:
+        return self.ref.t
+
+    @property
+    def source(self) -> Path:
+        """The student recording's file name, as ``scores.csv`` names it."""
+        return self.ref.source
+
+    @property
+    def offset_s(self) -> float:
+        return self.ref.offset_s
+
+    @property
     def key(self) -> str:
         return f"{self.lesson_id}/{self.frame}/{self.face}"
-
-
-@dataclass(frozen=True)
-class FrameRef:
-    """One sampled second: frame index, lesson time, where it is in which recording."""
-
-    lesson_id: str
-    frame: int
-    t: float
-    source: str
-    offset_s: float
 
 
 class ProcessedLesson:
@@ -91,31 +98,29 @@ class ProcessedLesson:
         self.duration_s = float(result.lesson.duration_s) if result and result.lesson else 0.0
         try:
             scores = read_scores(folder / "scores.csv")
+            self.scores = scores.sort_values(["frame", "face"], kind="stable").reset_index(drop=True)
+            frames = self.scores.drop_duplicates("frame")[list(FRAME_COLUMNS)]
+            # The pipeline's own FrameRef of each sampled frame (a bad time fails here, as a bad cell).
+            self.frames = [FrameRef.from_record(record) for record in frames.to_dict("records")]
         except Exception as error:  # noqa: BLE001 - any parse problem: this lesson is unusable
             raise LessonError(f"lesson {lesson_id}: scores.csv cannot be read ({type(error).__name__})") from error
-        self.scores = scores.sort_values(["frame", "face"], kind="stable").reset_index(drop=True)
         if not self.duration_s and len(self.scores):
             self.duration_s = float(self.scores["t"].max()) + 1.0
-        frames = self.scores.drop_duplicates("frame")
-        self.frames = [
-            FrameRef(lesson_id, int(r.frame), float(r.t), str(r.source), float(r.offset_s))
-            for r in frames.itertuples(index=False)
-        ]
+        self._frame_by_index = {f.index: f for f in self.frames}
         faces = self.scores[self.scores["face"] >= 0]
         self.faces = [
             Face(
-                lesson_id, int(r.frame), int(r.face), float(r.t), str(r.source), float(r.offset_s),
+                lesson_id, self._frame_by_index[int(r.frame)], int(r.face),
                 (float(r.x1), float(r.y1), float(r.x2), float(r.y2)),
                 float(r.child_prob), float(r.smile_prob), bool(r.is_child),
             )
             for r in faces.itertuples(index=False)
         ]  # fmt: skip
-        self._frame_by_index = {f.frame: f for f in self.frames}
         self._times = np.array([f.t for f in self.frames])
 
     @property
     def has_recordings(self) -> bool:
-        return all(f.source in self.recordings for f in self.frames)
+        return all(f.source.name in self.recordings for f in self.frames)
 
     def frame(self, index: int) -> FrameRef:
         try:
@@ -140,12 +145,14 @@ class ProcessedLesson:
         chosen = sorted({int(np.abs(times - p).argmin()) for p in points})
         return [inside[i] for i in chosen]
 
-    def path_of(self, source: str) -> Path:
+    def path_of(self, source: Path | str) -> Path:
+        """The recording a frame's ``source`` (its file name, as ``scores.csv`` has it) names."""
+        name = Path(source).name
         try:
-            return self.recordings[source]
+            return self.recordings[name]
         except KeyError:
             raise LessonError(
-                f"lesson {self.lesson_id}: recording {source} is not in the manifest given to the labeller"
+                f"lesson {self.lesson_id}: recording {name} is not in the manifest given to the labeller"
             ) from None
 
 
@@ -280,6 +287,6 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 __all__ = [
-    "Face", "FrameReader", "FrameRef", "LessonError", "ProcessedLesson", "face_square",
+    "Face", "FrameReader", "LessonError", "ProcessedLesson", "face_square",
     "lesson_folders", "load_lessons", "recordings_by_lesson",
 ]  # fmt: skip

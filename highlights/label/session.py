@@ -191,7 +191,7 @@ class Labeller:
         start = 0.0 if start is None else float(start)
         end = lesson.duration_s if end is None else float(end)
         frame_labels = self.store.latest(FRAME_TASK, lesson_id)
-        by_file = {frame_file(lesson_id, f.frame): f for f in lesson.frames}
+        by_file = {frame_file(lesson_id, f.index): f for f in lesson.frames}
         marks = sorted(
             ((by_file[name].t, int(row.label)) for name, row in frame_labels.items() if name in by_file),
         )
@@ -201,7 +201,7 @@ class Labeller:
             "recordings": lesson.has_recordings,
             "times": [f.t for f in lesson.frames],
             "face_times": sorted({f.t for f in lesson.faces}),
-            "strip": [{"frame": f.frame, "t": f.t, "image": f"/api/lessons/{lesson_id}/frames/{f.frame}.jpg"}
+            "strip": [{"frame": f.index, "t": f.t, "image": f"/api/lessons/{lesson_id}/frames/{f.index}.jpg"}
                       for f in lesson.strip(start, end, strip_size)],
             "frame_labels": [{"t": t, "label": label} for t, label in marks],
             "counts": self.range_counts(lesson_id, 0.0, lesson.duration_s),
@@ -351,7 +351,7 @@ class Labeller:
         lesson = self.lesson(lesson_id)
         start, end = sorted((float(start), float(end)))
         refs = lesson.frames_between(start, end)
-        missing = [f for f in refs if not (self.store.root / frame_file(lesson_id, f.frame)).is_file()]
+        missing = [f for f in refs if not (self.store.root / frame_file(lesson_id, f.index)).is_file()]
         # In chunks, so a range of a whole 45-minute lesson never holds 2,700 frames in memory.
         for first in range(0, len(missing), FRAME_CHUNK):
             chunk = missing[first : first + FRAME_CHUNK]
@@ -359,11 +359,11 @@ class Labeller:
             for f in chunk:
                 image = images.get((lesson.path_of(f.source), f.offset_s))
                 if image is not None:
-                    self.store.write_frame(frame_file(lesson_id, f.frame), image)
+                    self.store.write_frame(frame_file(lesson_id, f.index), image)
         created = utc_now()
         rows = [
-            LabelRow(frame_file(lesson_id, f.frame), str(int(label)), FRAME_TASK, self.by, created, lesson_id, f"{f.t:g}")
-            for f in refs if (self.store.root / frame_file(lesson_id, f.frame)).is_file()
+            LabelRow(frame_file(lesson_id, f.index), str(int(label)), FRAME_TASK, self.by, created, lesson_id, f"{f.t:g}")
+            for f in refs if (self.store.root / frame_file(lesson_id, f.index)).is_file()
         ]  # fmt: skip
         self.store.append(rows)
         return {"saved": len(rows), "label": int(label), "start": start, "end": end}
