@@ -343,7 +343,17 @@ def _timestamp(name: str, raw: str, zone: tzinfo | None, errors: list[str], *, r
             return None
         # To UTC at once: Python subtracts and compares datetimes sharing one ZoneInfo by wall
         # clock, which is an hour off across a daylight-saving change.
-        value = value.replace(tzinfo=zone).astimezone(dt_timezone.utc)
+        utc = value.replace(tzinfo=zone).astimezone(dt_timezone.utc)
+        if utc.astimezone(zone).replace(tzinfo=None) != value:
+            # A wall-clock time the clocks skip (02:30 when they go from 02:00 to 03:00): Python
+            # would quietly move it by the jump, and the row would fail later, puzzlingly
+            # ("ended_at is not after started_at"), or the lesson would shift by an hour.
+            errors.append(
+                f"{name} {raw!r} does not exist in time zone {getattr(zone, 'key', zone)}: the clocks jump forward "
+                "over it (daylight saving time); correct the time or give it with its UTC offset"
+            )
+            return None
+        value = utc
     return value
 
 

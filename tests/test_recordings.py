@@ -208,6 +208,27 @@ def test_naive_times_across_a_daylight_saving_change_keep_real_durations(folder:
     assert lesson_timeline(lesson).duration_s == 3 * 3600
 
 
+def test_a_local_time_the_clocks_skip_is_a_plain_row_error(folder: Path):
+    # Berlin springs forward from 02:00 CET to 03:00 CEST on 2026-03-29: 02:30 never happens.
+    # It used to become 03:30 quietly, and the row failed with "ended_at ... is not after started_at".
+    path = write_csv(
+        folder,
+        "L-1,student,L-1/student.webm,2026-03-29T02:30:00,2026-03-29T03:10:00",
+        "L-1,teacher,L-1/teacher.mp4,2026-03-29T01:59:59,2026-03-29T03:00:00",
+    )
+    lesson = read_manifest(path, timezone="Europe/Berlin").lessons["L-1"]
+    assert [str(p) for p in lesson.problems] == [
+        "manifest.csv row 2 (lesson L-1): started_at '2026-03-29T02:30:00' does not exist in time zone "
+        "Europe/Berlin: the clocks jump forward over it (daylight saving time); correct the time or give it "
+        "with its UTC offset"
+    ]
+    # The times either side of the gap are fine; so is the gap's time with an offset.
+    teacher = lesson.recordings[0]
+    assert teacher.ended_at - teacher.started_at == timedelta(seconds=1)
+    path = write_csv(folder, "L-1,student,L-1/student.webm,2026-03-29T02:30:00+01:00,2026-03-29T04:10:00")
+    assert read_manifest(path, timezone="Europe/Berlin").lessons["L-1"].ok
+
+
 def test_utc_z_suffix_and_other_offsets_are_accepted(folder: Path):
     path = write_csv(folder, "L-1,student,L-1/student.webm,2026-11-21T15:00:00Z,2026-11-21T10:30:00-05:00")
     recording = read_manifest(path).lessons["L-1"].recordings[0]
