@@ -245,6 +245,31 @@ def test_summed_area_resampling_is_torchs_area_interpolation_exactly(size):
         np.testing.assert_array_equal(got[k], expected)
 
 
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_strided_max_pool_is_torchs_ceil_mode_max_pool_exactly(kernel):
+    """P-net's pool, swapped for strided maxima, gives torch's numbers at every size (odd sizes
+    are where ceil mode's last window runs past the edge), in either memory layout."""
+    import torch.nn.functional as F
+
+    from highlights.faces.detection import strided_max_pool
+
+    generator = torch.Generator().manual_seed(kernel)
+    for height in range(kernel, 30):
+        for width in (kernel, kernel + 1, 17, 22, 23):
+            x = torch.randn(2, 3, height, width, generator=generator)
+            expected = F.max_pool2d(x, kernel, 2, ceil_mode=True)
+            assert torch.equal(strided_max_pool(x, kernel, 2), expected), (height, width)
+            channels_last = x.contiguous(memory_format=torch.channels_last)
+            assert torch.equal(strided_max_pool(channels_last, kernel, 2), expected), (height, width)
+
+
+def test_detector_swaps_only_pnets_pool(detector):
+    pools = {name: [type(m).__name__ for m in getattr(detector._mtcnn, name).children() if "Pool" in type(m).__name__]
+             for name in ("pnet", "rnet", "onet")}
+    assert pools == {"pnet": ["_StridedMaxPool"], "rnet": ["MaxPool2d", "MaxPool2d"],
+                     "onet": ["MaxPool2d", "MaxPool2d", "MaxPool2d"]}
+
+
 def _faces_on_a_background() -> list[np.ndarray]:
     """640x480 frames: the astronaut's face (a real photo shipped with scikit-image) at three
     sizes on a textured background, and a frame with no face."""

@@ -114,6 +114,30 @@ def test_prefetch_keeps_order_raises_where_the_producer_failed_and_stops_early()
     assert closed.wait(5), "the source was not closed when the consumer stopped"
 
 
+def test_prefetch_shortens_the_gil_switch_while_it_runs_and_restores_it():
+    import sys
+
+    from highlights.frames import PREFETCH_GIL_SWITCH_S
+
+    before = sys.getswitchinterval()
+    first, second = prefetch(iter(range(3))), prefetch(iter(range(3)))
+    next(first)
+    assert sys.getswitchinterval() == pytest.approx(PREFETCH_GIL_SWITCH_S)
+    next(second)
+    first.close()  # the other one still runs: still short
+    assert sys.getswitchinterval() == pytest.approx(PREFETCH_GIL_SWITCH_S)
+    assert list(second) == [1, 2]
+    assert sys.getswitchinterval() == before
+
+    def failing():
+        yield 1
+        raise ValueError("bad packet")
+
+    with pytest.raises(ValueError):
+        list(prefetch(failing()))
+    assert sys.getswitchinterval() == before
+
+
 def _score(smile: float, child: bool = True) -> FaceScore:
     return FaceScore(0, (0.0, 0.0, 10.0, 10.0), 0.99, 0.9 if child else 0.1, smile, child, 1.0, 1.0, "0" * 16)
 

@@ -44,6 +44,32 @@ def test_good_file_loads_with_meta_threshold_and_version(smile_file):
     assert torch.equal(model.probabilities(batch), reloaded.probabilities(batch))
 
 
+def test_probabilities_fold_batch_norms_and_follow_changed_weights(smile_file):
+    """The inference copy (batch norms folded, channels-last) answers as the network does, and
+    is rebuilt when the network's weights change in place (as training changes them)."""
+    path, sha = smile_file
+    model = load_face_model("smile", path, expected_sha256=sha)
+    with torch.no_grad():  # non-trivial batch-norm statistics, so that folding has work to do
+        for module in model.network.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+    batch = torch.rand(5, 1, 64, 64)
+
+    def plain() -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.sigmoid(model.network(batch))
+
+    torch.testing.assert_close(model.probabilities(batch), plain(), atol=1e-5, rtol=0)
+    folded = model._inference[1]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        for parameter in model.network.parameters():
+            parameter.mul_(0.7)
+    torch.testing.assert_close(model.probabilities(batch), plain(), atol=1e-5, rtol=0)
+    assert model._inference[1] is not folded
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(WeightsError, match="not found.*nowhere.pt"):
         load_face_model("smile", tmp_path / "nowhere.pt")

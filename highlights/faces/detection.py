@@ -245,6 +245,7 @@ class FaceDetector:
             post_process=False,
             device=self.device,
         )
+        _use_strided_max_pools(self._mtcnn)
 
     def _shrink(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         height, width = image.shape[:2]
@@ -379,10 +380,73 @@ class _SummedArea:
         [r0], [r1] = self._edges(zero, zero + self.height, out_h)
         [c0], [c1] = self._edges(zero, zero + self.width, out_w)
         rows = self.table[r1] - self.table[r0]
-        sums = (rows[:, c1] - rows[:, c0]).astype(np.float32)
-        sums /= (r1 - r0).astype(np.float32)[:, None, None]
-        sums /= (c1 - c0).astype(np.float32)[None, :, None]
+        # np.take rather than rows[:, c1] (the same numbers; 0.9 instead of 5 ms on a 640x480
+        # frame's largest level), and the divisions over (rows, columns x channels) so that
+        # the inner loop runs along memory (0.15 instead of 0.8 ms).
+        sums = (np.take(rows, c1, axis=1) - np.take(rows, c0, axis=1)).astype(np.float32)
+        flat = sums.reshape(out_h, -1)
+        flat /= (r1 - r0).astype(np.float32)[:, None]
+        flat /= np.repeat((c1 - c0).astype(np.float32), sums.shape[2])[None, :]
         return sums
+
+
+def _max_pool_size(length: int, kernel: int, stride: int) -> int:
+    """Output length of a max pool with ``ceil_mode=True`` (PyTorch's rule: the last window must
+    start inside the input)."""
+    out = -(-(length - kernel) // stride) + 1
+    return out - 1 if (out - 1) * stride >= length else out
+
+
+def strided_max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """``F.max_pool2d(x, kernel, stride, ceil_mode=True)``, exactly (a maximum is exact), as the
+    elementwise maximum of ``kernel`` strided row slices, then of ``kernel`` column slices of
+    that, with ``-inf`` where ceil mode's last window runs past the edge.
+
+    Why: P-net runs over the whole frame at every pyramid level, and there torch's pool is a
+    sizeable part of it. Measured 2026-12-02 (one thread, a 384x288 level in channels-last
+    memory, as :func:`_normalised` leaves it): P-net 13-14 -> 11.3 ms. R- and O-net keep
+    torch's pool: on their small channels-last crops it is the faster (R-net on 300 crops 31-37
+    vs 46-47 ms this way).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    height, width = x.shape[-2:]
+    out_h, out_w = _max_pool_size(height, kernel, stride), _max_pool_size(width, kernel, stride)
+    pad_h, pad_w = (out_h - 1) * stride + kernel - height, (out_w - 1) * stride + kernel - width
+    if pad_h > 0 or pad_w > 0:
+        x = F.pad(x, (0, max(pad_w, 0), 0, max(pad_h, 0)), value=float("-inf"))
+    span_h, span_w = (out_h - 1) * stride + 1, (out_w - 1) * stride + 1
+    rows = x[..., 0:span_h:stride, :]
+    for i in range(1, kernel):
+        rows = torch.maximum(rows, x[..., i : i + span_h : stride, :])
+    out = rows[..., 0:span_w:stride]
+    for j in range(1, kernel):
+        out = torch.maximum(out, rows[..., j : j + span_w : stride])
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
+def _use_strided_max_pools(mtcnn) -> None:
+    """Swap P-net's ``MaxPool2d(2, 2, ceil_mode=True)`` for :func:`strided_max_pool` (the same
+    outputs, bit for bit; see there for why only P-net's)."""
+    import torch
+
+    class _StridedMaxPool(torch.nn.Module):
+        def __init__(self, kernel: int, stride: int) -> None:
+            super().__init__()
+            self.kernel, self.stride = kernel, stride
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return strided_max_pool(x, self.kernel, self.stride)
+
+    for net in (mtcnn.pnet,):
+        for name, layer in list(net.named_children()):
+            if isinstance(layer, torch.nn.MaxPool2d):
+                kernel, stride = layer.kernel_size, layer.stride
+                square = isinstance(kernel, int) and isinstance(stride, int)
+                if square and layer.ceil_mode and not layer.padding and layer.dilation == 1:
+                    setattr(net, name, _StridedMaxPool(kernel, stride))
 
 
 def _normalised(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
