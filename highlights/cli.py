@@ -36,8 +36,9 @@ class UnusableOutput(click.ClickException):
 
 
 class MissingDatabase(click.ClickException):
-    """A command that only changes what is there (``highlights withdraw``) was pointed at a
-    SQLite file that does not exist: exit status 2, like a usage error (a typo in ``--db``)."""
+    """A command that only reads or changes what is there (``highlights withdraw``,
+    ``highlights dashboard``) was pointed at a SQLite file that does not exist: exit status 2,
+    like a usage error (a typo in ``--db``)."""
 
     exit_code = 2
 
@@ -492,7 +493,7 @@ def dashboard_command(db_url, since, until, out_path, config_path) -> None:
     disconnects, parent presence, smile detection, the slowest lessons, a link to each report."""
     from highlights.config import ConfigError, load_settings
     from highlights.dashboard import write_dashboard
-    from highlights.store import StoreError
+    from highlights.store import NoDatabase, StoreError
 
     try:
         settings = load_settings(config_path, db_url=db_url)
@@ -504,6 +505,8 @@ def dashboard_command(db_url, since, until, out_path, config_path) -> None:
     try:
         path = write_dashboard(settings.database_url, out_path, since=since.date() if since else None,
                                until=until.date() if until else None, analytics=settings.analytics)  # fmt: skip
+    except NoDatabase as error:  # its message names the database, password masked
+        raise MissingDatabase(f"{error}; the dashboard creates no database: check --db / db_url") from error
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:

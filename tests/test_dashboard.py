@@ -102,7 +102,7 @@ def test_the_dashboard_creates_no_database(tmp_path):
     missing = tmp_path / "missing" / "typo.sqlite"
     out = tmp_path / "overview.html"
     result = CliRunner().invoke(main, ["dashboard", "--db", f"sqlite:///{missing}", "--out", str(out)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # a typo in --db: a bad option
     assert f"there is no database at {missing}" in result.output
     assert not (tmp_path / "missing").exists() and not out.exists()
     result = CliRunner().invoke(main, ["dashboard", "--db", "sqlite://", "--out", str(out)])
