@@ -120,7 +120,10 @@ class DetectionOptions:
     ``pyramid_every``. Measured 2026-12-02 on a 640x480 bench frame: the whole pyramid 64 ms,
     faces from 40 px 37 ms, from 80 px 25 ms; with the detector's own pass (:func:`_mtcnn_detect`,
     ``bench/mtcnn_pass.py``, same day, load 3.7) the whole pyramid 59 ms and faces from 72 px
-    19 ms CPU, against 82 and 39 ms for facenet's ``MTCNN.detect`` interleaved with it. Against
+    19 ms CPU, against 82 and 39 ms for facenet's ``MTCNN.detect`` interleaved with it; later
+    that day P-net's pool as strided maxima and a faster resize (the same boxes) took the whole
+    pyramid on lesson frames from 58.4 to 45.4 ms (``bench/mtcnn_pass.py``: 40 vs facenet's
+    67 ms on the astronaut frames). Against
     full-resolution MTCNN on every frame of the bench lesson and the real clips (841 faces), a
     fixed 80 px and a fraction of 0.2 missed 6 and 8 faces of the 480x270 two-person head-pose
     clip (a head turning to the camera, 68-81 px), 0.15 none, hence 0.15 of the frame rather than
