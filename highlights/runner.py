@@ -19,6 +19,8 @@ run, holds the lesson's lock and saves its result.
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -183,8 +185,13 @@ def _write_timeline(c: LessonRun) -> LessonPlan:
 
 
 def _score_lesson(c: LessonRun, plan: LessonPlan, kept_frames: Any) -> pd.DataFrame:
-    # The plan's points (computed once), decoded on a thread of their own while scoring.
-    frames = prefetch(frames_at_points(plan.points))
+    # The plan's points (computed once), decoded on a thread of their own while scoring; closed
+    # on the way out whatever happens (stops the decoder, restores the GIL switch interval).
+    with contextlib.closing(prefetch(frames_at_points(plan.points))) as frames:
+        return _score_stream(c, frames, kept_frames)
+
+
+def _score_stream(c: LessonRun, frames: Iterator[Any], kept_frames: Any) -> pd.DataFrame:
 
     scored = 0
 

@@ -251,7 +251,7 @@ def test_strided_max_pool_is_torchs_ceil_mode_max_pool_exactly(kernel):
     are where ceil mode's last window runs past the edge), in either memory layout."""
     import torch.nn.functional as F
 
-    from highlights.faces.detection import strided_max_pool
+    from highlights.faces.pooling import strided_max_pool
 
     generator = torch.Generator().manual_seed(kernel)
     for height in range(kernel, 30):
@@ -266,8 +266,17 @@ def test_strided_max_pool_is_torchs_ceil_mode_max_pool_exactly(kernel):
 def test_detector_swaps_only_pnets_pool(detector):
     pools = {name: [type(m).__name__ for m in getattr(detector._mtcnn, name).children() if "Pool" in type(m).__name__]
              for name in ("pnet", "rnet", "onet")}
-    assert pools == {"pnet": ["_StridedMaxPool"], "rnet": ["MaxPool2d", "MaxPool2d"],
+    assert pools == {"pnet": ["StridedMaxPool"], "rnet": ["MaxPool2d", "MaxPool2d"],
                      "onet": ["MaxPool2d", "MaxPool2d", "MaxPool2d"]}
+    # The executors send a scorer to their workers pickled: the swapped layer must pickle.
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(detector))
+    assert [type(m).__name__ for m in clone._mtcnn.pnet.children()].count("StridedMaxPool") == 1
+    with pytest.raises(RuntimeError, match="too small"):
+        from highlights.faces.pooling import strided_max_pool
+
+        strided_max_pool(torch.zeros(1, 1, 1, 5), 2, 2)
 
 
 def _faces_on_a_background() -> list[np.ndarray]:

@@ -44,9 +44,9 @@ def test_good_file_loads_with_meta_threshold_and_version(smile_file):
     assert torch.equal(model.probabilities(batch), reloaded.probabilities(batch))
 
 
-def test_probabilities_fold_batch_norms_and_follow_changed_weights(smile_file):
-    """The inference copy (batch norms folded, channels-last) answers as the network does, and
-    is rebuilt when the network's weights change in place (as training changes them)."""
+def test_folded_copy_answers_as_the_network_and_leaves_the_model_alone(smile_file):
+    """The copy the scorer runs (batch norms folded, channels-last) gives the network's
+    probabilities; the model it came from keeps its batch norms and its own weights."""
     path, sha = smile_file
     model = load_face_model("smile", path, expected_sha256=sha)
     with torch.no_grad():  # non-trivial batch-norm statistics, so that folding has work to do
@@ -55,19 +55,19 @@ def test_probabilities_fold_batch_norms_and_follow_changed_weights(smile_file):
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 2.0)
     batch = torch.rand(5, 1, 64, 64)
-
-    def plain() -> torch.Tensor:
-        with torch.inference_mode():
-            return torch.sigmoid(model.network(batch))
-
-    torch.testing.assert_close(model.probabilities(batch), plain(), atol=1e-5, rtol=0)
-    folded = model._inference[1]
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    with torch.no_grad():
+    folded = model.folded()
+    torch.testing.assert_close(folded.probabilities(batch), model.probabilities(batch), atol=1e-5, rtol=0)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.network.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.network.modules())
+    assert folded.version == model.version and folded.threshold == model.threshold
+    before = folded.probabilities(batch)
+    with torch.no_grad():  # training the model afterwards does not reach the copy
         for parameter in model.network.parameters():
             parameter.mul_(0.7)
-    torch.testing.assert_close(model.probabilities(batch), plain(), atol=1e-5, rtol=0)
-    assert model._inference[1] is not folded
+    assert torch.equal(folded.probabilities(batch), before)
+    import pickle  # the executors send the scorer, and so its models, to workers pickled
+
+    torch.testing.assert_close(pickle.loads(pickle.dumps(folded)).probabilities(batch), before)
 
 
 def test_missing_file(tmp_path):

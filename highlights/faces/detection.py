@@ -393,63 +393,20 @@ class _SummedArea:
         return sums
 
 
-def _max_pool_size(length: int, kernel: int, stride: int) -> int:
-    """Output length of a max pool with ``ceil_mode=True`` (PyTorch's rule: the last window must
-    start inside the input)."""
-    out = -(-(length - kernel) // stride) + 1
-    return out - 1 if (out - 1) * stride >= length else out
-
-
-def strided_max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """``F.max_pool2d(x, kernel, stride, ceil_mode=True)``, exactly (a maximum is exact), as the
-    elementwise maximum of ``kernel`` strided row slices, then of ``kernel`` column slices of
-    that, with ``-inf`` where ceil mode's last window runs past the edge.
-
-    Why: P-net runs over the whole frame at every pyramid level, and there torch's pool is a
-    sizeable part of it. Measured 2026-12-02 (one thread, a 384x288 level in channels-last
-    memory, as :func:`_normalised` leaves it): P-net 13-14 -> 11.3 ms. R- and O-net keep
-    torch's pool: on their small channels-last crops it is the faster (R-net on 300 crops 31-37
-    vs 46-47 ms this way).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-    height, width = x.shape[-2:]
-    out_h, out_w = _max_pool_size(height, kernel, stride), _max_pool_size(width, kernel, stride)
-    pad_h, pad_w = (out_h - 1) * stride + kernel - height, (out_w - 1) * stride + kernel - width
-    if pad_h > 0 or pad_w > 0:
-        x = F.pad(x, (0, max(pad_w, 0), 0, max(pad_h, 0)), value=float("-inf"))
-    span_h, span_w = (out_h - 1) * stride + 1, (out_w - 1) * stride + 1
-    rows = x[..., 0:span_h:stride, :]
-    for i in range(1, kernel):
-        rows = torch.maximum(rows, x[..., i : i + span_h : stride, :])
-    out = rows[..., 0:span_w:stride]
-    for j in range(1, kernel):
-        out = torch.maximum(out, rows[..., j : j + span_w : stride])
-    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
-
-
 def _use_strided_max_pools(mtcnn) -> None:
-    """Swap P-net's ``MaxPool2d(2, 2, ceil_mode=True)`` for :func:`strided_max_pool` (the same
-    outputs, bit for bit; see there for why only P-net's)."""
+    """Swap P-net's ``MaxPool2d(2, 2, ceil_mode=True)`` for
+    :class:`~highlights.faces.pooling.StridedMaxPool` (the same outputs, bit for bit; see
+    :func:`~highlights.faces.pooling.strided_max_pool` for why only P-net's)."""
     import torch
 
-    class _StridedMaxPool(torch.nn.Module):
-        def __init__(self, kernel: int, stride: int) -> None:
-            super().__init__()
-            self.kernel, self.stride = kernel, stride
+    from highlights.faces.pooling import StridedMaxPool
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return strided_max_pool(x, self.kernel, self.stride)
-
-    for net in (mtcnn.pnet,):
-        for name, layer in list(net.named_children()):
-            if isinstance(layer, torch.nn.MaxPool2d):
-                kernel, stride = layer.kernel_size, layer.stride
-                square = isinstance(kernel, int) and isinstance(stride, int)
-                if square and layer.ceil_mode and not layer.padding and layer.dilation == 1:
-                    setattr(net, name, _StridedMaxPool(kernel, stride))
+    for name, layer in list(mtcnn.pnet.named_children()):
+        if isinstance(layer, torch.nn.MaxPool2d):
+            kernel, stride = layer.kernel_size, layer.stride
+            plain = isinstance(kernel, int) and isinstance(stride, int) and not layer.padding and layer.dilation == 1
+            if plain and layer.ceil_mode:
+                setattr(mtcnn.pnet, name, StridedMaxPool(kernel, stride))
 
 
 def _normalised(pixels: np.ndarray, device: torch.device) -> torch.Tensor:

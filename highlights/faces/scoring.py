@@ -124,16 +124,17 @@ class FaceScorer:
         smile_model: FaceModel | None = None,
         age_model: FaceModel | None = None,
     ) -> None:
-        self.smile_model = smile_model if smile_model is not None else load_face_model("smile")
-        self.age_model = age_model if age_model is not None else load_face_model("age")
-        for model, task in ((self.smile_model, "smile"), (self.age_model, "age")):
+        smile_model = smile_model if smile_model is not None else load_face_model("smile")
+        age_model = age_model if age_model is not None else load_face_model("age")
+        for model, task in ((smile_model, "smile"), (age_model, "age")):
             if model.task != task:
                 raise ValueError(f"{task}_model is a {model.task!r} model ({model.path})")
         self.detector = detector if detector is not None else FaceDetector()
         self.device = getattr(self.detector, "device", torch.device("cpu"))
-        if self.device.type != "cpu":
-            for model in (self.smile_model, self.age_model):
-                model.network.to(self.device)
+        # Copies made to run (batch norms folded, on the detector's device): the caller's models
+        # stay as they were.
+        self.smile_model = smile_model.folded(self.device)
+        self.age_model = age_model.folded(self.device)
 
     @property
     def options(self) -> DetectionOptions:
