@@ -304,10 +304,19 @@ def _recording(
     if not raw_path:
         errors.append("path is empty")
     else:
-        media = Path(raw_path).expanduser()
-        media = (media if media.is_absolute() else path.parent / media).resolve()
-        if not media.is_file():
-            errors.append(f"recording {raw_path!r} not found" if not media.exists() else f"{raw_path!r} is not a file")
+        try:
+            media = Path(raw_path).expanduser()
+            media = (media if media.is_absolute() else path.parent / media).resolve()
+            if not media.is_file():
+                errors.append(f"recording {raw_path!r} not found" if not media.exists() else f"{raw_path!r} is not a file")
+        except (OSError, RuntimeError, ValueError) as exc:
+            # A symlink loop (RuntimeError from resolve), a name too long for the file system,
+            # a folder on the way the job may not enter, a NUL byte: a problem of this row, not
+            # a traceback that stops the whole batch.
+            reason = "a symlink loop" if isinstance(exc, RuntimeError) else (
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a usable path")
+            errors.append(f"recording {raw_path!r} cannot be opened ({reason})")
+            media = None
     started_at = _timestamp("started_at", values.get("started_at", ""), zone, errors, required=True)
     ended_at = _timestamp("ended_at", values.get("ended_at", ""), zone, errors, required=False)
     if started_at is not None and ended_at is not None and ended_at <= started_at:

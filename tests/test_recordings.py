@@ -325,6 +325,36 @@ def test_the_same_recording_listed_twice(folder: Path):
     assert problems(manifest.lessons["L-2"]) == ["manifest.csv row 6 (lesson L-2): teacher.mp4 is listed twice (also row 3)"]
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("loop", "recording 'L-1/loop.webm' cannot be opened (a symlink loop)"),
+        ("long", "cannot be opened (File name too long)"),
+        ("nul", "cannot be opened (not a usable path)"),
+    ],
+)
+def test_a_path_that_cannot_even_be_looked_at_spoils_its_row_not_the_batch(folder: Path, make: str, message: str):
+    # Before: resolve() / is_file() raised (RuntimeError for the loop, OSError ENAMETOOLONG,
+    # ValueError for a NUL byte) out of read_manifest: a traceback, and no lesson of the night ran.
+    if make == "loop":
+        (folder / "L-1/loop.webm").symlink_to("loop2.webm")
+        (folder / "L-1/loop2.webm").symlink_to("loop.webm")
+        raw = "L-1/loop.webm"
+    else:
+        raw = "L-1/" + "x" * 300 + ".webm" if make == "long" else "L-1/stu\\u0000dent.webm"
+    path = write_jsonl(
+        folder,
+        {"lesson_id": "L-1", "role": "teacher", "path": "L-1/teacher.mp4", "started_at": T0, "ended_at": T1},
+        '{"lesson_id": "L-1", "role": "student", "path": "%s", "started_at": "%s", "ended_at": "%s"}' % (raw, T0, T1),
+        {"lesson_id": "L-2", "role": "student", "path": "L-2/student.webm", "started_at": T0, "ended_at": T1},
+        {"lesson_id": "L-2", "role": "teacher", "path": "L-2/teacher.mp4", "started_at": T0, "ended_at": T1},
+    )
+    manifest = read_manifest(path)
+    bad, = problems(manifest.lessons["L-1"])
+    assert bad.startswith("manifest.jsonl row 2 (lesson L-1): ") and message in bad
+    assert manifest.lessons["L-2"].ok
+
+
 def test_one_file_cannot_be_both_people(folder: Path):
     path = write_csv(folder, f"L-1,student,L-1/student.webm,{T0},{T1}", f"L-1,teacher,L-1/student.webm,{T0},{T1}")
     assert problems(read_manifest(path).lessons["L-1"]) == [
