@@ -318,6 +318,25 @@ def test_settings_out_of_range_stop_the_run_before_any_lesson(videos, tmp_path: 
         load_settings(config, env={})
 
 
+@pytest.mark.parametrize("command", ["run", "withdraw"])
+def test_an_empty_out_option_is_refused_not_the_working_directory(videos, tmp_path: Path, clean_env, monkeypatch,
+                                                                   command) -> None:
+    # Before: `--out "$OUT"` with OUT unset reached the job as Path('.'): lesson folders and a new
+    # database in the working directory (the checkout, under cron), though HIGHLIGHTS_OUT_DIR=''
+    # is refused.
+    manifest = one_lesson(videos, tmp_path / "rec")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    args = ["run", str(manifest), "--no-progress", "--workers", "0"] if command == "run" else ["withdraw", "L-1001"]
+
+    outcome = clean_env.invoke(main, [*args, "--out", ""])
+
+    assert outcome.exit_code == 2, outcome.output
+    assert "'--out': is empty" in outcome.output
+    assert list(cwd.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- 6. lesson metadata
 
 
