@@ -134,6 +134,15 @@ class EmailOptions:
         if self.default_locale not in MESSAGES:
             raise ValueError(f"default_locale {self.default_locale!r} has no messages (known: {', '.join(MESSAGES)})")
         if self.public_base_url:
+            parts = urlsplit(self.public_base_url)
+            if parts.query or parts.fragment or "?" in self.public_base_url or "#" in self.public_base_url \
+                    or "@" in parts.netloc:
+                # The GIF's URL is <public_base_url>/<lesson_id>/<gif>: after a query or fragment
+                # that is no path at all (every email's image broken), and a user:password@ would
+                # go out in every email. The value is not echoed: it may hold a token.
+                raise ValueError("public_base_url must be a plain http(s) folder URL, without a query (?...), "
+                                 "fragment (#...) or user:password@: the GIF's URL is "
+                                 "<public_base_url>/<lesson_id>/<gif>")
             check_absolute_url(self.public_base_url.rstrip("/") + "/x.gif", what="public_base_url")
 
     @property

@@ -146,6 +146,19 @@ def test_an_adult_students_snippet_speaks_to_the_student_not_about_a_child(local
     assert "child" not in named.html
 
 
+@pytest.mark.parametrize(
+    "base", ["https://cdn.example.com/h?sig=s3cret", "https://cdn.example.com/h#top", "https://u:s3cret@cdn.example.com/h",
+             "https://cdn.example.com/h?"],
+)
+def test_a_public_base_url_with_a_query_fragment_or_password_is_refused_without_its_value(base):
+    # Before: accepted, and every GIF's URL became https://cdn.example.com/h?sig=s3cret/L-1/x.gif
+    # (no such path: a broken image in every email), or carried user:password into every email.
+    with pytest.raises(ValueError, match="without a query") as raised:
+        EmailOptions(public_base_url=base)
+    assert "s3cret" not in str(raised.value)
+    assert EmailOptions(public_base_url="https://cdn.example.com/h/").public_base_url
+
+
 def test_user_data_is_escaped():
     name = '"><script>alert(1)</script>'
     subject = "<b onmouseover=alert(2)>Maths</b> & 'more'"
