@@ -97,12 +97,26 @@ def _summary_table(results, elapsed: dict[str, float]) -> str:
     return "\n".join(_table(rows, [r.status for r in results]))
 
 
+class _OutFolder(click.Path):
+    """``--out``: a folder, never the empty string. ``--out "$OUT"`` with ``OUT`` unset would
+    otherwise be the working directory (click turns ``''`` into ``Path('.')``): lesson folders and
+    a new database scattered over the checkout, as ``HIGHLIGHTS_OUT_DIR=''`` is refused."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty: name the output folder (e.g. --out out)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 @main.command("run")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--lesson", "lesson_ids", multiple=True, metavar="ID", help="Run only this lesson (repeatable).")
 @click.option("--lessons", "lessons_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Lesson metadata CSV (student name, subject, locale, lesson URL).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out_dir", type=_OutFolder(),
               help="Output folder (default: out); results go to OUT/<lesson_id>/.")
 @click.option("--db", "db_url", metavar="URL",
               help="SQLAlchemy URL (default: sqlite:///OUT/.highlights/highlights.sqlite; OUT/highlights.sqlite where that exists).")
@@ -219,7 +233,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
 
 @main.command("withdraw")
 @click.argument("lesson_ids", nargs=-1, required=True, metavar="LESSON_ID...")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out_dir", type=_OutFolder(),
               help="Output folder of the runs (default: out).")
 @click.option("--db", "db_url", metavar="URL", help="SQLAlchemy URL (default: as for `highlights run`).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),

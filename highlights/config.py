@@ -242,6 +242,8 @@ def _coerce(value: Any, annotation: Any, current: Any, where: str) -> Any:
         if target in (tuple, list):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"expected a list, got {value!r}")  # not "'int' object is not iterable"
             item_types = typing.get_args(annotation)
             items = list(value)
             if item_types and item_types[-1] is not Ellipsis and len(item_types) == len(items):
@@ -251,6 +253,8 @@ def _coerce(value: Any, annotation: Any, current: Any, where: str) -> Any:
             return tuple(items) if target is tuple else items
         if target is str:
             return str(value)
+    except ConfigError:
+        raise  # an item of a list, already named ("X: X: ..." otherwise)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from error
     return value

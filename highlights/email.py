@@ -65,6 +65,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "alt_name": "{name} smiling during the lesson",
         "alt": "Your child smiling during the lesson",
         "intro": "A few moments when your child smiled, picked from the lesson recording.",
+        # An adult student's lesson (student_age_group = adult): the email goes to the student.
+        "title_subject_adult": "Your best moments from the {subject} lesson",
+        "title_adult": "Your best moments from the lesson",
+        "alt_adult": "You smiling during the lesson",
+        "intro_adult": "A few moments when you smiled, picked from the lesson recording.",
         "gif_link": "See the moments",
         "lesson_link": "Open the lesson",
         "note": "The moments were chosen automatically from the lesson video.",
@@ -79,6 +84,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "alt_name": "{name} улыбается на уроке",
         "alt": "Ваш ребёнок улыбается на уроке",
         "intro": "Несколько моментов, когда ваш ребёнок улыбался, из записи урока.",
+        "title_subject_adult": "Ваши лучшие моменты на уроке «{subject}»",
+        "title_adult": "Ваши лучшие моменты на уроке",
+        "alt_adult": "Вы улыбаетесь на уроке",
+        "intro_adult": "Несколько моментов, когда вы улыбались, из записи урока.",
         "gif_link": "Посмотреть моменты",
         "lesson_link": "Открыть урок",
         "note": "Моменты выбраны автоматически из видеозаписи урока.",
@@ -125,6 +134,15 @@ class EmailOptions:
         if self.default_locale not in MESSAGES:
             raise ValueError(f"default_locale {self.default_locale!r} has no messages (known: {', '.join(MESSAGES)})")
         if self.public_base_url:
+            parts = urlsplit(self.public_base_url)
+            if parts.query or parts.fragment or "?" in self.public_base_url or "#" in self.public_base_url \
+                    or "@" in parts.netloc:
+                # The GIF's URL is <public_base_url>/<lesson_id>/<gif>: after a query or fragment
+                # that is no path at all (every email's image broken), and a user:password@ would
+                # go out in every email. The value is not echoed: it may hold a token.
+                raise ValueError("public_base_url must be a plain http(s) folder URL, without a query (?...), "
+                                 "fragment (#...) or user:password@: the GIF's URL is "
+                                 "<public_base_url>/<lesson_id>/<gif>")
             check_absolute_url(self.public_base_url.rstrip("/") + "/x.gif", what="public_base_url")
 
     @property
@@ -214,9 +232,17 @@ def image_size(gif: GifInfo | None, options: EmailOptions) -> tuple[int, int]:
     return width, max(1, round(width * int(gif.height) / int(gif.width)))
 
 
-def messages_for(info: LessonInfo, language: str) -> dict[str, str]:
-    """The language's messages with the lesson's name and subject filled in."""
-    catalogue = MESSAGES[language]
+def messages_for(info: LessonInfo, language: str, student_age_group: str | None = None) -> dict[str, str]:
+    """The language's messages with the lesson's name and subject filled in.
+
+    ``student_age_group`` (default: the lessons file's, else ``child``): an ``adult`` student's
+    snippet speaks to the student ("Your best moments", "when you smiled"), not to a parent
+    about "your child"."""
+    adult = (student_age_group or info.student_age_group or "child") == "adult"
+    catalogue = {key: value for key, value in MESSAGES[language].items() if not key.endswith("_adult")}
+    if adult:
+        catalogue.update({key[: -len("_adult")]: value for key, value in MESSAGES[language].items()
+                          if key.endswith("_adult")})
     name, subject = clean_text(info.student_name), clean_text(info.subject)
     key = "title" + ("_name" if name else "") + ("_subject" if subject else "")
     filled = dict(catalogue)
@@ -247,13 +273,16 @@ def render_snippet(
     gif_url: str,
     gif: GifInfo | None,
     options: EmailOptions | None = None,
+    *,
+    student_age_group: str | None = None,
 ) -> Snippet:
     """The email snippet for one lesson, in the lesson's language (English or Russian).
 
     ``gif_url`` must be absolute (http, https, or file for a local run): a ValueError otherwise.
     ``gif`` gives the image's size (None: a ``display_width`` square). Missing name, subject or
     lesson URL fall back to neutral wording; a ``lesson_url`` that is not an http(s) link is
-    left out.
+    left out. ``student_age_group``: the lesson's (``adult``: words for the student, not a parent);
+    default the lessons file's, else ``child``.
     """
     options = options or EmailOptions()
     check_absolute_url(gif_url)
@@ -261,7 +290,7 @@ def render_snippet(
     width, height = image_size(gif, options)
     context = {
         "lang": language,
-        "msg": messages_for(info, language),
+        "msg": messages_for(info, language, student_age_group),
         "gif_url": gif_url,
         "lesson_url": _web_url(info.lesson_url),
         "width": width,

@@ -304,10 +304,19 @@ def _recording(
     if not raw_path:
         errors.append("path is empty")
     else:
-        media = Path(raw_path).expanduser()
-        media = (media if media.is_absolute() else path.parent / media).resolve()
-        if not media.is_file():
-            errors.append(f"recording {raw_path!r} not found" if not media.exists() else f"{raw_path!r} is not a file")
+        try:
+            media = Path(raw_path).expanduser()
+            media = (media if media.is_absolute() else path.parent / media).resolve()
+            if not media.is_file():
+                errors.append(f"recording {raw_path!r} not found" if not media.exists() else f"{raw_path!r} is not a file")
+        except (OSError, RuntimeError, ValueError) as exc:
+            # A symlink loop (RuntimeError from resolve), a name too long for the file system,
+            # a folder on the way the job may not enter, a NUL byte: a problem of this row, not
+            # a traceback that stops the whole batch.
+            reason = "a symlink loop" if isinstance(exc, RuntimeError) else (
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a usable path")
+            errors.append(f"recording {raw_path!r} cannot be opened ({reason})")
+            media = None
     started_at = _timestamp("started_at", values.get("started_at", ""), zone, errors, required=True)
     ended_at = _timestamp("ended_at", values.get("ended_at", ""), zone, errors, required=False)
     if started_at is not None and ended_at is not None and ended_at <= started_at:
@@ -343,7 +352,11 @@ def _timestamp(name: str, raw: str, zone: tzinfo | None, errors: list[str], *, r
             return None
         # To UTC at once: Python subtracts and compares datetimes sharing one ZoneInfo by wall
         # clock, which is an hour off across a daylight-saving change.
-        utc = value.replace(tzinfo=zone).astimezone(dt_timezone.utc)
+        try:
+            utc = value.replace(tzinfo=zone).astimezone(dt_timezone.utc)
+        except OverflowError:
+            errors.append(f"{name} {raw!r} is out of range: no recording was made then")
+            return None
         if utc.astimezone(zone).replace(tzinfo=None) != value:
             # A wall-clock time the clocks skip (02:30 when they go from 02:00 to 03:00): Python
             # would quietly move it by the jump, and the row would fail later, puzzlingly
@@ -354,6 +367,16 @@ def _timestamp(name: str, raw: str, zone: tzinfo | None, errors: list[str], *, r
             )
             return None
         value = utc
+    try:
+        # The job computes with this time: the end of a recording (start plus its decoded
+        # length), UTC for result.json and the database. A time at the edge of what a datetime
+        # holds (year 9999, or 9999-12-31T23:00-14:00, which is past it in UTC) would overflow
+        # there, failing the lesson without its row or stopping `highlights timeline` altogether.
+        utc = value.astimezone(dt_timezone.utc)
+        utc - timedelta(seconds=2 * MAX_LESSON_S), utc + timedelta(seconds=2 * MAX_LESSON_S)
+    except OverflowError:
+        errors.append(f"{name} {raw!r} is out of range: no recording was made then")
+        return None
     return value
 
 
@@ -565,11 +588,13 @@ def _jsonl_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, di
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 # A broken line that still shows its lesson id spoils that lesson (as _unreadable does for CSV).
+                # RecursionError: arrays or objects nested thousands deep, which Python's parser refuses.
                 found = _JSON_LESSON_ID.search(line)
                 values = {"lesson_id": found.group(1).strip()} if found else None
-                yield line_no, values, "not UTF-8 text" if _undecodable(line) else f"not valid JSON: {exc.msg}"
+                why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                yield line_no, values, "not UTF-8 text" if _undecodable(line) else f"not valid JSON: {why}"
                 continue
             if not isinstance(record, dict):
                 yield line_no, None, "not a JSON object"

@@ -271,7 +271,8 @@ def _recorded_gif(c: LessonRun, record: dict[str, Any]) -> MadeGif:
 
 
 def _write_snippet(c: LessonRun, gif_url: str, gif_info: Any) -> None:
-    snippet = render_snippet(c.lesson.info, gif_url, _gif_info_value(gif_info), c.settings.email)
+    snippet = render_snippet(c.lesson.info, gif_url, _gif_info_value(gif_info), c.settings.email,
+                             student_age_group=c.settings.selection.student_age_group)
     write_text_atomic(c.folder / SNIPPET_HTML, snippet.html)
     write_text_atomic(c.folder / SNIPPET_TEXT, snippet.text)
 

@@ -318,6 +318,37 @@ def test_settings_out_of_range_stop_the_run_before_any_lesson(videos, tmp_path: 
         load_settings(config, env={})
 
 
+def test_a_list_setting_of_the_wrong_shape_is_named_once_and_plainly(tmp_path: Path) -> None:
+    # Before: "environment variable HIGHLIGHTS_GIF__SIZES: environment variable HIGHLIGHTS_GIF__SIZES:
+    # expected a whole number" (an item's error wrapped twice) and "gif.sizes: 'int' object is not iterable".
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env={"HIGHLIGHTS_GIF__SIZES": "abc"})
+    assert str(raised.value) == "environment variable HIGHLIGHTS_GIF__SIZES: expected a whole number, got 'abc'"
+    config = tmp_path / "highlights.toml"
+    config.write_text("[gif]\nsizes = 360\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"gif\.sizes: expected a list, got 360$"):
+        load_settings(config, env={})
+
+
+@pytest.mark.parametrize("command", ["run", "withdraw"])
+def test_an_empty_out_option_is_refused_not_the_working_directory(videos, tmp_path: Path, clean_env, monkeypatch,
+                                                                   command) -> None:
+    # Before: `--out "$OUT"` with OUT unset reached the job as Path('.'): lesson folders and a new
+    # database in the working directory (the checkout, under cron), though HIGHLIGHTS_OUT_DIR=''
+    # is refused.
+    manifest = one_lesson(videos, tmp_path / "rec")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    args = ["run", str(manifest), "--no-progress", "--workers", "0"] if command == "run" else ["withdraw", "L-1001"]
+
+    outcome = clean_env.invoke(main, [*args, "--out", ""])
+
+    assert outcome.exit_code == 2, outcome.output
+    assert "'--out': is empty" in outcome.output
+    assert list(cwd.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- 6. lesson metadata
 
 

@@ -118,6 +118,47 @@ def test_blank_name_counts_as_missing_and_subject_alone_is_used():
     assert alt == MESSAGES["en"]["alt"]
 
 
+@pytest.mark.parametrize(
+    ("locale", "age_group", "words", "not_words"),
+    [
+        ("en", "adult", ["Your best moments from the Chess lesson", "when you smiled", "You smiling during"],
+         ["child"]),
+        ("ru", "adult", ["Ваши лучшие моменты на уроке «Chess»", "когда вы улыбались", "Вы улыбаетесь на уроке"],
+         ["ребён"]),
+        ("en", "child", ["Your child&#39;s best moments from the Chess lesson", "when your child smiled"], ["when you smiled"]),
+    ],
+)
+def test_an_adult_students_snippet_speaks_to_the_student_not_about_a_child(locale, age_group, words, not_words):
+    # Before: an adult student's email (the demo's Ada) read "A few moments when your child
+    # smiled", "Your child smiling during the lesson": the adult rule made her GIF, the words
+    # were still a parent's.
+    for snippet in (render_snippet(info(student_name=None, subject="Chess", locale=locale, student_age_group=age_group),
+                                   GIF_URL, None),
+                    render_snippet(info(student_name=None, subject="Chess", locale=locale), GIF_URL, None,
+                                   student_age_group=age_group)):
+        for word in words:
+            assert word in snippet.html
+            assert word.replace("&#39;", "'") in snippet.text or word.startswith(("You smiling", "Вы улыб"))
+        for word in not_words:
+            assert word not in snippet.html and word not in snippet.text
+    named = render_snippet(info(subject="Chess", student_age_group="adult"), GIF_URL, None)
+    assert parse(named.html).named("img")[0]["alt"].endswith(" smiling during the lesson")
+    assert "child" not in named.html
+
+
+@pytest.mark.parametrize(
+    "base", ["https://cdn.example.com/h?sig=s3cret", "https://cdn.example.com/h#top", "https://u:s3cret@cdn.example.com/h",
+             "https://cdn.example.com/h?"],
+)
+def test_a_public_base_url_with_a_query_fragment_or_password_is_refused_without_its_value(base):
+    # Before: accepted, and every GIF's URL became https://cdn.example.com/h?sig=s3cret/L-1/x.gif
+    # (no such path: a broken image in every email), or carried user:password into every email.
+    with pytest.raises(ValueError, match="without a query") as raised:
+        EmailOptions(public_base_url=base)
+    assert "s3cret" not in str(raised.value)
+    assert EmailOptions(public_base_url="https://cdn.example.com/h/").public_base_url
+
+
 def test_user_data_is_escaped():
     name = '"><script>alert(1)</script>'
     subject = "<b onmouseover=alert(2)>Maths</b> & 'more'"

@@ -277,6 +277,38 @@ def test_a_bad_row_spoils_its_own_lesson_only(folder: Path, row: str, message: s
     assert manifest.problems == []
 
 
+@pytest.mark.parametrize(
+    ("started_at", "timezone"),
+    [
+        ("9999-12-31T23:59:50+00:00", None),  # its end (start + the decoded length) overflowed
+        ("9999-12-31T23:00:00-14:00", None),  # past datetime's range once in UTC
+        ("9999-12-31T23:30:00", "America/New_York"),  # likewise, given a zone
+        ("0001-01-01T00:00:00+00:00", None),
+    ],
+)
+def test_a_time_at_the_edge_of_the_calendar_is_an_error_of_its_row(folder: Path, started_at: str, timezone):
+    # Before: read_manifest raised OverflowError for the third (no batch ran); the others were
+    # read, then the lesson failed in its timeline stage with a bare "OverflowError: date value
+    # out of range" naming no row, and `highlights timeline` stopped with a traceback.
+    path = write_csv(folder, f"L-1,student,L-1/student.webm,{started_at},", f"L-1,teacher,L-1/teacher.mp4,{T0},{T1}",
+                     *GOOD[2:])
+    manifest = read_manifest(path, timezone=timezone)
+    assert problems(manifest.lessons["L-1"]) == [
+        f"manifest.csv row 2 (lesson L-1): started_at '{started_at}' is out of range: no recording was made then"
+    ]
+    assert manifest.lessons["L-2"].ok
+
+
+def test_a_json_line_nested_too_deeply_spoils_its_lesson_not_the_batch(folder: Path):
+    # Before: json.loads raised RecursionError out of read_manifest: a traceback, no lesson ran.
+    deep = '{"lesson_id": "L-1", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path = write_jsonl(folder, deep, *({"lesson_id": "L-2", "role": r, "path": f"L-2/{r}.{x}", "started_at": T0,
+                                        "ended_at": T1} for r, x in (("student", "webm"), ("teacher", "mp4"))))
+    manifest = read_manifest(path)
+    assert problems(manifest.lessons["L-1"]) == ["manifest.jsonl row 1 (lesson L-1): not valid JSON: nested too deeply"]
+    assert manifest.lessons["L-2"].ok
+
+
 def test_several_problems_of_one_row_are_all_reported(folder: Path):
     path = write_csv(folder, "L-1,parent,L-1/missing.webm,noon,")
     messages = problems(read_manifest(path).lessons["L-1"])
@@ -323,6 +355,36 @@ def test_the_same_recording_listed_twice(folder: Path):
     assert manifest.lessons["L-1"].ok  # the first mention stands
     assert problems(manifest.lessons["L-3"]) == ["manifest.csv row 5 (lesson L-3): student.webm is listed twice (also row 2)"]
     assert problems(manifest.lessons["L-2"]) == ["manifest.csv row 6 (lesson L-2): teacher.mp4 is listed twice (also row 3)"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("loop", "recording 'L-1/loop.webm' cannot be opened (a symlink loop)"),
+        ("long", "cannot be opened (File name too long)"),
+        ("nul", "cannot be opened (not a usable path)"),
+    ],
+)
+def test_a_path_that_cannot_even_be_looked_at_spoils_its_row_not_the_batch(folder: Path, make: str, message: str):
+    # Before: resolve() / is_file() raised (RuntimeError for the loop, OSError ENAMETOOLONG,
+    # ValueError for a NUL byte) out of read_manifest: a traceback, and no lesson of the night ran.
+    if make == "loop":
+        (folder / "L-1/loop.webm").symlink_to("loop2.webm")
+        (folder / "L-1/loop2.webm").symlink_to("loop.webm")
+        raw = "L-1/loop.webm"
+    else:
+        raw = "L-1/" + "x" * 300 + ".webm" if make == "long" else "L-1/stu\\u0000dent.webm"
+    path = write_jsonl(
+        folder,
+        {"lesson_id": "L-1", "role": "teacher", "path": "L-1/teacher.mp4", "started_at": T0, "ended_at": T1},
+        '{"lesson_id": "L-1", "role": "student", "path": "%s", "started_at": "%s", "ended_at": "%s"}' % (raw, T0, T1),
+        {"lesson_id": "L-2", "role": "student", "path": "L-2/student.webm", "started_at": T0, "ended_at": T1},
+        {"lesson_id": "L-2", "role": "teacher", "path": "L-2/teacher.mp4", "started_at": T0, "ended_at": T1},
+    )
+    manifest = read_manifest(path)
+    bad, = problems(manifest.lessons["L-1"])
+    assert bad.startswith("manifest.jsonl row 2 (lesson L-1): ") and message in bad
+    assert manifest.lessons["L-2"].ok
 
 
 def test_one_file_cannot_be_both_people(folder: Path):
