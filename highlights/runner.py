@@ -110,6 +110,8 @@ class LessonRun:
     scorer: Any
     published: bool = False
     """The lesson had an ``ok`` highlight before this run (see :func:`_keep_published`)."""
+    sampled_frames: int | None = None
+    """Sampled seconds that decoded in this run (set after the scores stage)."""
 
 
 # --------------------------------------------------------------------------- the runner
@@ -227,7 +229,8 @@ def _whose_face(c: LessonRun, selection: Selection) -> dict[str, Any]:
     without the lesson's row (no ``--lessons``) must not quietly replace a highlight made with it
     (see :func:`_input_doubt`)."""
     return {"student_age_group": c.settings.selection.student_age_group,
-            "lessons_row": c.lesson.info.source is not None}  # fmt: skip
+            "lessons_row": c.lesson.info.source is not None,
+            "sampled_frames": c.sampled_frames}  # fmt: skip
 
 
 def _analyse(c: LessonRun, scores: pd.DataFrame, timeline: LessonTimeline) -> None:
@@ -318,7 +321,7 @@ def run_stages(c: LessonRun) -> LessonResult:
     if lesson.problems:
         reason = "; ".join(str(problem) for problem in lesson.problems)
         return LessonResult(status="failed", reason=f"lesson {lesson.lesson_id}: {reason}", **base)
-    kept = _keep_published(c)
+    kept = _keep_published(c, _input_doubt(c))
     if kept is not None:
         return kept
 
@@ -335,6 +338,10 @@ def run_stages(c: LessonRun) -> LessonResult:
 
     kept_frames = _kept_frames()  # the likely GIF frames, so the GIF stage need not decode them again
     scores = produce(c, SCORES, plan, kept_frames)
+    c.sampled_frames = int(scores["frame"].nunique()) if len(scores) else 0
+    kept = _keep_published(c, _short_decode(c, len(plan.points)))
+    if kept is not None:
+        return kept
     base["scores"] = SCORES_FILE
     produce(c, ANALYTICS, scores, timeline)
     base["analytics"] = ANALYTICS_FILE
@@ -381,14 +388,44 @@ def _input_doubt(c: LessonRun) -> str | None:
     return None
 
 
-def _keep_published(c: LessonRun) -> LessonResult | None:
+SHORT_DECODE_TOLERANCE = 0.1
+"""A rerun of a published lesson whose recordings decode to fewer sampled seconds than this
+share (and 10 seconds) below what its highlight was made from is kept (:func:`_short_decode`)."""
+
+
+def _short_decode(c: LessonRun, planned: int) -> str | None:
+    """Why this lesson's recordings look cut short rather than changed: they decoded to notably
+    fewer sampled seconds than the run that made its highlight sampled (recorded with the
+    selection), or, without that record, than the plan's points (a file truncated by a failed
+    copy, or still being written when the nightly run started). None when they look whole.
+
+    Where the manifest gives every recording's end, the plan follows the manifest, so a plan
+    shorter than before is the manifest's change, not a doubt; where an end comes from the file
+    (no ``ended_at``; a browser's WebM states no duration either), a cut file shortens the plan
+    too, and only the earlier count tells."""
+    earlier = c.state.earlier.get("selection")
+    before = earlier.get("sampled_frames") if isinstance(earlier, dict) else None
+    if not isinstance(before, int) or before <= 0:
+        reference = planned
+    elif any(recording.ended_at is None for recording in c.lesson.recordings):
+        reference = before
+    else:
+        reference = min(before, planned)
+    sampled = c.sampled_frames or 0
+    if reference - sampled > max(10, SHORT_DECODE_TOLERANCE * reference):
+        return (f"its recordings decode to {sampled} of the {reference} sampled seconds its highlight "
+                f"was made from (a file truncated, or still being written?)")
+    return None
+
+
+def _keep_published(c: LessonRun, doubt: str | None) -> LessonResult | None:
     """A ``failed`` result that keeps the lesson's published highlight (GIF, ``ok`` row and
-    ``result.json``) when its input looks incomplete (:func:`_input_doubt`): whatever this run
-    would find, a bad row spoils its own lesson's rerun only, and a published highlight is never
-    replaced or withdrawn on such input (withdrawing takes ``highlights withdraw``). Checked before
-    any stage, so nothing in the lesson's folder changes."""
-    doubt = _input_doubt(c) if c.published else None
-    if doubt is None:
+    ``result.json``) when its input looks incomplete (``doubt``: :func:`_input_doubt`, checked
+    before any stage, so nothing in the lesson's folder changes; :func:`_short_decode`, checked
+    after the scores stage, which leaves its own files): whatever this run would find, a bad row
+    or a cut file spoils its own lesson's rerun only, and a published highlight is never replaced
+    or withdrawn on such input (withdrawing takes ``highlights withdraw``)."""
+    if doubt is None or not c.published:
         return None
     lesson_id = c.lesson.lesson_id
     reason = (f"lesson {lesson_id}: {doubt}: its published highlight is kept "

@@ -499,3 +499,37 @@ def test_the_lessons_file_names_the_students_age_group(tmp_path: Path) -> None:
     assert settings.selection.student_age_group == "adult"
     with pytest.raises(ValueError, match="student_age_group"):
         SelectionOptions(student_age_group="teen")
+
+
+def _cut(path: Path, share: float) -> None:
+    """Keep the first ``share`` of a file's bytes, as a failed copy or an upload still running does."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * share)])
+
+
+def test_a_rerun_on_a_truncated_recording_keeps_the_published_highlight(videos, tmp_path: Path) -> None:
+    """The student's file was cut short (a copy that failed, an upload still running at night):
+    the forced rerun decodes a fraction of the lesson and would withdraw the GIF as
+    ``no_highlight``; instead it ends ``failed``, saying so, and the highlight stays."""
+    _, settings, folder, first = done_lesson(videos, tmp_path)
+    gif_bytes = (folder / first.gif).read_bytes()
+    _cut(tmp_path / "rec" / "L-1001" / "student.webm", 0.3)
+
+    [result] = run_manifest(tmp_path / "rec" / "manifest.csv", replace(settings, force=True), scorer=FakeScorer())
+
+    assert "recordings decode to" in result.reason and "published highlight is kept" in result.reason, result.reason
+    _kept(settings, folder, first, result)
+    assert (folder / first.gif).read_bytes() == gif_bytes
+
+
+def test_a_lesson_published_from_a_short_recording_reruns_as_before(videos, tmp_path: Path) -> None:
+    """A recording that was already short when its highlight was made is not a doubt on a rerun:
+    the comparison is with what the highlight was made from, not with the manifest's promise."""
+    manifest = one_lesson(videos, tmp_path / "rec")
+    _cut(tmp_path / "rec" / "L-1001" / "student.webm", 0.7)
+    settings = Settings(out_dir=tmp_path / "out")
+    first = run_one(manifest, settings, FakeScorer())
+    if first.status != "ok":
+        pytest.skip(f"the cut recording gave no highlight to keep: {first.reason}")
+    again = run_one(manifest, replace(settings, force=True), FakeScorer())
+    assert again.status == "ok", again.reason
