@@ -44,7 +44,7 @@ from highlights.config import Settings
 from highlights.io import jsonable, write_text_atomic
 from highlights.recordings import LessonInput, Manifest, is_valid_lesson_id, read_manifest
 from highlights.report import mark_withdrawn
-from highlights.results import LessonResult, read_result, utc_now_iso, write_result
+from highlights.results import RESULT_FILE, LessonResult, read_result, utc_now_iso, write_result
 from highlights.runner import GIF, REPORT, SNIPPET, LessonFailed, LessonRun, Progress, StageError, run_stages
 from highlights.stages import StageState, code_fingerprint, stage_keys
 from highlights.store import ResultStore, sqlite_file
@@ -409,15 +409,30 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
             with lesson_lock(folder) as locked:
                 if not locked:
                     raise RuntimeError(f"lesson {lesson_id}: another highlights run is working on it; try again later")
-                _mark_report_withdrawn(folder, reason)  # first: when it cannot be written, nothing has changed
+                # The order keeps every failure whole. The report first: when it cannot be
+                # written, nothing has changed. Then result.json, so that no later run (whose skip
+                # path writes the row from it) can bring the ok row back; if the database then
+                # refuses the row, result.json is put back and the GIF stays, published as its
+                # row says (and so does the report again). Only then the files go: a GIF the row
+                # no longer names.
+                report = _mark_report_withdrawn(folder, reason)
+                result.folder = folder
+                write_result(result, folder)
+                try:
+                    store.save(result)
+                except BaseException:
+                    if previous is not None:
+                        write_result(previous, folder)
+                    else:
+                        (folder / RESULT_FILE).unlink(missing_ok=True)
+                    if report is not None:
+                        write_text_atomic(folder / REPORT_FILE, report)
+                    raise
                 remove_stale_gifs(folder, keep=None)
                 for name in (SNIPPET_HTML, SNIPPET_TEXT):
                     (folder / name).unlink(missing_ok=True)
                 # A forced rerun draws a new GIF name, and writes its own report.
                 StageState(folder).forget(GIF.name, SNIPPET.name, REPORT.name)
-                store.save(result)
-                result.folder = folder
-                write_result(result, folder)
         else:
             store.save(result)
         log.warning("lesson %s: highlight withdrawn by hand", lesson_id)
@@ -427,15 +442,17 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
             store.dispose()
 
 
-def _mark_report_withdrawn(folder: Path, reason: str) -> None:
+def _mark_report_withdrawn(folder: Path, reason: str) -> str | None:
     """Mark the lesson's ``report.html`` withdrawn (:func:`highlights.report.mark_withdrawn`),
-    atomically and as private as the stage wrote it: it no longer shows the highlight as published."""
+    atomically and as private as the stage wrote it: it no longer shows the highlight as published.
+    Returns the page as it was (None where there was none), to put back if the withdrawal fails."""
     path = folder / REPORT_FILE
     try:
         html = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return  # no report (a lesson that failed before its report stage): nothing shows the highlight
+        return None  # no report (a lesson that failed before its report stage): nothing shows the highlight
     write_text_atomic(path, mark_withdrawn(html, reason))
+    return html
 
 
 __all__ = [

@@ -234,6 +234,33 @@ def test_withdraw_marks_the_report_withdrawn_atomically_and_privately(videos, tm
     assert forced.status == "ok" and "withdrawn" not in html and f'<img src="{forced.gif}"' in html
 
 
+def test_a_withdrawal_the_database_refuses_changes_nothing(videos, tmp_path: Path) -> None:
+    """The GIF and snippets used to be deleted before the row was saved: a database that refused
+    the row left an ``ok`` row and result.json pointing at a deleted GIF (a broken image in the
+    parents' email). Now everything stays as it was, published, and the error is raised."""
+    _, settings, folder, first = done_lesson(videos, tmp_path)
+    report = (folder / "report.html").read_text(encoding="utf-8")
+    store = ResultStore(settings.database_url)
+
+    def refuse(result):
+        raise RuntimeError("database is locked")
+
+    store.save = refuse
+    try:
+        with pytest.raises(RuntimeError, match="database is locked"):
+            withdraw_lesson("L-1001", settings, store=store)
+    finally:
+        store.dispose()
+
+    assert gifs_in(folder) == [first.gif] and (folder / "snippet.html").is_file()
+    assert read_result(folder).status == "ok" and read_result(folder).gif == first.gif
+    assert (folder / "report.html").read_text(encoding="utf-8") == report
+    row, highlight = db_row(settings, "L-1001")
+    assert row["status"] == "ok" and highlight is not None and highlight.gif_url == first.gif_url
+    # And once the database takes it, the withdrawal goes through.
+    assert withdraw_lesson("L-1001", settings).status == "withdrawn" and gifs_in(folder) == []
+
+
 def test_republishing_withdrawn_lessons_cannot_be_configured(tmp_path: Path) -> None:
     # Only a rerun naming its lessons with --force makes withdrawn highlights again.
     with pytest.raises(ConfigError, match="unknown setting 'republish_withdrawn'"):
