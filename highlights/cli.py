@@ -284,10 +284,12 @@ def _check_out_dir(out_dir: Path) -> None:
     """Create the output folder and make sure it is writable, before any lesson runs."""
     import os
 
+    from highlights.io import make_dirs
+
     if out_dir.exists() and not out_dir.is_dir():
         raise UnusableOutput(f"output folder {out_dir} is a file, not a folder")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(out_dir)
     except OSError as error:
         raise UnusableOutput(f"output folder {out_dir} cannot be created: {error.strerror or error}") from error
     if not os.access(out_dir, os.W_OK | os.X_OK):

@@ -78,7 +78,9 @@ def job_dir(out_dir: Path | str, *, create: bool = False) -> Path:
     """
     folder = Path(out_dir) / JOB_DIR_NAME
     if create:
-        folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+        from highlights.io import make_dirs
+
+        make_dirs(folder, mode=0o750)
     return folder
 
 

@@ -32,7 +32,7 @@ def atomic_path(path: Path | str, mode: int = PRIVATE_MODE) -> Iterator[Path]:
     ``mkstemp``'s ``0600``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -43,6 +43,30 @@ def atomic_path(path: Path | str, mode: int = PRIVATE_MODE) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+DIR_MODE = 0o755
+"""Folders the job creates: others may read (a web server serves the GIFs), only the job writes."""
+
+
+def make_dirs(path: Path | str, mode: int = DIR_MODE) -> Path:
+    """``path`` and any missing parents, made ``mode`` (``path``) and :data:`DIR_MODE` (the
+    parents) less the umask, and never writable by group or others (under a umask of 000 a plain
+    ``mkdir`` makes them 0777, and anyone could replace a published GIF). Folders that exist
+    already are left as they are."""
+    path = Path(path)
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        try:
+            os.chmod(folder, (mode if folder == path else DIR_MODE) & ~_umask() & ~0o022)
+        except FileNotFoundError:  # removed meanwhile by someone else: nothing to protect
+            pass
+    return path
 
 
 def _umask() -> int:

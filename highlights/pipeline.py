@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -41,7 +42,7 @@ from highlights.artifacts import (
     remove_stale_gifs,
 )
 from highlights.config import Settings
-from highlights.io import jsonable, write_text_atomic
+from highlights.io import PRIVATE_MODE, jsonable, make_dirs, write_text_atomic
 from highlights.recordings import LessonInput, Manifest, is_valid_lesson_id, read_manifest
 from highlights.report import mark_withdrawn
 from highlights.results import RESULT_FILE, LessonResult, read_result, utc_now_iso, write_result
@@ -283,8 +284,10 @@ def lesson_lock(folder: Path) -> Iterator[bool]:
     """Hold ``folder/.lock`` (an advisory ``flock``) while a lesson runs; yields False when another
     process holds it (a nightly run and a rerun by hand on the same lesson). The lock goes with
     the process, so a crash never leaves it stuck."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_FILE, "a+") as handle:
+    make_dirs(folder)
+    # Private, whatever the umask: another user who could replace the lock file could break it.
+    descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_APPEND, PRIVATE_MODE & ~0o022)
+    with os.fdopen(descriptor, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

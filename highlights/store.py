@@ -71,6 +71,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from highlights.analytics import read_analytics, reason_category
+from highlights.io import make_dirs
 from highlights.migrations import upgrade_to_head
 from highlights.results import DONE_STATUSES, LessonResult
 
@@ -456,7 +457,7 @@ def _make_sqlite_folder(url: URL) -> None:
     path = sqlite_file(url)
     if path is not None:
         if not path.parent.is_dir():
-            path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # e.g. OUT/.highlights
+            make_dirs(path.parent, mode=0o750)  # e.g. OUT/.highlights
         if not path.exists():
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o640))
 

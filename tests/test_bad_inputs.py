@@ -560,3 +560,22 @@ def test_a_lesson_published_from_a_short_recording_reruns_as_before(videos, tmp_
         pytest.skip(f"the cut recording gave no highlight to keep: {first.reason}")
     again = run_one(manifest, replace(settings, force=True), FakeScorer())
     assert again.status == "ok", again.reason
+
+
+def test_folders_and_the_lock_are_not_writable_by_others_under_umask_000(videos, tmp_path: Path) -> None:
+    """Under a umask of 000 the lesson folders came out 0777 and ``.lock`` 0666: anyone on the
+    machine could replace or delete a published GIF. Folders the job makes are never group- or
+    world-writable now; the files keep their modes (GIF 0644, the rest 0640)."""
+    old = os.umask(0)
+    try:
+        manifest = one_lesson(videos, tmp_path / "rec")
+        settings = Settings(out_dir=tmp_path / "out" / "nightly")
+        result = run_one(manifest, settings, FakeScorer())
+    finally:
+        os.umask(old)
+    assert result.status == "ok", result.reason
+    folder = settings.out_dir / "L-1001"
+    for path in (tmp_path / "out", settings.out_dir, folder):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o022 == 0, (path, oct(path.stat().st_mode))
+    assert stat.S_IMODE((folder / ".lock").stat().st_mode) & 0o077 == 0o040
+    assert stat.S_IMODE((folder / result.gif).stat().st_mode) == 0o644
