@@ -128,6 +128,7 @@ def run_lesson(
         previous.skipped = True
         log.info("lesson %s: withdrawn by hand, skipped (run it with --lesson and --force to make it again)",
                  lesson.lesson_id)
+        _finish_withdrawal(folder)
         if store is not None:
             try:
                 _sync_store(store, previous)
@@ -443,6 +444,25 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
     finally:
         if own_store:
             store.dispose()
+
+
+def _finish_withdrawal(folder: Path) -> None:
+    """Delete what a withdrawal that stopped half way left (its result.json and row were written,
+    then the process died before the files went): a withdrawn GIF must not stay public. Only
+    while no other run holds the lesson (a rerun by name may be making a new GIF)."""
+    leftovers = [*folder.glob("*.gif"), *(folder / name for name in (SNIPPET_HTML, SNIPPET_TEXT))]
+    if not any(path.exists() for path in leftovers):
+        return
+    with lesson_lock(folder) as locked:
+        if not locked:
+            return
+        current = read_result(folder)
+        if current is None or current.status != "withdrawn":
+            return  # made again meanwhile
+        remove_stale_gifs(folder, keep=None)
+        for name in (SNIPPET_HTML, SNIPPET_TEXT):
+            (folder / name).unlink(missing_ok=True)
+        log.warning("lesson %s: removed the files a withdrawal had left", folder.name)
 
 
 def _mark_report_withdrawn(folder: Path, reason: str) -> str | None:

@@ -579,3 +579,20 @@ def test_folders_and_the_lock_are_not_writable_by_others_under_umask_000(videos,
         assert stat.S_IMODE(path.stat().st_mode) & 0o022 == 0, (path, oct(path.stat().st_mode))
     assert stat.S_IMODE((folder / ".lock").stat().st_mode) & 0o077 == 0o040
     assert stat.S_IMODE((folder / result.gif).stat().st_mode) == 0o644
+
+
+def test_a_withdrawal_cut_short_before_its_files_went_is_finished_by_the_next_run(videos, tmp_path: Path) -> None:
+    """A withdrawal whose process died after result.json and the row were written but before
+    the GIF and snippets were deleted left the withdrawn GIF public; the next run, which skips
+    the lesson, now deletes them."""
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
+    gif = (folder / first.gif).read_bytes()
+    snippet = (folder / "snippet.html").read_bytes()
+    withdraw_lesson("L-1001", settings)
+    (folder / first.gif).write_bytes(gif)  # as if the process had died before deleting them
+    (folder / "snippet.html").write_bytes(snippet)
+
+    [skipped] = run_manifest(manifest, settings, scorer=FakeScorer())
+
+    assert skipped.status == "withdrawn" and skipped.skipped
+    assert gifs_in(folder) == [] and not (folder / "snippet.html").exists()
