@@ -432,9 +432,7 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
                     if report is not None:
                         write_text_atomic(folder / REPORT_FILE, report)
                     raise
-                remove_stale_gifs(folder, keep=None)
-                for name in (SNIPPET_HTML, SNIPPET_TEXT):
-                    (folder / name).unlink(missing_ok=True)
+                _delete_published_files(folder)
                 # A forced rerun draws a new GIF name, and writes its own report.
                 StageState(folder).forget(GIF.name, SNIPPET.name, REPORT.name)
         else:
@@ -446,12 +444,14 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
             store.dispose()
 
 
+_SNIPPETS = (SNIPPET_HTML, SNIPPET_TEXT)
+
+
 def _finish_withdrawal(folder: Path) -> None:
     """Delete what a withdrawal that stopped half way left (its result.json and row were written,
     then the process died before the files went): a withdrawn GIF must not stay public. Only
     while no other run holds the lesson (a rerun by name may be making a new GIF)."""
-    leftovers = [*folder.glob("*.gif"), *(folder / name for name in (SNIPPET_HTML, SNIPPET_TEXT))]
-    if not any(path.exists() for path in leftovers):
+    if not any(folder.glob("*.gif")) and not any((folder / name).exists() for name in _SNIPPETS):
         return
     with lesson_lock(folder) as locked:
         if not locked:
@@ -459,10 +459,15 @@ def _finish_withdrawal(folder: Path) -> None:
         current = read_result(folder)
         if current is None or current.status != "withdrawn":
             return  # made again meanwhile
-        remove_stale_gifs(folder, keep=None)
-        for name in (SNIPPET_HTML, SNIPPET_TEXT):
-            (folder / name).unlink(missing_ok=True)
+        _delete_published_files(folder)
         log.warning("lesson %s: removed the files a withdrawal had left", folder.name)
+
+
+def _delete_published_files(folder: Path) -> None:
+    """The lesson's GIFs and snippets: what a withdrawal takes down."""
+    remove_stale_gifs(folder, keep=None)
+    for name in _SNIPPETS:
+        (folder / name).unlink(missing_ok=True)
 
 
 def _mark_report_withdrawn(folder: Path, reason: str) -> str | None:

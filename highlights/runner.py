@@ -20,7 +20,6 @@ run, holds the lesson's lock and saves its result.
 from __future__ import annotations
 
 import contextlib
-
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -194,7 +193,6 @@ def _score_lesson(c: LessonRun, plan: LessonPlan, kept_frames: Any) -> pd.DataFr
 
 
 def _score_stream(c: LessonRun, frames: Iterator[Any], kept_frames: Any) -> pd.DataFrame:
-
     scored = 0
 
     def on_frames(count: int) -> None:
@@ -220,8 +218,19 @@ def _read_scores(c: LessonRun, record: dict[str, Any]) -> pd.DataFrame:
     return read_scores(c.folder / SCORES_FILE)
 
 
+def _sampled_count(scores: pd.DataFrame) -> int:
+    """Sampled seconds the scores table covers (every decoded one has a row, faces or not)."""
+    return int(scores["frame"].nunique()) if len(scores) else 0
+
+
 def _frame_count(c: LessonRun, scores: pd.DataFrame) -> dict[str, Any]:
-    return {"frames": int(scores["frame"].nunique()) if len(scores) else 0}
+    return {"frames": _sampled_count(scores)}
+
+
+def _earlier_selection(c: LessonRun) -> dict[str, Any]:
+    """What the run that made the current selection recorded with it (empty if none)."""
+    earlier = c.state.earlier.get("selection")
+    return earlier if isinstance(earlier, dict) else {}
 
 
 def _whose_face(c: LessonRun, selection: Selection) -> dict[str, Any]:
@@ -338,7 +347,7 @@ def run_stages(c: LessonRun) -> LessonResult:
 
     kept_frames = _kept_frames()  # the likely GIF frames, so the GIF stage need not decode them again
     scores = produce(c, SCORES, plan, kept_frames)
-    c.sampled_frames = int(scores["frame"].nunique()) if len(scores) else 0
+    c.sampled_frames = _sampled_count(scores)
     kept = _keep_published(c, _short_decode(c, len(plan.points)))
     if kept is not None:
         return kept
@@ -382,8 +391,7 @@ def _input_doubt(c: LessonRun) -> str | None:
         return f"the manifest has no {' or '.join(missing)} recording for it"
     if lesson.unattributed_rows:
         return f"{lesson.unattributed_rows} row(s) of the input files belong to no valid lesson and may be this one's"
-    earlier = c.state.earlier.get("selection")
-    if isinstance(earlier, dict) and earlier.get("lessons_row") and lesson.info.source is None:
+    if _earlier_selection(c).get("lessons_row") and lesson.info.source is None:
         return "it has no row in the lessons file (no --lessons?), and its highlight was made with one"
     return None
 
@@ -403,8 +411,7 @@ def _short_decode(c: LessonRun, planned: int) -> str | None:
     shorter than before is the manifest's change, not a doubt; where an end comes from the file
     (no ``ended_at``; a browser's WebM states no duration either), a cut file shortens the plan
     too, and only the earlier count tells."""
-    earlier = c.state.earlier.get("selection")
-    before = earlier.get("sampled_frames") if isinstance(earlier, dict) else None
+    before = _earlier_selection(c).get("sampled_frames")
     if not isinstance(before, int) or before <= 0:
         reference = planned
     elif any(recording.ended_at is None for recording in c.lesson.recordings):

@@ -12,8 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,7 +116,7 @@ class FaceModel:
                     sequence[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
                     sequence[i + 1] = nn.Identity()
         network.to(memory_format=torch.channels_last)
-        return dataclasses.replace(self, network=network, meta={**self.meta, "folded": True})
+        return replace(self, network=network, meta={**self.meta, "folded": True})
 
 
 def file_sha256(path: Path) -> str:
