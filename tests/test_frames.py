@@ -413,6 +413,35 @@ def test_dropping_frames_no_offset_needs_gives_the_same_frames_and_decodes_fewer
     assert decoded < 0.8 * 10.3 * FPS
 
 
+def test_the_skip_window_follows_the_frame_rate(long_gop, tmp_path, caplog, monkeypatch):
+    # Two frame intervals of the stream's rate (25 fps: 0.08 s), at most SKIP_WINDOW_S (a 2 fps
+    # stream: 0.5 s, not 1 s): at 1 sample/s far fewer B-frames are decoded than with a fixed
+    # 0.5 s window, and the frames are the same as decoding every one.
+    import av
+
+    slow = indexed(tmp_path / "slow.mp4", 30, fps=2.0, gop=250)
+    for path, window in ((long_gop["h264"], 2.0 / FPS), (slow, frames_module.SKIP_WINDOW_S)):
+        with av.open(str(path)) as container:
+            skipper = frames_module._Skipper.for_stream(container.streams.video[0], [1.0])
+        assert skipper is not None and skipper.window_s == pytest.approx(window), path.name
+    offsets = [0.5 + k for k in range(11)]
+
+    def decoded(**patched) -> tuple[list, int]:
+        caplog.clear()
+        with monkeypatch.context() as patch, caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+            for name, value in patched.items():
+                patch.setattr(frames_module, name, value)
+            got = list(iter_frames_at(long_gop["h264"], offsets, seek_threshold_s=math.inf))
+        [count] = decoded_counts(caplog)["start"]
+        return got, count
+
+    got, count = decoded()
+    fixed, fixed_count = decoded(SKIP_WINDOW_FRAMES=math.inf)  # the former fixed 0.5 s window
+    expected = _frames_without_skipping(monkeypatch, long_gop["h264"], offsets, seek_threshold_s=math.inf)
+    assert numbers(got) == numbers(fixed) == numbers(expected) == expected_cfr(offsets)
+    assert count < 0.9 * fixed_count  # 195 vs 228 here
+
+
 def test_vp8_streams_are_decoded_whole(media, caplog):
     with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
         assert numbers(iter_frames_at(media["vp8"], [0.5, 1.5])) == expected_cfr([0.5, 1.5])
