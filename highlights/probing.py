@@ -157,6 +157,11 @@ def clockwise_rotation(frame: VideoFrame) -> int:
 # --------------------------------------------------------------------------- building blocks (also used by frames)
 
 
+STILL_IMAGE_DEMUXERS = frozenset({"image2", "image2pipe"})
+"""FFmpeg's demuxers of still pictures, besides its ``*_pipe`` ones (``png_pipe``,
+``webp_pipe``, ...): ``image2`` reads a JPEG file, whatever its name."""
+
+
 @contextmanager
 def _open_video(path: Path) -> Iterator[tuple[InputContainer, VideoStream]]:
     try:
@@ -166,6 +171,11 @@ def _open_video(path: Path) -> Iterator[tuple[InputContainer, VideoStream]]:
         hint = hint if isinstance(exc, av.InvalidDataError) else ""
         raise RecordingError(path, f"cannot open: {_why(exc)}{hint}") from exc
     with container:
+        demuxer = container.format.name
+        if demuxer in STILL_IMAGE_DEMUXERS or demuxer.endswith("_pipe"):
+            # FFmpeg reads a photo as a one-frame video: listed by mistake (a snapshot, a
+            # thumbnail), it would make a lesson of one second instead of failing its row.
+            raise RecordingError(path, f"is a still image ({demuxer}), not a video recording")
         if not container.streams.video:
             raise RecordingError(path, "the file has no video stream")
         stream = container.streams.video[0]

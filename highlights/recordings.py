@@ -366,6 +366,15 @@ def _timestamp(name: str, raw: str, zone: tzinfo | None, errors: list[str], *, r
                 "over it (daylight saving time); correct the time or give it with its UTC offset"
             )
             return None
+        if value.replace(tzinfo=zone, fold=1).utcoffset() != value.replace(tzinfo=zone).utcoffset():
+            # A wall-clock time that happens twice (02:30 when the clocks go back from 03:00 to
+            # 02:00): Python takes the first silently, and a lesson whose recordings straddle the
+            # change would be put together an hour apart. Only the offset can say which it was.
+            errors.append(
+                f"{name} {raw!r} happens twice in time zone {getattr(zone, 'key', zone)}: the clocks go back "
+                "over it (daylight saving time); give it with its UTC offset"
+            )
+            return None
         value = utc
     try:
         # The job computes with this time: the end of a recording (start plus its decoded

@@ -502,6 +502,21 @@ def test_no_decodable_frame_is_an_error(tmp_path):
         assert caught.value.path == broken
 
 
+def test_a_still_image_is_not_a_recording(tmp_path):
+    # FFmpeg opens a photo as a one-frame video: it made a one-second lesson instead of an error.
+    from PIL import Image
+
+    picture = Image.fromarray(index_frame(7, SIZE))
+    stills = [tmp_path / "snapshot.png", tmp_path / "photo.jpg", tmp_path / "thumb.webp", tmp_path / "renamed.mp4"]
+    for path, kind in zip(stills, ("PNG", "JPEG", "WEBP", "PNG")):
+        picture.save(path, format=kind)
+    for path in stills:
+        for call in (probe_recording, lambda p: list(iter_frames_at(p, [0.0]))):
+            with pytest.raises(RecordingError, match=r"is a still image \(\w+\), not a video recording") as caught:
+                call(path)
+            assert caught.value.path == path and str(tmp_path) not in str(caught.value)
+
+
 # --------------------------------------------------------------------------- lessons
 
 

@@ -229,6 +229,28 @@ def test_a_local_time_the_clocks_skip_is_a_plain_row_error(folder: Path):
     assert read_manifest(path, timezone="Europe/Berlin").lessons["L-1"].ok
 
 
+def test_a_local_time_that_happens_twice_is_a_plain_row_error(folder: Path):
+    # Berlin falls back from 03:00 CEST to 02:00 CET on 2026-10-25: 02:30 happens twice. It used
+    # to be taken as the first (CEST) silently: a recording of the second would be an hour off.
+    path = write_csv(
+        folder,
+        "L-1,student,L-1/student.webm,2026-10-25T02:30:00,2026-10-25T03:40:00",
+        "L-1,teacher,L-1/teacher.mp4,2026-10-25T01:59:59,2026-10-25T03:00:00",
+    )
+    lesson = read_manifest(path, timezone="Europe/Berlin").lessons["L-1"]
+    assert [str(p) for p in lesson.problems] == [
+        "manifest.csv row 2 (lesson L-1): started_at '2026-10-25T02:30:00' happens twice in time zone "
+        "Europe/Berlin: the clocks go back over it (daylight saving time); give it with its UTC offset"
+    ]
+    # Either side of the repeated hour is fine (01:59:59 CEST to 03:00 CET: two hours); so is
+    # the repeated time with its offset (the second 02:30, CET).
+    teacher = lesson.recordings[0]
+    assert teacher.ended_at - teacher.started_at == timedelta(hours=2, seconds=1)
+    path = write_csv(folder, "L-1,student,L-1/student.webm,2026-10-25T02:30:00+01:00,2026-10-25T03:40:00")
+    student = read_manifest(path, timezone="Europe/Berlin").lessons["L-1"].recordings[0]
+    assert student.ended_at - student.started_at == timedelta(hours=1, minutes=10)
+
+
 def test_utc_z_suffix_and_other_offsets_are_accepted(folder: Path):
     path = write_csv(folder, "L-1,student,L-1/student.webm,2026-11-21T15:00:00Z,2026-11-21T10:30:00-05:00")
     recording = read_manifest(path).lessons["L-1"].recordings[0]
