@@ -208,47 +208,31 @@ def test_naive_times_across_a_daylight_saving_change_keep_real_durations(folder:
     assert lesson_timeline(lesson).duration_s == 3 * 3600
 
 
-def test_a_local_time_the_clocks_skip_is_a_plain_row_error(folder: Path):
-    # Berlin springs forward from 02:00 CET to 03:00 CEST on 2026-03-29: 02:30 never happens.
-    # It used to become 03:30 quietly, and the row failed with "ended_at ... is not after started_at".
+# Berlin springs forward from 02:00 CET to 03:00 CEST on 2026-03-29 (02:30 never happens: it
+# used to become 03:30 quietly, and the row failed with "ended_at ... is not after started_at"),
+# and falls back from 03:00 CEST to 02:00 CET on 2026-10-25 (02:30 happens twice: it used to be
+# taken as the first silently, a recording of the second an hour off). Either is its row's error.
+@pytest.mark.parametrize("day, problem, teacher_s, student_s", [
+    ("2026-03-29", "does not exist in time zone Europe/Berlin: the clocks jump forward over it (daylight "
+                   "saving time); correct the time or give it with its UTC offset", 1, 10 * 60),
+    ("2026-10-25", "happens twice in time zone Europe/Berlin: the clocks go back over it (daylight saving "
+                   "time); give it with its UTC offset", 2 * 3600 + 1, 70 * 60),
+])
+def test_a_local_time_the_clocks_skip_or_repeat_is_a_plain_row_error(folder: Path, day, problem, teacher_s, student_s):
     path = write_csv(
         folder,
-        "L-1,student,L-1/student.webm,2026-03-29T02:30:00,2026-03-29T03:10:00",
-        "L-1,teacher,L-1/teacher.mp4,2026-03-29T01:59:59,2026-03-29T03:00:00",
+        f"L-1,student,L-1/student.webm,{day}T02:30:00,{day}T03:40:00",
+        f"L-1,teacher,L-1/teacher.mp4,{day}T01:59:59,{day}T03:00:00",
     )
     lesson = read_manifest(path, timezone="Europe/Berlin").lessons["L-1"]
-    assert [str(p) for p in lesson.problems] == [
-        "manifest.csv row 2 (lesson L-1): started_at '2026-03-29T02:30:00' does not exist in time zone "
-        "Europe/Berlin: the clocks jump forward over it (daylight saving time); correct the time or give it "
-        "with its UTC offset"
-    ]
-    # The times either side of the gap are fine; so is the gap's time with an offset.
+    assert [str(p) for p in lesson.problems] == [f"manifest.csv row 2 (lesson L-1): started_at '{day}T02:30:00' {problem}"]
+    # The times either side are fine (one second across the gap; two hours and a second across
+    # the repeated hour); so is 02:30 with its offset (+01:00: CET).
     teacher = lesson.recordings[0]
-    assert teacher.ended_at - teacher.started_at == timedelta(seconds=1)
-    path = write_csv(folder, "L-1,student,L-1/student.webm,2026-03-29T02:30:00+01:00,2026-03-29T04:10:00")
-    assert read_manifest(path, timezone="Europe/Berlin").lessons["L-1"].ok
-
-
-def test_a_local_time_that_happens_twice_is_a_plain_row_error(folder: Path):
-    # Berlin falls back from 03:00 CEST to 02:00 CET on 2026-10-25: 02:30 happens twice. It used
-    # to be taken as the first (CEST) silently: a recording of the second would be an hour off.
-    path = write_csv(
-        folder,
-        "L-1,student,L-1/student.webm,2026-10-25T02:30:00,2026-10-25T03:40:00",
-        "L-1,teacher,L-1/teacher.mp4,2026-10-25T01:59:59,2026-10-25T03:00:00",
-    )
-    lesson = read_manifest(path, timezone="Europe/Berlin").lessons["L-1"]
-    assert [str(p) for p in lesson.problems] == [
-        "manifest.csv row 2 (lesson L-1): started_at '2026-10-25T02:30:00' happens twice in time zone "
-        "Europe/Berlin: the clocks go back over it (daylight saving time); give it with its UTC offset"
-    ]
-    # Either side of the repeated hour is fine (01:59:59 CEST to 03:00 CET: two hours); so is
-    # the repeated time with its offset (the second 02:30, CET).
-    teacher = lesson.recordings[0]
-    assert teacher.ended_at - teacher.started_at == timedelta(hours=2, seconds=1)
-    path = write_csv(folder, "L-1,student,L-1/student.webm,2026-10-25T02:30:00+01:00,2026-10-25T03:40:00")
+    assert teacher.ended_at - teacher.started_at == timedelta(seconds=teacher_s)
+    path = write_csv(folder, f"L-1,student,L-1/student.webm,{day}T02:30:00+01:00,{day}T03:40:00")
     student = read_manifest(path, timezone="Europe/Berlin").lessons["L-1"].recordings[0]
-    assert student.ended_at - student.started_at == timedelta(hours=1, minutes=10)
+    assert student.ended_at - student.started_at == timedelta(seconds=student_s)
 
 
 def test_utc_z_suffix_and_other_offsets_are_accepted(folder: Path):
