@@ -33,6 +33,7 @@ stage's field (``HIGHLIGHTS_GIF__MAX_BYTES``); ``HIGHLIGHTS_PUBLIC_BASE_URL`` is
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 import types
@@ -46,6 +47,7 @@ from highlights.analytics import AnalyticsOptions
 from highlights.email import EmailOptions
 from highlights.faces.detection import DetectionOptions
 from highlights.gif import GifOptions
+from highlights.recordings import MAX_LESSON_S
 from highlights.selection import SelectionOptions
 
 NOT_CONFIGURABLE = frozenset({"republish_withdrawn"})
@@ -68,6 +70,9 @@ file exists there (the campaign may read it at that path)."""
 MAX_FPS = 30.0
 """Upper bound of ``fps``: webcams record at most 30 frames per second, so sampling more often
 only repeats frames (and ``fps = 1e9`` would plan a billion points per second of lesson)."""
+MIN_BUCKET_S = 1.0
+"""Lower bound of ``analytics_bucket_s``: a lesson is sampled about once a second, and a bucket of
+a nanosecond would make a 2-minute lesson 120 billion rows (the run never ends)."""
 
 
 def job_dir(out_dir: Path | str, *, create: bool = False) -> Path:
@@ -143,12 +148,15 @@ class Settings:
         # the setting) instead of failing every lesson, or planning a billion frames.
         if not 0 < self.fps <= MAX_FPS:
             raise ValueError(f"fps must be more than 0 and at most {MAX_FPS:g}, not {self.fps:g}")
-        if not self.gap_tolerance_s >= 0:
-            raise ValueError(f"gap_tolerance_s must be 0 or more, not {self.gap_tolerance_s:g}")
+        if not 0 <= self.gap_tolerance_s <= MAX_LESSON_S:
+            # Past a day (a lesson's longest) it means nothing, and 1e300 overflows a timedelta:
+            # every lesson failed in its timeline stage and `highlights timeline` crashed.
+            raise ValueError(f"gap_tolerance_s must be 0 or more and at most {MAX_LESSON_S}, not {self.gap_tolerance_s:g}")
         if self.score_batch_size < 1:
             raise ValueError(f"score_batch_size must be 1 or more, not {self.score_batch_size}")
-        if not self.analytics_bucket_s > 0:
-            raise ValueError(f"analytics_bucket_s must be more than 0, not {self.analytics_bucket_s:g}")
+        if not MIN_BUCKET_S <= self.analytics_bucket_s <= MAX_LESSON_S:
+            raise ValueError(f"analytics_bucket_s must be at least {MIN_BUCKET_S:g} and at most {MAX_LESSON_S}, "
+                             f"not {self.analytics_bucket_s:g}")
 
     @property
     def database_url(self) -> str:
@@ -234,9 +242,15 @@ def _coerce(value: Any, annotation: Any, current: Any, where: str) -> Any:
                 raise ValueError(f"expected a whole number, got {value!r}") from None
         if target is float:
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 raise ValueError(f"expected a number, got {value!r}") from None
+            if not math.isfinite(number):
+                # No setting means nan or infinity, and range checks written `x < 0` let nan
+                # through: min_gap_s = inf looped for ever in the selection, gif margin = inf and
+                # gap_tolerance_s = inf failed every lesson of the night.
+                raise ValueError(f"expected a finite number, got {value!r}")
+            return number
         if target is Path:
             if not isinstance(value, (str, Path)) or not str(value).strip():
                 raise ValueError(f"expected a path, got {value!r}")
@@ -296,6 +310,8 @@ def settings_from_toml(path: Path | str, base: Settings | None = None) -> Settin
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error}") from error
+    except UnicodeDecodeError as error:  # TOML is UTF-8; a Latin-1 comment stopped the CLI with a traceback
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {error.start}): save it as UTF-8") from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path}: {error}") from error
     settings = base or Settings()

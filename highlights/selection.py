@@ -129,8 +129,10 @@ class SelectionOptions:
             raise ValueError(f"student_age_group must be one of {', '.join(SUBJECT_RULES)}, not {self.student_age_group!r}")
         if not all(0 <= p <= 1 for p in (self.min_smile, self.min_det_prob)):
             raise ValueError("min_smile and min_det_prob are probabilities: between 0 and 1")
-        if self.min_gap_s < 0 or self.hash_distance < 0 or self.adult_margin_s < 0:
-            raise ValueError("min_gap_s, adult_margin_s and hash_distance must be >= 0")
+        if not 0 <= self.min_gap_s < math.inf or self.hash_distance < 0 or self.adult_margin_s < 0:
+            # Finite: the gap is lowered by a fifth at a time towards min_gap_floor_s, which an
+            # infinite (or nan) gap never reaches: the lesson looped for ever.
+            raise ValueError("min_gap_s (finite), adult_margin_s and hash_distance must be >= 0")
         if self.moment_gap_s < 0 or self.min_gap_floor_s < 0 or self.max_moment_s <= 0:
             raise ValueError("moment_gap_s and min_gap_floor_s must be >= 0, max_moment_s > 0")
 
