@@ -1,6 +1,6 @@
 """One lesson end to end against its decode floor and the straightforward pipeline (issue 14).
 
-    python bench/lesson.py [--minutes 45] [--json] [--skip-straightforward] [--regenerate]
+    python bench/lesson.py [--minutes 45] [--lesson busy|steady] [--json] [--skip-straightforward] [--regenerate]
 
 Generates once (cached in ``~/.cache/highlights/bench/lesson-<minutes>m-v1``, outside the
 repository, since its faces come from ``../shared/data``) a lesson like the nightly job sees:
@@ -14,6 +14,11 @@ repository, since its faces come from ``../shared/data``) a lesson like the nigh
   (``tests/real_face_lesson.py`` draws them). Without ``../shared/data``, scikit-image's
   astronaut photo is the face;
 * the teacher's camera (a whiteboard, 320x240, 5 fps) over the whole lesson.
+
+``--lesson busy`` (the default, issue 14's yardstick) swaps in another child or parent every
+4-12 s: about 330 scene changes in 45 minutes, each costing MTCNN's whole pyramid.
+``--lesson steady`` is a webcam lesson as it goes: one child and one parent throughout, in
+segments of 20-120 s (cached apart, ``lesson-<minutes>m-steady-v1``).
 
 Then, in one run, each in a fresh process so that CPU time and peak RSS are its own:
 
@@ -48,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -78,6 +84,7 @@ class _Part:
     start_s: int
     end_s: int
     faces: tuple  # FaceImage or "astronaut"
+    look: int | None = None  # seeds the sprites and the drift's phase; None: the segment's index
 
 
 @functools.lru_cache(maxsize=1)  # read once: the plan, the cache folder's name and the report ask
@@ -102,21 +109,33 @@ def face_source() -> str:
     return "astronaut" if _face_lists()[0] == ["astronaut"] else "shared"
 
 
-def _plan(minutes: float, seed: int = 0) -> list[_Part]:
-    """Segments of 4-12 s covering the lesson: mostly the child, now and then a parent or nobody."""
+LESSON_KINDS = ("busy", "steady")
+"""``busy`` (the default, issue 14's yardstick): another person every 4-12 s, so ~330 scene
+changes in 45 minutes, each needing MTCNN's whole pyramid. ``steady``: what a webcam lesson is
+like, one child and one parent throughout, segments of 20-120 s (the child leans back, the
+parent sits in or takes over, the room is empty for a while), the drift continuous."""
+
+
+def _plan(minutes: float, seed: int = 0, kind: str = "busy") -> list[_Part]:
+    """Segments covering the lesson: mostly the child, now and then a parent or nobody
+    (:data:`LESSON_KINDS`)."""
     rng = np.random.default_rng(seed)
     children, adults = _face_lists()
     kinds = ["child", "child_back", "adult_beside", "adult_only", "nobody"]
-    weights = [0.72, 0.12, 0.07, 0.04, 0.05]
+    steady = kind == "steady"
+    weights = [0.70, 0.12, 0.08, 0.03, 0.07] if steady else [0.72, 0.12, 0.07, 0.04, 0.05]
+    lengths = (20, 121) if steady else (4, 13)
+    if steady:  # (drawn only here: the busy lesson's draws stay those of the cached one)
+        the_child, the_adult = children[int(rng.integers(len(children)))], adults[int(rng.integers(len(adults)))]
     parts, t, total = [], 0, int(round(minutes * 60))
     while t < total:
-        length = min(int(rng.integers(4, 13)), total - t)
-        kind = kinds[int(rng.choice(len(kinds), p=weights))]
-        child = children[int(rng.integers(len(children)))]
-        adult = adults[int(rng.integers(len(adults)))]
+        length = min(int(rng.integers(*lengths)), total - t)
+        what = kinds[int(rng.choice(len(kinds), p=weights))]
+        child = the_child if steady else children[int(rng.integers(len(children)))]
+        adult = the_adult if steady else adults[int(rng.integers(len(adults)))]
         faces = {"child": (child,), "child_back": (child,), "adult_beside": (child, adult),
-                 "adult_only": (adult,), "nobody": ()}[kind]
-        parts.append(_Part(kind, t, t + length, faces))
+                 "adult_only": (adult,), "nobody": ()}[what]
+        parts.append(_Part(what, t, t + length, faces, look=0 if steady else None))
         t += length
     return parts
 
@@ -149,15 +168,22 @@ def _render(parts: list[_Part], start_s: int, end_s: int, fps: float, seed: int)
         while parts[index].end_s <= t:
             index += 1
         part = parts[index]
+        look = index if part.look is None else part.look
         if index not in sprites:
             sprites.clear()
-            face_rng = np.random.default_rng([seed, index])
-            sprites[index] = [_sprite(face, face_rng) for face in part.faces]
+            # ``steady``: the one child and the one parent drawn the same way in every segment
+            # (a seed per person); ``busy``: a look of their own in each segment.
+            if part.look is None:
+                face_rng = np.random.default_rng([seed, index])
+                sprites[index] = [_sprite(face, face_rng) for face in part.faces]
+            else:
+                sprites[index] = [_sprite(face, np.random.default_rng([seed, look, zlib.crc32(repr(face).encode())]))
+                                  for face in part.faces]
         canvas = background.copy()
-        drift_x = 22 * np.sin(t / 4.3 + index) + 6 * np.sin(t / 1.7)
-        drift_y = 10 * np.cos(t / 3.1 + index)
-        zoom = (0.55 if part.kind == "child_back" else 1.0) * (1.0 + 0.08 * np.sin(t / 6.0 + index))
-        tilt = 6.0 * np.sin(t / 3.7 + index)
+        drift_x = 22 * np.sin(t / 4.3 + look) + 6 * np.sin(t / 1.7)
+        drift_y = 10 * np.cos(t / 3.1 + look)
+        zoom = (0.55 if part.kind == "child_back" else 1.0) * (1.0 + 0.08 * np.sin(t / 6.0 + look))
+        tilt = 6.0 * np.sin(t / 3.7 + look)
         people = sprites[index]
         if part.kind == "adult_beside":
             rfl._draw_person(canvas, people[0], width * 0.31 + drift_x, height * 0.45 + drift_y, height * 0.27 * zoom, tilt)
@@ -180,17 +206,18 @@ def _teacher(t: float) -> np.ndarray:
     return image
 
 
-def build_lesson(minutes: float, regenerate: bool = False) -> Path:
+def build_lesson(minutes: float, regenerate: bool = False, kind: str = "busy") -> Path:
     """The cached lesson folder (``manifest.csv``, ``lessons.csv``, recordings)."""
     from highlights.synthetic import write_lesson_files, write_video
 
     source = face_source()
-    folder = CACHE / f"lesson-{minutes:g}m-{VERSION}{'' if source == 'shared' else '-' + source}"
+    named = "" if kind == "busy" else f"{kind}-"  # the busy lesson keeps the cache folder it had
+    folder = CACHE / f"lesson-{minutes:g}m-{named}{VERSION}{'' if source == 'shared' else '-' + source}"
     if (folder / "manifest.csv").exists() and not regenerate:
         return folder
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=CACHE if CACHE.exists() else None))
     CACHE.mkdir(parents=True, exist_ok=True)
-    parts = _plan(minutes)
+    parts = _plan(minutes, kind=kind)
     total = parts[-1].end_s
     # Two disconnects, at a third and two thirds of the lesson.
     a, b = int(total / 3), int(2 * total / 3)
@@ -475,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=45.0)
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     parser.add_argument("--regenerate", action="store_true", help="Rebuild the cached lesson.")
+    parser.add_argument("--lesson", choices=LESSON_KINDS, default="busy",
+                        help="busy: another person every 4-12 s (the yardstick); steady: one child and parent throughout.")
     parser.add_argument("--skip-straightforward", action="store_true", help="Not the (slow) straightforward pipeline.")
     parser.add_argument("--skip-clips", action="store_true", help="Not the real clips.")
     parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
@@ -483,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         _child(*args._child)
         return 0
 
-    folder = build_lesson(args.minutes, args.regenerate)
+    folder = build_lesson(args.minutes, args.regenerate, args.lesson)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     floor = _run_child("floor", folder)
     ours = _run_child("ours", folder)
@@ -496,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     if straight:
         lesson_faces.update(full=straight["faces"], ours_matched=_matched(straight["boxes"], ours["boxes"]))
     report = {
-        "minutes": args.minutes, "lesson": str(folder), "faces": face_source(),
+        "minutes": args.minutes, "lesson": str(folder), "lesson_kind": args.lesson, "faces": face_source(),
         "floor_s": round(floor["wall_s"], 2), "floor_cpu_s": round(floor["cpu_s"], 2), "decoded_frames": floor["frames"],
         "ours_s": round(ours["wall_s"], 2), "ours_cpu_s": round(ours["cpu_s"], 2), "ours_status": ours["status"],
         "ours_reason": ours.get("reason"),
@@ -513,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"lesson: {args.minutes:g} min, faces from {report['faces']}, {report['sampled_frames']} sampled frames, {floor['frames']} decoded "
+    print(f"lesson: {args.minutes:g} min {args.lesson}, faces from {report['faces']}, {report['sampled_frames']} sampled frames, {floor['frames']} decoded "
           f"({folder}); load {' '.join(load_before)} -> {' '.join(load_after)} on {os.cpu_count()} CPUs")
     print(f"decode floor        {floor['wall_s']:8.1f} s wall {floor['cpu_s']:8.1f} s CPU  {floor['peak_rss_mb']:7.0f} MB")
     if straight:
