@@ -126,7 +126,9 @@ def _plan(minutes: float, seed: int = 0, kind: str = "busy") -> list[_Part]:
     weights = [0.70, 0.12, 0.08, 0.03, 0.07] if steady else [0.72, 0.12, 0.07, 0.04, 0.05]
     lengths = (20, 121) if steady else (4, 13)
     if steady:  # (drawn only here: the busy lesson's draws stay those of the cached one)
-        the_child, the_adult = children[int(rng.integers(len(children)))], adults[int(rng.integers(len(adults)))]
+        # A child who smiles now and then (the photo labelled smiling), or the lesson has no GIF.
+        smiling = [c for c in children if getattr(c, "label", "smiling") == "smiling"] or children
+        the_child, the_adult = smiling[int(rng.integers(len(smiling)))], adults[int(rng.integers(len(adults)))]
     parts, t, total = [], 0, int(round(minutes * 60))
     while t < total:
         length = min(int(rng.integers(*lengths)), total - t)
