@@ -346,37 +346,19 @@ def _timestamp(name: str, raw: str, zone: tzinfo | None, errors: list[str], *, r
     except ValueError:
         errors.append(f"{name} {raw!r} is not an ISO-8601 time (e.g. 2026-11-21T15:00:03+00:00)")
         return None
-    if value.tzinfo is None or value.utcoffset() is None:
-        if zone is None:
-            errors.append(f"{name} {raw!r} has no UTC offset; pass --timezone")
-            return None
-        # To UTC at once: Python subtracts and compares datetimes sharing one ZoneInfo by wall
-        # clock, which is an hour off across a daylight-saving change.
-        try:
-            utc = value.replace(tzinfo=zone).astimezone(dt_timezone.utc)
-        except OverflowError:
-            errors.append(f"{name} {raw!r} is out of range: no recording was made then")
-            return None
-        if utc.astimezone(zone).replace(tzinfo=None) != value:
-            # A wall-clock time the clocks skip (02:30 when they go from 02:00 to 03:00): Python
-            # would quietly move it by the jump, and the row would fail later, puzzlingly
-            # ("ended_at is not after started_at"), or the lesson would shift by an hour.
-            errors.append(
-                f"{name} {raw!r} does not exist in time zone {getattr(zone, 'key', zone)}: the clocks jump forward "
-                "over it (daylight saving time); correct the time or give it with its UTC offset"
-            )
-            return None
-        if value.replace(tzinfo=zone, fold=1).utcoffset() != value.replace(tzinfo=zone).utcoffset():
-            # A wall-clock time that happens twice (02:30 when the clocks go back from 03:00 to
-            # 02:00): Python takes the first silently, and a lesson whose recordings straddle the
-            # change would be put together an hour apart. Only the offset can say which it was.
-            errors.append(
-                f"{name} {raw!r} happens twice in time zone {getattr(zone, 'key', zone)}: the clocks go back "
-                "over it (daylight saving time); give it with its UTC offset"
-            )
-            return None
-        value = utc
+    local = value.tzinfo is None or value.utcoffset() is None  # a wall-clock time without an offset
+    if local and zone is None:
+        errors.append(f"{name} {raw!r} has no UTC offset; pass --timezone")
+        return None
     try:
+        if local:
+            problem = _local_time_problem(value, zone)
+            if problem:
+                errors.append(f"{name} {raw!r} {problem}")
+                return None
+            # To UTC at once: Python subtracts and compares datetimes sharing one ZoneInfo by
+            # wall clock, which is an hour off across a daylight-saving change.
+            value = value.replace(tzinfo=zone).astimezone(dt_timezone.utc)
         # The job computes with this time: the end of a recording (start plus its decoded
         # length), UTC for result.json and the database. A time at the edge of what a datetime
         # holds (year 9999, or 9999-12-31T23:00-14:00, which is past it in UTC) would overflow
@@ -387,6 +369,25 @@ def _timestamp(name: str, raw: str, zone: tzinfo | None, errors: list[str], *, r
         errors.append(f"{name} {raw!r} is out of range: no recording was made then")
         return None
     return value
+
+
+def _local_time_problem(value: datetime, zone: tzinfo) -> str | None:
+    """Why a wall-clock time without an offset cannot be placed in ``zone``, or None.
+    Raises OverflowError at the edge of the calendar."""
+    where = f"in time zone {getattr(zone, 'key', zone)}"
+    first = value.replace(tzinfo=zone)
+    if first.astimezone(dt_timezone.utc).astimezone(zone).replace(tzinfo=None) != value:
+        # A time the clocks skip (02:30 when they go from 02:00 to 03:00): Python would quietly
+        # move it by the jump, and the row would fail later, puzzlingly ("ended_at is not after
+        # started_at"), or the lesson would shift by an hour.
+        return (f"does not exist {where}: the clocks jump forward over it (daylight saving time); "
+                "correct the time or give it with its UTC offset")
+    if value.replace(tzinfo=zone, fold=1).utcoffset() != first.utcoffset():
+        # A time that happens twice (02:30 when the clocks go back from 03:00 to 02:00): Python
+        # takes the first silently, and a lesson whose recordings straddle the change would be
+        # put together an hour apart. Only the offset can say which it was.
+        return f"happens twice {where}: the clocks go back over it (daylight saving time); give it with its UTC offset"
+    return None
 
 
 def _lesson_info(
