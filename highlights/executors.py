@@ -44,12 +44,14 @@ processes (never the ``serial`` executor) and exists so the tests can crash a re
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import pickle
 import signal
 import socket
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -419,6 +421,33 @@ def setup_worker(threads: int, log_setup: dict[str, Any] | None) -> None:
     configure_worker_logging(log_setup)
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def exit_with_parent() -> bool:
+    """Have the kernel kill this worker (SIGKILL) the moment the process that started it dies.
+
+    Without it, a worker whose parent was killed alone (``kill -9`` of the parent's pid, the OOM
+    killer choosing the parent) ran its current lesson to the end and only then noticed, holding a
+    core and the lesson's lock meanwhile. A worker's outputs are written atomically and recorded
+    by the parent, so dying mid-lesson loses nothing the next run does not redo. Linux only (the
+    signal fires when the *thread* that started the worker exits: :func:`run_batch` starts and
+    stops its workers on the calling thread, which blocks until the batch is over). Returns
+    whether the signal is set."""
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = multiprocessing.parent_process()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if parent is not None and os.getppid() != parent.pid:  # it died before the signal was set
+        os._exit(1)
+    return True
+
+
 def inject_test_fault(lesson_id: str, faults: str, attempt: int) -> None:
     """The test-only faults of ``HIGHLIGHTS_TEST_FAULTS`` (module docstring)."""
     for item in filter(None, (part.strip() for part in faults.split(","))):
@@ -465,6 +494,7 @@ def _worker_main(conn: Connection, settings: Any, scorer_blob: bytes | None, thr
                  log_setup: dict[str, Any] | None, faults: str) -> None:
     """A local worker: load the models once, then run the lessons the parent sends, one at a time."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    exit_with_parent()
     setup_worker(threads, log_setup)
     from highlights.pipeline import run_lesson
 

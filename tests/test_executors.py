@@ -422,6 +422,86 @@ def test_a_real_multi_worker_run_killed_with_sigkill_finishes_the_rest_when_star
     assert runs[1][1] == len(before) and runs[1][2] == len(ids)
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_worker_dies_with_its_parent_instead_of_finishing_its_lesson(videos, tmp_path: Path) -> None:
+    """The parent alone killed with SIGKILL (not its process group) while its worker is in the
+    middle of a lesson (here: hung in it): the worker goes at once, not an hour later."""
+    root = tmp_path / "rec"
+    manifest = write_manifest(root, lesson_rows(videos, root, "L-1"))
+    script = (
+        "import sys; sys.path[:0] = [{repo!r}, {tests!r}]\n"
+        "from highlights.config import Settings\n"
+        "from highlights.executors import BatchOptions\n"
+        "from highlights.pipeline import run_manifest\n"
+        "from test_pipeline import FakeScorer\n"
+        "run_manifest({manifest!r}, Settings(out_dir={out!r}), scorer=FakeScorer(), batch=BatchOptions(workers=1))\n"
+    ).format(repo=str(REPO_ROOT), tests=str(REPO_ROOT / "tests"), manifest=str(manifest), out=str(tmp_path / "out"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIGHLIGHTS_")}
+    env[FAULTS_ENV] = "L-1=hang"
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        deadline = time.monotonic() + 120
+        while worker is None and time.monotonic() < deadline and parent.poll() is None:
+            for pid in _children(parent.pid):
+                try:
+                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        worker = pid
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        assert worker is not None, "no worker process appeared"
+        # Wait until the worker has loaded and sits in its lesson: its CPU time stops growing.
+        last, still_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            ticks = _cpu_ticks(worker)
+            if ticks != last:
+                last, still_since = ticks, time.monotonic()
+            elif time.monotonic() - still_since > 2.0:
+                break
+            time.sleep(0.1)
+        os.kill(parent.pid, signal.SIGKILL)  # the parent only: its worker is not in the signal
+        parent.wait(timeout=30)
+        gone_by = time.monotonic() + 15
+        while Path(f"/proc/{worker}").exists() and time.monotonic() < gone_by:
+            try:
+                if Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break  # dead, waiting to be reaped by init
+            except OSError:
+                break
+            time.sleep(0.1)
+        state = ""
+        try:
+            state = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            pass
+        assert state in ("", "Z"), f"the worker outlived its parent (state {state})"
+    finally:
+        for pid in filter(None, [worker, parent.pid]):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def test_a_row_that_cannot_be_written_marks_result_json_failed_only_while_it_is_still_the_workers(tmp_path: Path) -> None:
     """The parent replaces a worker's ``result.json`` by ``failed`` when the lesson's row could not
     be written, so the next run redoes it; but only under the lesson's lock, and never over the
