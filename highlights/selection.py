@@ -57,11 +57,10 @@ import numpy as np
 import pandas as pd
 
 from highlights.artifacts import SCORE_COLUMNS
+from highlights.boxes import Box
 from highlights.frameref import FRAME_COLUMNS, FrameRef
 from highlights.results import HighlightFrame
 from highlights.tracks import TrackOptions, judge_faces
-
-Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from highlights.boxes import box_iou
+from highlights.boxes import Box, box_iou
 
 __all__ = [
     "TRACK_COLUMNS",
@@ -58,7 +58,6 @@ TRACK_COLUMNS = ("track", "in_frame")
 ``in_frame`` (share of the face box inside the frame, 1.0 = fully in; NaN when the frame's size
 is not known, as in tables written before tracks)."""
 
-Box = tuple[float, float, float, float]
 _NO_MATCH = 1e6
 
 
