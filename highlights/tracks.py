@@ -50,6 +50,7 @@ __all__ = [
     "judge_faces",
     "link_faces",
     "main_track",
+    "phash_distance",
     "tracks_of",
 ]
 
@@ -180,11 +181,18 @@ def box_in_frame(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
         return np.where(area > 0, inside_w * inside_h / area, np.nan)
 
 
+def phash_distance(a: str, b: str) -> int:
+    """Hamming distance between two hex perceptual hashes (``str(imagehash.phash(...))``): the
+    appearance gate here and the near-duplicate test of :mod:`highlights.selection`."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
 def _hash_bits(a: str, b: str) -> float:
+    """:func:`phash_distance`, NaN where either hash is missing or not hex (no appearance cue)."""
     if not a or not b:
         return math.nan
     try:
-        return float((int(a, 16) ^ int(b, 16)).bit_count())
+        return float(phash_distance(a, b))
     except ValueError:
         return math.nan
 
