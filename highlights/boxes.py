@@ -1,9 +1,13 @@
-"""Face boxes (x1, y1, x2, y2 in frame pixels): the one overlap measure the detector's follower,
-the tracks and the benchmarks share. NumPy only, so the pure stages need not import torch."""
+"""Face boxes (x1, y1, x2, y2 in frame pixels): their one type, :data:`Box`, which the scorer,
+tracks, selection and GIF share, and the one overlap measure the detector's follower, the tracks
+and the benchmarks share. NumPy only, so the pure stages need not import torch."""
 
 from __future__ import annotations
 
 import numpy as np
+
+Box = tuple[float, float, float, float]
+"""A face box: x1, y1, x2, y2 in the pixels of its frame (may reach past the frame's edges)."""
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -21,4 +25,4 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
-__all__ = ["box_iou"]
+__all__ = ["Box", "box_iou"]

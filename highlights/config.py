@@ -49,6 +49,7 @@ from highlights.faces.detection import DetectionOptions
 from highlights.gif import GifOptions
 from highlights.recordings import MAX_LESSON_S
 from highlights.selection import SelectionOptions
+from highlights.timeline import DEFAULT_GAP_TOLERANCE_S
 
 NOT_CONFIGURABLE = frozenset({"republish_withdrawn"})
 """Settings no config file or environment variable may set: making withdrawn highlights again
@@ -125,7 +126,7 @@ class Settings:
     leaves withdrawn lessons withdrawn."""
     fps: float = 1.0
     """Frames sampled per second of lesson (more than 0, at most :data:`MAX_FPS`)."""
-    gap_tolerance_s: float = 2.0
+    gap_tolerance_s: float = DEFAULT_GAP_TOLERANCE_S
     """Gaps between a person's recordings up to this long are not counted as disconnects."""
     score_batch_size: int = 16
     """Frames scored per detector call."""

@@ -18,9 +18,12 @@ Conventions (the same in every function here):
   truncated or partly corrupt file gives the frames that decode, with one warning per
   recording. Logs name files (base names) and counts only.
 
-How: :func:`sample_frames` decodes each recording once, front to back, and converts to RGB only
-the frames it returns (every frame must be decoded anyway, since each depends on the ones before
-it; converting all of them would add about 40%). Only the frame on screen is held, so memory stays flat for
+How: :func:`sample_frames` decodes each recording in one pass, front to back, and converts to RGB
+only the frames it returns (converting all of them would add about 40%). In H.264 and HEVC the
+decoder drops the frames no other frame refers to where no offset can need them
+(:class:`_Skipper`); every other frame is decoded, since each depends on the ones before it, and
+where a dropped frame might have been the one on screen the recording is decoded again from
+the start, dropping nothing, for the offsets left. Only the frame on screen is held, so memory stays flat for
 a recording of any length. Where a recording's first sampled offset lies more than
 :data:`SEEK_THRESHOLD_S` into it (a student who joined before the teacher), it seeks once to the
 keyframe at or before that offset and decodes forward from there, falling back to decoding from
@@ -70,7 +73,6 @@ from highlights.probing import (  # noqa: F401 - re-exported
     RecordingError,
     RecordingInfo,
     _DecodeStats,
-    _first_frame,
     _mean_interval,
     _open_video,
     _packets,

@@ -37,11 +37,10 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
+from highlights.boxes import Box
 from highlights.io import PUBLIC_MODE, write_bytes_atomic
 
 log = logging.getLogger(__name__)
-
-Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
 
 
 class GifError(RuntimeError):

@@ -81,7 +81,7 @@ class SourceRow:
 @dataclass(frozen=True)
 class Recording:
     """One recording segment of one role. ``path`` is absolute; ``ended_at`` is None until
-    :func:`highlights.frames.resolve_end_times` reads it from the media."""
+    :func:`highlights.probing.resolve_end_times` reads it from the media."""
 
     lesson_id: str
     role: Role

@@ -57,11 +57,10 @@ import numpy as np
 import pandas as pd
 
 from highlights.artifacts import SCORE_COLUMNS
+from highlights.boxes import Box
 from highlights.frameref import FRAME_COLUMNS, FrameRef
 from highlights.results import HighlightFrame
-from highlights.tracks import TrackOptions, judge_faces
-
-Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+from highlights.tracks import TrackOptions, judge_faces, phash_distance
 
 
 @dataclass(frozen=True)
@@ -208,11 +207,6 @@ class Selection:
         """The selection a ``selection.json`` holds (:meth:`to_dict` read back)."""
         picks = [Pick.from_dict(p) for p in data.get("picks", [])]
         return cls(data["status"], data.get("reason"), picks, SelectionStats(**data.get("stats", {})))
-
-
-def phash_distance(a: str, b: str) -> int:
-    """Hamming distance between two hex perceptual hashes (``str(imagehash.phash(...))``)."""
-    return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
 def _child_mask(faces: pd.DataFrame) -> pd.Series:

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from highlights.boxes import box_iou
+from highlights.boxes import Box, box_iou
 
 __all__ = [
     "TRACK_COLUMNS",
@@ -50,6 +50,7 @@ __all__ = [
     "judge_faces",
     "link_faces",
     "main_track",
+    "phash_distance",
     "tracks_of",
 ]
 
@@ -58,7 +59,6 @@ TRACK_COLUMNS = ("track", "in_frame")
 ``in_frame`` (share of the face box inside the frame, 1.0 = fully in; NaN when the frame's size
 is not known, as in tables written before tracks)."""
 
-Box = tuple[float, float, float, float]
 _NO_MATCH = 1e6
 
 
@@ -181,11 +181,18 @@ def box_in_frame(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
         return np.where(area > 0, inside_w * inside_h / area, np.nan)
 
 
+def phash_distance(a: str, b: str) -> int:
+    """Hamming distance between two hex perceptual hashes (``str(imagehash.phash(...))``): the
+    appearance gate here and the near-duplicate test of :mod:`highlights.selection`."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
 def _hash_bits(a: str, b: str) -> float:
+    """:func:`phash_distance`, NaN where either hash is missing or not hex (no appearance cue)."""
     if not a or not b:
         return math.nan
     try:
-        return float((int(a, 16) ^ int(b, 16)).bit_count())
+        return float(phash_distance(a, b))
     except ValueError:
         return math.nan
 

@@ -12,11 +12,11 @@ import math
 import cv2
 import numpy as np
 
+from highlights.boxes import Box
+
 MODEL_INPUT_SIZE = 64
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILES = (4, 4)
-
-Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 
 
 def square_box(box: Box, scale: float = 1.0) -> tuple[int, int, int, int]:
