@@ -28,7 +28,7 @@ import csv
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone as dt_timezone, tzinfo
 from pathlib import Path
@@ -89,6 +89,29 @@ class Recording:
     started_at: datetime
     ended_at: datetime | None
     source: SourceRow
+
+
+SAME_FRAME_TOLERANCE_S = 0.001
+"""How far the start a frame's instant and offset imply may lie from a recording's own start
+(the instant is stored to the microsecond, the offset as a float)."""
+
+
+def recording_of_frame(
+    name: str | Path, at: datetime, offset_s: float, recordings: Sequence[Recording]
+) -> Recording | None:
+    """The student recording a sampled frame came from, given what an artifact stores of it: the
+    file's name, the frame's instant ``at`` and its ``offset_s`` into the file. Two recordings of
+    one lesson may share a name in different folders (``conn-1/student.webm``,
+    ``conn-2/student.webm``): the one that started ``offset_s`` before ``at`` is the frame's. None
+    when no student recording of that name started there, or when the name alone is ambiguous and
+    no start matches."""
+    name = Path(name).name
+    named = [r for r in recordings if r.role == "student" and Path(r.path).name == name]
+    started = at - timedelta(seconds=float(offset_s))
+    timed = [r for r in named if abs((r.started_at - started).total_seconds()) <= SAME_FRAME_TOLERANCE_S]
+    if len(timed) == 1:
+        return timed[0]
+    return named[0] if len(named) == 1 and not timed else None
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from highlights.faces.scoring import empty_scores
 from highlights.frames import frames_at_points, prefetch, read_frame_at
 from highlights.gif import GifFrame, build_gif, public_gif_name
 from highlights.io import jsonable, write_json_atomic, write_text_atomic
-from highlights.recordings import ROLES, LessonInput
+from highlights.recordings import ROLES, LessonInput, recording_of_frame
 from highlights.report import render_report
 from highlights.results import LessonResult
 from highlights.selection import Pick, Selection, SelectionStats, select_highlights
@@ -465,12 +465,15 @@ def _pick_image(resolved: LessonInput, pick: Pick, kept: Any) -> Any:
 
 
 def _read_pick(resolved: LessonInput, pick: Pick) -> Any:
-    """The full frame a pick was taken from, read again from its recording."""
+    """The full frame a pick was taken from, read again from its recording: the one of that file
+    name that started ``offset_s`` before the frame's instant (two segments of a lesson may share
+    a name in different folders; the artifacts keep only the name)."""
     ref = pick.ref
-    for recording in resolved.recordings:
-        if str(ref.source) in (str(recording.path), Path(recording.path).name):
-            return read_frame_at(recording.path, ref.offset_s)
-    return read_frame_at(ref.source, ref.offset_s)
+    recording = recording_of_frame(ref.source, ref.at, ref.offset_s, resolved.recordings)
+    if recording is None:
+        raise LessonFailed(f"the frame at {ref.t:g} s of a chosen moment cannot be placed in a student "
+                           f"recording named {ref.source.name} (was the manifest changed?)")
+    return read_frame_at(recording.path, ref.offset_s)
 
 
 def _gif_info_value(info: Any) -> Any:

@@ -122,7 +122,7 @@ def test_frames_and_faces_hold_the_pipelines_frame_ref(labeller):
     assert lesson.faces and all(face.ref is lesson.frame(face.frame) for face in lesson.faces)
     face = lesson.faces[0]
     assert (face.t, face.offset_s, face.source) == (face.ref.t, face.ref.offset_s, face.ref.source)
-    assert lesson.path_of(face.source) == lesson.path_of(face.source.name)
+    assert lesson.path_of(face) == lesson.path_of(face.ref) and lesson.path_of(face).name == face.source.name
 
 
 def test_a_saved_batch_is_the_folder_train_reads_with_the_inference_crop(labeller, tmp_path):
@@ -150,7 +150,7 @@ def test_a_saved_batch_is_the_folder_train_reads_with_the_inference_crop(labelle
     # and the trainer's input from it is exactly the pipeline's model input.
     lesson = labeller.lesson("label-a")
     first = next(f for f in lesson.faces if f.frame == faces[0]["frame"] and f.face == faces[0]["face"])
-    frame = read_frame_at(lesson.path_of(first.source), first.offset_s)
+    frame = read_frame_at(lesson.path_of(first), first.offset_s)
     on_disk = cv2.cvtColor(cv2.imread(str(tmp_path / "labels" / rows[0]["file"])), cv2.COLOR_BGR2RGB)
     assert np.array_equal(on_disk, crop_square(frame, first.box))
     images = load_labelled_folder(tmp_path / "labels", "age")

@@ -605,3 +605,48 @@ def test_cli_run_unusable_database_or_output_folder(videos, tmp_path: Path, monk
     assert "lesson L-nope: not in manifest manifest.csv" in outcome.stdout
     assert str(tmp_path) not in outcome.stdout.split("results:")[0]
     assert [line.split()[0] for line in outcome.stdout.splitlines()[1:3]] == ["L-nope", "L-1001"]
+
+
+def test_two_segments_with_one_file_name_are_each_read_for_their_own_frames(videos, tmp_path: Path, monkeypatch) -> None:
+    """The student camera as two segments named alike in two folders (conn-1/student.webm, the
+    shy recording, for 10 s; conn-2/student.webm, the smiling one, after it). The artifacts keep
+    only a frame's file name: a pick read again from disk (nothing kept from scoring here), and a
+    frame the labeller shows, must come from the segment the frame was sampled from, not from the
+    first file of that name (which silently gave a frame of the other segment, never checked)."""
+    import highlights.runner
+    from highlights.label.lessons import load_lessons
+
+    root = tmp_path / "rec"
+    folder = root / "L-twice"
+    for sub in ("conn-1", "conn-2"):
+        (folder / sub).mkdir(parents=True)
+    shutil.copyfile(videos["teacher"], folder / "teacher.mp4")
+    shutil.copyfile(videos["shy"], folder / "conn-1" / "student.webm")
+    shutil.copyfile(videos["student"], folder / "conn-2" / "student.webm")
+    first = T0 + timedelta(seconds=STUDENT_DELAY_S)
+    second = first + timedelta(seconds=10)
+    manifest = write_manifest(root, [
+        ["L-twice", "teacher", "L-twice/teacher.mp4", T0.isoformat(), ""],
+        ["L-twice", "student", "L-twice/conn-1/student.webm", first.isoformat(), second.isoformat()],
+        ["L-twice", "student", "L-twice/conn-2/student.webm", second.isoformat(), ""],
+    ])  # fmt: skip
+    reads: list[tuple[Path, float]] = []
+    real_read = highlights.runner.read_frame_at
+
+    def read(path, offset_s):
+        reads.append((Path(path), offset_s))
+        return real_read(path, offset_s)
+
+    monkeypatch.setattr(highlights.runner, "KEPT_FRAMES", 0)  # every pick is read again from its file
+    monkeypatch.setattr(highlights.runner, "read_frame_at", read)
+    settings = Settings(out_dir=tmp_path / "out")
+    result = run_one(manifest, settings, FakeScorer())
+    assert result.status == "ok", result.reason
+    assert len(reads) == len(result.frames) >= 3
+    assert {path.parent.name for path, _ in reads} == {"conn-2"}  # the smiles are all in conn-2
+
+    [lesson] = load_lessons(settings.out_dir, [manifest]).values()
+    assert lesson.has_recordings
+    by_segment = {f.index: lesson.path_of(f).parent.name for f in lesson.frames}
+    assert {by_segment[f.index] for f in lesson.frames if f.t < 10} == {"conn-1"}
+    assert {by_segment[f.index] for f in lesson.frames if f.t >= 10} == {"conn-2"}

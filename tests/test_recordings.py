@@ -628,3 +628,22 @@ def test_with_end_times_fills_only_unknown_ends_and_copies(folder: Path):
     assert resolved.by_role("teacher")[0].ended_at == teacher.ended_at  # given in the manifest: kept
     assert lesson.by_role("student")[0].ended_at is None  # the input is unchanged
     assert resolved.problems is not lesson.problems
+
+
+def test_recording_of_frame_tells_same_named_segments_apart_by_their_start() -> None:
+    from highlights.recordings import Recording, SourceRow, recording_of_frame
+
+    t0 = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
+    row = SourceRow(Path("manifest.csv"), 2)
+    first = Recording("L-1", "student", Path("/rec/conn-1/student.webm"), t0, None, row)
+    second = Recording("L-1", "student", Path("/rec/conn-2/student.webm"), t0 + timedelta(seconds=70), None, row)
+    other = Recording("L-1", "student", Path("/rec/late.webm"), t0 + timedelta(seconds=500), None, row)
+    teacher = Recording("L-1", "teacher", Path("/rec/conn-2/student.webm"), t0 + timedelta(seconds=30), None, row)
+    recordings = [teacher, first, second, other]
+    at = t0 + timedelta(seconds=300)
+    assert recording_of_frame("student.webm", at, 230.0, recordings) is second
+    assert recording_of_frame(Path("student.webm"), t0 + timedelta(seconds=5), 5.0, recordings) is first
+    assert recording_of_frame("student.webm", at, 123.0, recordings) is None  # ambiguous, no start fits
+    assert recording_of_frame("late.webm", at, 0.2, recordings) is other  # the one of its name
+    assert recording_of_frame("gone.webm", at, 0.0, recordings) is None
+    assert recording_of_frame("student.webm", t0 + timedelta(seconds=35), 5.0, [teacher]) is None  # students only

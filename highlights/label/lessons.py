@@ -31,7 +31,7 @@ from highlights.artifacts import read_scores
 from highlights.faces.preprocess import crop_square
 from highlights.frameref import FRAME_COLUMNS, FrameRef
 from highlights.frames import RecordingError, iter_frames_at
-from highlights.recordings import read_manifest
+from highlights.recordings import Recording, read_manifest, recording_of_frame
 from highlights.results import read_result
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,12 @@ class Face:
 
 
 class ProcessedLesson:
-    """One processed lesson: its scores table and the student's recordings by file name."""
+    """One processed lesson: its scores table and the student's recordings (from the manifest)."""
 
-    def __init__(self, lesson_id: str, folder: Path, recordings: dict[str, Path]) -> None:
+    def __init__(self, lesson_id: str, folder: Path, recordings: Sequence[Recording]) -> None:
         self.lesson_id = lesson_id
         self.folder = folder
-        self.recordings = recordings
+        self.recordings = list(recordings)
         self.scores_stamp = _stamp(folder / "scores.csv")
         result = read_result(folder)
         self.status = result.status if result else "unknown"
@@ -117,10 +117,16 @@ class ProcessedLesson:
             for r in faces.itertuples(index=False)
         ]  # fmt: skip
         self._times = np.array([f.t for f in self.frames])
+        # Each frame's recording, once: by file name and the start its instant and offset imply
+        # (two segments may share a name in different folders; scores.csv keeps only the name).
+        self._paths: dict[int, Path | None] = {}
+        for f in self.frames:
+            recording = recording_of_frame(f.source, f.at, f.offset_s, self.recordings)
+            self._paths[f.index] = Path(recording.path) if recording is not None else None
 
     @property
     def has_recordings(self) -> bool:
-        return all(f.source.name in self.recordings for f in self.frames)
+        return all(path is not None for path in self._paths.values())
 
     def frame(self, index: int) -> FrameRef:
         try:
@@ -145,15 +151,15 @@ class ProcessedLesson:
         chosen = sorted({int(np.abs(times - p).argmin()) for p in points})
         return [inside[i] for i in chosen]
 
-    def path_of(self, source: Path | str) -> Path:
-        """The recording a frame's ``source`` (its file name, as ``scores.csv`` has it) names."""
-        name = Path(source).name
-        try:
-            return self.recordings[name]
-        except KeyError:
+    def path_of(self, frame: FrameRef | Face) -> Path:
+        """The recording a sampled frame (or a face's frame) was read from."""
+        ref = frame.ref if isinstance(frame, Face) else frame
+        path = self._paths.get(ref.index)
+        if path is None:
             raise LessonError(
-                f"lesson {self.lesson_id}: recording {name} is not in the manifest given to the labeller"
-            ) from None
+                f"lesson {self.lesson_id}: recording {ref.source.name} is not in the manifest given to the labeller"
+            )
+        return path
 
 
 class FrameReader:
@@ -225,17 +231,14 @@ def face_square(image: np.ndarray, face: Face, scale: float = 1.0) -> np.ndarray
     return crop_square(image, face.box, scale)
 
 
-def recordings_by_lesson(manifests: Sequence[Path], timezone: str | None = None) -> dict[str, dict[str, Path]]:
-    """For each lesson in the manifests, its student recordings by file name (what
-    ``scores.csv`` calls ``source``). Rows with problems are left out as the job leaves them."""
-    found: dict[str, dict[str, Path]] = {}
+def recordings_by_lesson(manifests: Sequence[Path], timezone: str | None = None) -> dict[str, list[Recording]]:
+    """For each lesson in the manifests, its student recordings. Rows with problems are left
+    out as the job leaves them."""
+    found: dict[str, list[Recording]] = {}
     for manifest_path in manifests:
         manifest = read_manifest(manifest_path, timezone=timezone)
         for lesson_id, lesson in manifest.lessons.items():
-            names = found.setdefault(lesson_id, {})
-            for recording in lesson.recordings:
-                if recording.role == "student":
-                    names[Path(recording.path).name] = Path(recording.path)
+            found.setdefault(lesson_id, []).extend(r for r in lesson.recordings if r.role == "student")
     return found
 
 
@@ -268,7 +271,7 @@ def load_lessons(
             lessons[folder.name] = old
             continue
         try:
-            lesson = ProcessedLesson(folder.name, folder, recordings.get(folder.name, {}))
+            lesson = ProcessedLesson(folder.name, folder, recordings.get(folder.name, []))
         except LessonError as error:
             log.warning("%s", error)
             continue

@@ -219,7 +219,7 @@ class Labeller:
     def thumbnail(self, lesson_id: str, frame: int, width: int = THUMB_WIDTH) -> bytes:
         lesson = self.lesson(lesson_id)
         ref = lesson.frame(frame)
-        image = self.reader.read_one(lesson.path_of(ref.source), ref.offset_s)
+        image = self.reader.read_one(lesson.path_of(ref), ref.offset_s)
         return _jpeg(_resize(image, min(int(width), image.shape[1])), 80)
 
     # --------------------------------------------------------------------------- batches
@@ -261,13 +261,13 @@ class Labeller:
             key = (lambda f: -(1.0 - f.child_prob)) if task == "age" else (lambda f: -f.smile_prob)
             chosen = sorted(chosen, key=key)
         try:
-            frames = self.reader.read([(lesson.path_of(f.source), f.offset_s) for f in chosen])
+            frames = self.reader.read([(lesson.path_of(f), f.offset_s) for f in chosen])
         except Exception:
             self._release(batch_id)
             raise
         faces, squares, display, labels, now_labels, model = [], [], [], [], [], []
         for f in chosen:
-            image = frames.get((lesson.path_of(f.source), f.offset_s))
+            image = frames.get((lesson.path_of(f), f.offset_s))
             if image is None:  # outside what decodes (a truncated file): cannot be shown
                 continue
             faces.append(f)
@@ -355,9 +355,9 @@ class Labeller:
         # In chunks, so a range of a whole 45-minute lesson never holds 2,700 frames in memory.
         for first in range(0, len(missing), FRAME_CHUNK):
             chunk = missing[first : first + FRAME_CHUNK]
-            images = self.reader.read([(lesson.path_of(f.source), f.offset_s) for f in chunk])
+            images = self.reader.read([(lesson.path_of(f), f.offset_s) for f in chunk])
             for f in chunk:
-                image = images.get((lesson.path_of(f.source), f.offset_s))
+                image = images.get((lesson.path_of(f), f.offset_s))
                 if image is not None:
                     self.store.write_frame(frame_file(lesson_id, f.index), image)
         created = utc_now()
