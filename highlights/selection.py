@@ -429,8 +429,11 @@ def _no_highlight_reason(stats: SelectionStats, found: int, options: SelectionOp
     if stats.child_smiling == 0:
         return f"{who} was not seen smiling (smile >= {options.min_smile:g}) in {stats.with_child} frames"
     adult = "" if options.allow_adult else (" with no adult visible" if child else " with nobody else in view")
+    gap = f"{options.min_gap_s:g} s apart"
+    if options.min_gap_floor_s < options.min_gap_s:  # the gap comes down where the GIF would be short
+        gap = f"{options.min_gap_floor_s:g} s apart at least"
     return (
         f"only {found} distinct smiling moment(s), {options.min_frames} needed: {noun} in "
         f"{stats.with_child} frames, smiling in {stats.child_smiling}, {stats.candidates} of them "
-        f"sharp, well lit{adult}; picks must be {options.min_gap_s:g} s apart and not near-duplicates"
+        f"sharp, well lit{adult}; picks must be {gap} and not near-duplicates"
     )

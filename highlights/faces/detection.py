@@ -73,7 +73,8 @@ class DetectionOptions:
 
     max_side: int = 0
     """Frames are downscaled so the longer side is at most this many pixels (0: never, the
-    default since the full detector runs on about one frame in four, see ``full_every``).
+    default since the whole pyramid runs on a minority of frames: on the 45-minute bench lesson
+    338 of 2,660, with 320 coarse refreshes; see ``full_every``).
 
     Measured with ``bench/lesson.py`` (2026-12-01, followed stream, one torch thread): on the
     real clips, 480 found 75 of full resolution's 115 street faces and 73 of 77 stage faces;
@@ -221,7 +222,8 @@ def _facenet_version() -> str:
 
 
 class FaceDetector:
-    """MTCNN on CPU, loaded once (its weights ship inside the facenet-pytorch wheel).
+    """MTCNN, loaded once (its weights ship inside the facenet-pytorch wheel), on the device
+    :attr:`DetectionOptions.device` names (the CPU by default).
 
     >>> detector = FaceDetector()
     >>> [faces] = detector.detect([rgb_image])  # doctest: +SKIP
