@@ -68,8 +68,9 @@ from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
-# Probing lives below timeline and frames; its names stay importable from here.
-from highlights.probing import (  # noqa: F401 - re-exported
+# Probing lives below timeline and frames: the decoding helpers both use (opening a file, its
+# packets, why a decode failed), and its public names, which stay importable from here.
+from highlights.probing import (  # noqa: F401 - RecordingInfo, probe_recording, resolve_end_times: re-exported
     RecordingError,
     RecordingInfo,
     _DecodeStats,
