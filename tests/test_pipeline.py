@@ -605,3 +605,27 @@ def test_cli_run_unusable_database_or_output_folder(videos, tmp_path: Path, monk
     assert "lesson L-nope: not in manifest manifest.csv" in outcome.stdout
     assert str(tmp_path) not in outcome.stdout.split("results:")[0]
     assert [line.split()[0] for line in outcome.stdout.splitlines()[1:3]] == ["L-nope", "L-1001"]
+
+
+class _BrokenScorer(FakeScorer):
+    """A forced rerun that dies in the scores stage (a decoder crash, a kill -9 of the run)."""
+
+    def score_images(self, images):
+        raise RuntimeError("worker lost")
+
+
+def test_a_forced_rerun_cut_short_keeps_the_published_gifs_name_on_the_next_rerun(videos, tmp_path: Path) -> None:
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
+
+    # --force rewrites stages.json from the first stage on; cut short before the GIF stage, it
+    # no longer holds the GIF's name (the published highlight itself is kept).
+    cut = run_one(manifest, replace(settings, force=True), _BrokenScorer())
+    assert cut.status == "failed"
+    assert read_result(folder).gif == first.gif and gifs_in(folder) == [first.gif]
+
+    # The next rerun that rebuilds the GIF (here: a changed email setting) keeps its name: the
+    # emails already sent link to it.
+    wider = replace(settings, email=replace(settings.email, display_width=settings.email.display_width + 20))
+    again = run_one(manifest, wider, FakeScorer())
+    assert again.status == "ok" and not again.skipped, again.reason
+    assert again.gif == first.gif and gifs_in(folder) == [first.gif]
