@@ -624,3 +624,25 @@ def test_a_withdrawal_cut_short_before_its_files_went_is_finished_by_the_next_ru
 
     assert skipped.status == "withdrawn" and skipped.skipped
     assert gifs_in(folder) == [] and not (folder / "snippet.html").exists()
+
+
+def test_a_database_that_refuses_the_first_write_is_named_on_one_line(videos, tmp_path: Path, clean_env,
+                                                                      monkeypatch) -> None:
+    # A read-only SQLite file (chmod 444, or a -shm file left read-only by a run on it) opens, then
+    # refuses the run record: before, "Error: OperationalError: (sqlite3.OperationalError) attempt
+    # to write a readonly database" and the INSERT statement on four lines, no database named.
+    from sqlalchemy.exc import OperationalError
+
+    def refuse(self, *args, **kwargs):
+        raise OperationalError("INSERT INTO highlight_runs ...", {}, Exception("attempt to write a readonly database"))
+
+    monkeypatch.setattr(ResultStore, "start_run", refuse)
+    manifest = one_lesson(videos, tmp_path / "rec")
+    out = tmp_path / "out"
+    outcome = clean_env.invoke(main, ["run", str(manifest), "--out", str(out), "--no-progress", "--retries", "0"])
+    assert outcome.exit_code == 1, outcome.output
+    database = f"sqlite:///{out / '.highlights' / 'highlights.sqlite'}"
+    assert f"Error: database {database} cannot be written: OperationalError:" in outcome.output, outcome.output
+    assert "attempt to write a readonly database" in outcome.output
+    assert "[SQL" not in outcome.output and len(outcome.output.strip().splitlines()) == 1, outcome.output
+    assert not (out / "L-1001").exists()  # no lesson ran
