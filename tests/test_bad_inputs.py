@@ -646,3 +646,24 @@ def test_a_database_that_refuses_the_first_write_is_named_on_one_line(videos, tm
     assert "attempt to write a readonly database" in outcome.output
     assert "[SQL" not in outcome.output and len(outcome.output.strip().splitlines()) == 1, outcome.output
     assert not (out / "L-1001").exists()  # no lesson ran
+
+
+def test_a_withdrawal_between_the_runs_check_and_its_lock_sticks(videos, tmp_path: Path, monkeypatch) -> None:
+    # The run read result.json (ok), then `highlights withdraw` took the lesson's lock first: the
+    # forced night's run went on under the lock and published the withdrawn highlight again.
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
+    real_lock = highlights.pipeline.lesson_lock
+    withdrawn = []
+
+    def lock_after_a_withdrawal(path):
+        if not withdrawn:
+            withdrawn.append("started")  # withdraw_lesson takes the lock through here too
+            withdrawn.append(withdraw_lesson("L-1001", settings))
+        return real_lock(path)
+
+    monkeypatch.setattr(highlights.pipeline, "lesson_lock", lock_after_a_withdrawal)
+    result = run_one(manifest, replace(settings, force=True), FakeScorer())
+
+    assert withdrawn and result.status == "withdrawn" and result.skipped
+    assert read_result(folder).status == "withdrawn" and gifs_in(folder) == []
+    assert db_row(settings, "L-1001")[0]["status"] == "withdrawn"
