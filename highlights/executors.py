@@ -303,9 +303,17 @@ def run_batch(
                       "lessons": len(wanted), "force": bool(settings.force)}
     with log_context(run_id=options.run_id):
         if store is not None:
-            retry_transient(lambda: store.start_run(options.run_id, host=socket.gethostname(),
-                                                    options=record_options, started_at=started_wall),
-                            retries=options.retries, what="run record")
+            try:
+                retry_transient(lambda: store.start_run(options.run_id, host=socket.gethostname(),
+                                                        options=record_options, started_at=started_wall),
+                                retries=options.retries, what="run record")
+            except Exception as error:  # noqa: BLE001 - nothing can be recorded: no lesson runs
+                # A read-only SQLite file (or its -wal / -shm), a user without INSERT rights: the
+                # first write of the run. Name the database, on one line, as when it cannot be opened.
+                from highlights.store import StoreError
+
+                raise StoreError(f"database {store.url} cannot be written: {type(error).__name__}: "
+                                 f"{_first_line(store.error_text(error))}") from error
         log.info("run %s: %d lessons, executor %s, %d workers x %d threads", options.run_id, len(wanted), executor,
                  workers, threads, extra={"event": "run_started"})
         results: dict[int, LessonResult] = {}
@@ -350,6 +358,11 @@ def run_batch(
                  ", ".join(f"{n} {s}" for s, n in sorted(summary["counts"].items())),
                  extra={"event": "run_finished", "duration_s": round(elapsed, 3)})
     return ordered
+
+
+def _first_line(message: str) -> str:
+    """A driver's message without the statement SQLAlchemy appends (``[SQL: ...]``, its link)."""
+    return message.split(" [SQL:")[0].strip()
 
 
 def run_summary(results: Sequence[LessonResult], elapsed_s: float) -> dict[str, Any]:

@@ -154,6 +154,12 @@ def run_lesson(
                 log.info("%s", reason)
                 return LessonResult(lesson.lesson_id, "busy", reason=reason, versions=versions, started_at=started,
                                     finished_at=utc_now_iso(), folder=folder)
+            now = read_result(folder)
+            if now is not None and now.status == "withdrawn" and not (settings.force and settings.republish_withdrawn):
+                # `highlights withdraw` took the lock between the check above and this run: it sticks.
+                now.skipped = True
+                log.info("lesson %s: withdrawn by hand while this run started it, skipped", lesson.lesson_id)
+                return now
             if not settings.force:
                 # Another run may have finished it between the check above and the lock.
                 done = read_result(folder)

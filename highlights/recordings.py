@@ -215,7 +215,7 @@ def read_manifest(
     zone = _zone(timezone)
     lessons: dict[str, LessonInput] = {}
     problems: list[InputProblem] = []
-    seen_paths: dict[Path, int] = {}
+    seen_paths: dict[Path, tuple[int, str]] = {}  # file: (row, lesson) of its first mention
 
     for row_no, values, error in _rows(path, required=MANIFEST_COLUMNS):
         raw_id = values.get("lesson_id", "").strip() if values else ""
@@ -231,9 +231,17 @@ def read_manifest(
         if recording is not None:
             # A file is one person's camera in one lesson: listed again (any role, any lesson) is a mistake.
             if recording.path in seen_paths:
-                errors.append(f"{recording.path.name} is listed twice (also row {seen_paths[recording.path]})")
+                first_row, first_lesson = seen_paths[recording.path]
+                errors.append(f"{recording.path.name} is listed twice (also row {first_row})")
+                if first_lesson != lesson_id:
+                    # Which of the two lessons the file belongs to is unknown: the first mention
+                    # must not win (a typo in one lesson's row would give it another child's
+                    # face, and the outcome would hang on the order of the rows). Both fail.
+                    lessons[first_lesson].problems.append(InputProblem(
+                        path, first_row, first_lesson,
+                        f"{recording.path.name} is listed again for lesson {lesson_id} (row {row_no})"))
             else:
-                seen_paths[recording.path] = row_no
+                seen_paths[recording.path] = (row_no, lesson_id)
         lesson.problems += [InputProblem(path, row_no, lesson_id, message) for message in errors]
         if recording is not None and not errors:
             lesson.recordings.append(recording)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import highlights
 from highlights.io import jsonable, write_json_atomic
-from highlights.results import utc_now_iso
+from highlights.results import read_result, utc_now_iso
 
 if TYPE_CHECKING:
     from highlights.config import Settings
@@ -115,6 +115,13 @@ def _gif_name(record: Any) -> str | None:
     return name if isinstance(name, str) and name.endswith(".gif") and "/" not in name else None
 
 
+def _published_gif(folder: Path) -> str | None:
+    """The GIF file name the lesson's ``result.json`` names (None: none, or withdrawn)."""
+    result = read_result(folder)
+    name = result.gif if result is not None else None
+    return name if isinstance(name, str) and name.endswith(".gif") and "/" not in name else None
+
+
 class StageState:
     """``stages.json``: the fingerprint and files of each finished stage of one lesson."""
 
@@ -129,9 +136,11 @@ class StageState:
         self.data: dict[str, Any] = {} if force else recorded
         self.earlier: dict[str, Any] = recorded
         """What an earlier run recorded, even with ``force`` (which ignores it for resuming)."""
-        self.previous_gif = _gif_name(recorded.get("gif"))
+        self.previous_gif = _gif_name(recorded.get("gif")) or _published_gif(folder)
         """The GIF name an earlier run gave this lesson (even after a failure or with ``force``):
-        a rebuilt GIF replaces the file a sent email already links to."""
+        a rebuilt GIF replaces the file a sent email already links to. From ``stages.json``, or
+        else from ``result.json``: a ``force`` run rewrites ``stages.json`` from its first stage
+        on, so one cut short before its GIF stage (killed, or failed) leaves no GIF record there."""
 
     def done(self, stage: str, key: str) -> dict[str, Any] | None:
         """The stage's record if it finished with fingerprint ``key`` and its files exist."""

@@ -624,3 +624,46 @@ def test_a_withdrawal_cut_short_before_its_files_went_is_finished_by_the_next_ru
 
     assert skipped.status == "withdrawn" and skipped.skipped
     assert gifs_in(folder) == [] and not (folder / "snippet.html").exists()
+
+
+def test_a_database_that_refuses_the_first_write_is_named_on_one_line(videos, tmp_path: Path, clean_env,
+                                                                      monkeypatch) -> None:
+    # A read-only SQLite file (chmod 444, or a -shm file left read-only by a run on it) opens, then
+    # refuses the run record: before, "Error: OperationalError: (sqlite3.OperationalError) attempt
+    # to write a readonly database" and the INSERT statement on four lines, no database named.
+    from sqlalchemy.exc import OperationalError
+
+    def refuse(self, *args, **kwargs):
+        raise OperationalError("INSERT INTO highlight_runs ...", {}, Exception("attempt to write a readonly database"))
+
+    monkeypatch.setattr(ResultStore, "start_run", refuse)
+    manifest = one_lesson(videos, tmp_path / "rec")
+    out = tmp_path / "out"
+    outcome = clean_env.invoke(main, ["run", str(manifest), "--out", str(out), "--no-progress", "--retries", "0"])
+    assert outcome.exit_code == 1, outcome.output
+    database = f"sqlite:///{out / '.highlights' / 'highlights.sqlite'}"
+    assert f"Error: database {database} cannot be written: OperationalError:" in outcome.output, outcome.output
+    assert "attempt to write a readonly database" in outcome.output
+    assert "[SQL" not in outcome.output and len(outcome.output.strip().splitlines()) == 1, outcome.output
+    assert not (out / "L-1001").exists()  # no lesson ran
+
+
+def test_a_withdrawal_between_the_runs_check_and_its_lock_sticks(videos, tmp_path: Path, monkeypatch) -> None:
+    # The run read result.json (ok), then `highlights withdraw` took the lesson's lock first: the
+    # forced night's run went on under the lock and published the withdrawn highlight again.
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
+    real_lock = highlights.pipeline.lesson_lock
+    withdrawn = []
+
+    def lock_after_a_withdrawal(path):
+        if not withdrawn:
+            withdrawn.append("started")  # withdraw_lesson takes the lock through here too
+            withdrawn.append(withdraw_lesson("L-1001", settings))
+        return real_lock(path)
+
+    monkeypatch.setattr(highlights.pipeline, "lesson_lock", lock_after_a_withdrawal)
+    result = run_one(manifest, replace(settings, force=True), FakeScorer())
+
+    assert withdrawn and result.status == "withdrawn" and result.skipped
+    assert read_result(folder).status == "withdrawn" and gifs_in(folder) == []
+    assert db_row(settings, "L-1001")[0]["status"] == "withdrawn"

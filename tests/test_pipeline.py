@@ -650,3 +650,27 @@ def test_two_segments_with_one_file_name_are_each_read_for_their_own_frames(vide
     by_segment = {f.index: lesson.path_of(f).parent.name for f in lesson.frames}
     assert {by_segment[f.index] for f in lesson.frames if f.t < 10} == {"conn-1"}
     assert {by_segment[f.index] for f in lesson.frames if f.t >= 10} == {"conn-2"}
+
+
+class _BrokenScorer(FakeScorer):
+    """A forced rerun that dies in the scores stage (a decoder crash, a kill -9 of the run)."""
+
+    def score_images(self, images):
+        raise RuntimeError("worker lost")
+
+
+def test_a_forced_rerun_cut_short_keeps_the_published_gifs_name_on_the_next_rerun(videos, tmp_path: Path) -> None:
+    manifest, settings, folder, first = done_lesson(videos, tmp_path)
+
+    # --force rewrites stages.json from the first stage on; cut short before the GIF stage, it
+    # no longer holds the GIF's name (the published highlight itself is kept).
+    cut = run_one(manifest, replace(settings, force=True), _BrokenScorer())
+    assert cut.status == "failed"
+    assert read_result(folder).gif == first.gif and gifs_in(folder) == [first.gif]
+
+    # The next rerun that rebuilds the GIF (here: a changed email setting) keeps its name: the
+    # emails already sent link to it.
+    wider = replace(settings, email=replace(settings.email, display_width=settings.email.display_width + 20))
+    again = run_one(manifest, wider, FakeScorer())
+    assert again.status == "ok" and not again.skipped, again.reason
+    assert again.gif == first.gif and gifs_in(folder) == [first.gif]

@@ -358,9 +358,22 @@ def test_the_same_recording_listed_twice(folder: Path):
         f"L-2,teacher,L-1/teacher.mp4,{T0},{T1}",
     )
     manifest = read_manifest(path)
-    assert manifest.lessons["L-1"].ok  # the first mention stands
+    # Which lesson the file is of is unknown: the first mention does not win, both lessons fail
+    # (before, L-1 ran with it, and the rows' order decided whose child's face a GIF showed).
+    assert problems(manifest.lessons["L-1"]) == [
+        "manifest.csv row 2 (lesson L-1): student.webm is listed again for lesson L-3 (row 5)",
+        "manifest.csv row 3 (lesson L-1): teacher.mp4 is listed again for lesson L-2 (row 6)",
+    ]
     assert problems(manifest.lessons["L-3"]) == ["manifest.csv row 5 (lesson L-3): student.webm is listed twice (also row 2)"]
     assert problems(manifest.lessons["L-2"]) == ["manifest.csv row 6 (lesson L-2): teacher.mp4 is listed twice (also row 3)"]
+
+
+def test_a_recording_listed_for_two_lessons_fails_both_whatever_the_order(folder: Path):
+    rows = [f"L-1,teacher,L-1/teacher.mp4,{T0},{T1}", f"L-1,student,L-1/student.webm,{T0},{T1}",
+            f"L-2,teacher,L-2/teacher.mp4,{T0},{T1}", f"L-2,student,L-1/student.webm,{T0},{T1}"]  # a typo: L-1's child
+    for order in (rows, rows[2:] + rows[:2]):
+        manifest = read_manifest(write_csv(folder, *order))
+        assert not manifest.lessons["L-1"].ok and not manifest.lessons["L-2"].ok
 
 
 @pytest.mark.parametrize(

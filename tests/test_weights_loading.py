@@ -4,6 +4,7 @@ WeightsError that names the file."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -184,3 +185,26 @@ def test_shipped_default_missing_names_the_file(shipped_dir):
 
 def test_file_sha256_matches_save(smile_file):
     assert file_sha256(smile_file[0]) == smile_file[1]
+
+
+@pytest.mark.parametrize("content", ["text", "dict", "video"])
+def test_a_file_that_is_no_weights_file_is_named_on_one_line_that_says_so(tmp_path, content):
+    # Before: "cannot be loaded: 101", "cannot be loaded: 'meta'", or torch's ten lines advising
+    # weights_only=False, i.e. running code from the file.
+    path = tmp_path / "age.pt"
+    if content == "text":
+        path.write_text("hello\n")
+    elif content == "dict":
+        torch.save({"a": 1}, path)
+    else:
+        path.write_bytes(b"\x00\x00\x00\x20ftypisom" + bytes(range(256)) * 8)  # an MP4's start
+    with pytest.raises(WeightsError) as error:
+        load_face_model("age", path)
+    message = str(error.value)
+    assert "\n" not in message and "weights_only" not in message, message
+    assert re.search(r"age\.pt cannot be loaded: not a usable weights file of `highlights train` \((UnpicklingError|KeyError)", message), message
+
+
+def test_a_folder_given_as_weights_is_called_a_folder(tmp_path):
+    with pytest.raises(WeightsError, match=r"not found: .* is a folder"):
+        load_face_model("age", tmp_path)

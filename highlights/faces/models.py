@@ -169,7 +169,7 @@ def load_face_model(
     """
     path = Path(path) if path is not None else shipped_weights_path(task)
     if not path.is_file():
-        raise WeightsError(f"{task} model weights not found: {path}")
+        raise WeightsError(f"{task} model weights not found: {path}" + (" is a folder" if path.is_dir() else ""))
     actual = file_sha256(path)
     expected = expected_sha256 or shipped_checksum(path)
     if expected is not None and actual != expected:
@@ -183,7 +183,14 @@ def load_face_model(
         network = FaceCNN(widths=tuple(meta.get("widths", (32, 64, 128, 128))))
         network.load_state_dict(payload["state_dict"])
     except Exception as error:  # noqa: BLE001 - any unpickling/shape error means a bad file
-        raise WeightsError(f"{task} model weights {path} cannot be loaded: {error}") from error
+        # torch's own text can run to many lines and advise weights_only=False (running code from
+        # the file): one line, the error's kind first (a bare KeyError says only 'meta').
+        detail = (str(error).strip().splitlines() or [""])[0][:200]
+        detail = "" if "weights_only" in detail else detail
+        raise WeightsError(
+            f"{task} model weights {path} cannot be loaded: not a usable weights file of `highlights train` "
+            f"({type(error).__name__}{': ' + detail if detail else ''})"
+        ) from error
     if meta.get("task") != task:
         raise WeightsError(f"{path} holds a {meta.get('task')!r} model, not a {task!r} model")
     network.eval()
