@@ -65,6 +65,11 @@ def describe_error(lesson: LessonInput, stage: str, error: BaseException) -> str
     recording = lesson.recording_of(error)
     where = f" ({recording.role} recording, {recording.source})" if recording else ""  # file and row, no folders
     message = str(error) or type(error).__name__
+    if isinstance(error, OSError) and error.filename is not None:
+        # str() of an OSError holds the whole path (private folders, a child's name in them):
+        # the file's name only, as everywhere else.
+        names = [Path(str(f)).name for f in (error.filename, error.filename2) if f is not None]
+        message = f"{error.strerror or 'cannot be used'}: {' -> '.join(names)}"
     if type(error).__name__ not in message and not isinstance(error, (LessonFailed,)):
         message = f"{type(error).__name__}: {message}"
     return f"lesson {lesson.lesson_id}: {stage} stage failed{where}: {message}"

@@ -337,6 +337,32 @@ def test_http_token_json_only_posts_and_loopback_host_check(labeller):
         assert _request(base + "/api/lessons", headers={"Host": "evil.example:80"})[0] == 400
 
 
+def test_a_labels_folder_that_cannot_be_written_answers_json_and_keeps_the_batch(labeller, tmp_path, monkeypatch):
+    """Saving into a labels folder that turned read-only (or a full disk) was a bare 500 page
+    and a traceback with the folder's path; now a JSON error the page shows, naming only the
+    file, and the batch saves once the folder is fixed."""
+    import json
+
+    batch = labeller.new_batch("label-a", 0, 12, task="age", mode="model")
+    real_write = labeller.store.write_face
+
+    def refuse(relative, square_rgb):
+        raise PermissionError(13, "Permission denied", str(labeller.store.root / relative))
+
+    monkeypatch.setattr(labeller.store, "write_face", refuse)
+    body = json.dumps({"labels": [f["label"] for f in batch["faces"]]}).encode()
+    headers = {"Content-Type": "application/json"}
+    with _Server(labeller) as base:
+        status, answer, _ = _request(f"{base}/api/batch/{batch['batch']}/save", body, headers)
+        assert status == 507
+        error = json.loads(answer)["error"]
+        assert error.startswith("the labels folder cannot be written (Permission denied: ") and "save again" in error
+        assert str(tmp_path) not in error
+        monkeypatch.setattr(labeller.store, "write_face", real_write)
+        status, answer, _ = _request(f"{base}/api/batch/{batch['batch']}/save", body, headers)
+        assert status == 200 and json.loads(answer)["saved"] == len(batch["faces"])
+
+
 def test_serve_makes_a_token_when_bound_beyond_loopback(monkeypatch, labeller):
     import uvicorn
 

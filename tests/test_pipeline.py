@@ -674,3 +674,22 @@ def test_a_forced_rerun_cut_short_keeps_the_published_gifs_name_on_the_next_reru
     again = run_one(manifest, wider, FakeScorer())
     assert again.status == "ok" and not again.skipped, again.reason
     assert again.gif == first.gif and gifs_in(folder) == [first.gif]
+
+
+def test_a_file_a_stage_cannot_write_is_named_without_its_folders(videos, tmp_path: Path, monkeypatch) -> None:
+    """A permission error inside a stage (the lesson's folder made read-only) fails the lesson
+    with the file's name: str() of the OSError held the whole private path, which reached the
+    result, the database's last_error and the logs."""
+    import highlights.runner
+
+    manifest = one_lesson(videos, tmp_path / "rec")
+    settings = Settings(out_dir=tmp_path / "out")
+
+    def refuse(path, data, **kwargs):
+        raise PermissionError(13, "Permission denied", str(Path(path).with_name(".timeline.x1.tmp.json")))
+
+    monkeypatch.setattr(highlights.runner, "write_json_atomic", refuse)
+    result = run_one(manifest, settings, FakeScorer())
+    assert result.status == "failed"
+    assert result.reason == "lesson L-1001: timeline stage failed: PermissionError: Permission denied: .timeline.x1.tmp.json"
+    assert str(tmp_path) not in db_row(settings, "L-1001")[0]["last_error"]

@@ -110,6 +110,12 @@ def _error(error: Exception) -> JSONResponse:
         return JSONResponse({"error": str(error)}, status_code=404)
     if isinstance(error, RecordingError):
         return JSONResponse({"error": f"cannot read the recording: {error}"}, status_code=500)
+    if isinstance(error, OSError):  # the labels folder: permissions, a full disk
+        name = Path(str(error.filename)).name if error.filename is not None else "the labels folder"
+        message = (f"the labels folder cannot be written ({error.strerror or type(error).__name__}: {name}); "
+                   "nothing of this batch was lost: fix the folder and save again")
+        log.warning("%s", message)  # the file's name only: the folder's path stays out of logs
+        return JSONResponse({"error": message}, status_code=507)
     raise error
 
 
@@ -187,7 +193,7 @@ def create_app(labeller: Labeller, token: str | None = None, allowed_hosts: list
                 _float(body.get("end"), "end"), str(body.get("task", "age")), str(body.get("mode", "model")),
                 bool(body.get("relabel", False)),
             ))  # fmt: skip
-        except (LabelRequestError, LessonError, RecordingError) as error:
+        except (LabelRequestError, LessonError, RecordingError, OSError) as error:
             return _error(error)
 
     async def save_batch(request: Request) -> Response:
@@ -199,7 +205,7 @@ def create_app(labeller: Labeller, token: str | None = None, allowed_hosts: list
             if not isinstance(labels, list):
                 raise LabelRequestError("labels must be a list")
             return JSONResponse(await run_in_threadpool(labeller.save_batch, request.path_params["batch_id"], labels))
-        except (LabelRequestError, LessonError) as error:
+        except (LabelRequestError, LessonError, OSError) as error:
             return _error(error)
 
     async def release_batch(request: Request) -> Response:
