@@ -404,6 +404,19 @@ def test_an_empty_out_option_is_refused_not_the_working_directory(videos, tmp_pa
     assert list(cwd.iterdir()) == []
 
 
+def test_a_manifest_with_only_its_header_warns_but_succeeds(tmp_path: Path, clean_env, caplog) -> None:
+    # A day without lessons is not an error, but a nightly export that failed writes the same
+    # file: it used to pass without a word.
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("lesson_id,role,path,started_at,ended_at\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="highlights.pipeline"):
+        outcome = clean_env.invoke(main, ["run", str(manifest), "--out", str(tmp_path / "out"), "--no-progress",
+                                          "--workers", "0"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "manifest manifest.csv lists no recordings: no lesson to run" in caplog.text
+    assert str(tmp_path) not in caplog.text
+
+
 # --------------------------------------------------------------------------- 6. lesson metadata
 
 
