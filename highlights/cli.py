@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import signal
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 
 from highlights import __version__
+
+log = logging.getLogger(__name__)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,6 +115,19 @@ class _OutFolder(click.Path):
         return super().convert(value, param, ctx)
 
 
+def _exit_on_sigterm() -> Any:
+    """SIGTERM (``systemctl stop``, a unit's timeout, ``kill``) ends the run as Ctrl-C would:
+    the workers are stopped and the run's record says ``interrupted`` with what was done, exit
+    status 143. Without it the process died at once and its record stayed ``running``, like a
+    SIGKILL's. Returns the handler it replaced."""
+
+    def stop(signum: int, frame: Any) -> None:
+        log.warning("SIGTERM: stopping the run; the lessons not finished are done by the next one")
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
 @main.command("run")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--lesson", "lesson_ids", multiple=True, metavar="ID", help="Run only this lesson (repeatable).")
@@ -206,6 +223,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     started = time.perf_counter()
+    previous_term = _exit_on_sigterm()
     try:
         with logging_redirect_tqdm() if bar else nullcontext():
             results = run_manifest(parsed, settings, list(lesson_ids) or None, progress=_Timed(), batch=batch)
@@ -214,6 +232,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     except Exception as error:  # models unusable: nothing can run
         raise click.ClickException(f"{type(error).__name__}: {error}") from error
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         if bar:
             bar.close()
 

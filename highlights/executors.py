@@ -334,30 +334,47 @@ def run_batch(
             progress.lesson_started(result.lesson_id, index, len(wanted))
             progress.lesson_finished(result)
         faults = os.environ.get(FAULTS_ENV, "")
-        if executor == "serial":
-            _run_serial(batch, settings, scorer)
-        elif executor == "local":
-            _run_local(batch, settings, scorer, workers, threads, faults)
-        else:
-            from highlights.ray_executor import run_ray
+        try:
+            if executor == "serial":
+                _run_serial(batch, settings, scorer)
+            elif executor == "local":
+                _run_local(batch, settings, scorer, workers, threads, faults)
+            else:
+                from highlights.ray_executor import run_ray
 
-            run_ray(batch, settings, scorer, options, faults)
+                run_ray(batch, settings, scorer, options, faults)
+        except BaseException as stop:
+            # Stopped before its end: Ctrl-C, SIGTERM (a systemd stop or timeout; the CLI turns
+            # it into SystemExit), or nothing could run (the models cannot be loaded). The record
+            # says so with what was done, rather than staying 'running' like a killed run's.
+            status = "failed" if isinstance(stop, Exception) else "interrupted"
+            _finish_run_record(store, options, [results[i] for i in sorted(results)], started, status, retries=0)
+            raise
         ordered = [results[i] for i in range(len(wanted))]
         elapsed = time.monotonic() - started
         summary = run_summary(ordered, elapsed)
-        if store is not None:
-            versions = next((r.versions for r in ordered if r.versions), {})
-            try:
-                retry_transient(lambda: store.finish_run(options.run_id, finished_at=datetime.now(timezone.utc),
-                                                         counts=summary["counts"], versions=versions,
-                                                         lessons_per_minute=summary["lessons_per_minute"]),
-                                retries=options.retries, what="run record")
-            except Exception as error:  # noqa: BLE001 - the lessons are done; say so, do not crash
-                log.error("run %s: the run record could not be finished: %s", options.run_id, type(error).__name__)
+        _finish_run_record(store, options, ordered, started, "finished", retries=options.retries)
         log.info("run %s: finished in %.1f s, %s", options.run_id, elapsed,
                  ", ".join(f"{n} {s}" for s, n in sorted(summary["counts"].items())),
                  extra={"event": "run_finished", "duration_s": round(elapsed, 3)})
     return ordered
+
+
+def _finish_run_record(store: Any, options: BatchOptions, results: Sequence[LessonResult], started: float,
+                       status: str, *, retries: int) -> None:
+    """Complete the run's row in ``highlight_runs`` with ``status`` and the counts of ``results``;
+    a database error is logged, never raised (the lessons are recorded already)."""
+    if store is None:
+        return
+    summary = run_summary(results, time.monotonic() - started)
+    versions = next((r.versions for r in results if r.versions), {})
+    try:
+        retry_transient(lambda: store.finish_run(options.run_id, finished_at=datetime.now(timezone.utc),
+                                                 counts=summary["counts"], versions=versions,
+                                                 lessons_per_minute=summary["lessons_per_minute"], status=status),
+                        retries=retries, what="run record")
+    except Exception as error:  # noqa: BLE001 - the lessons are done; say so, do not crash
+        log.error("run %s: the run record could not be finished: %s", options.run_id, type(error).__name__)
 
 
 def _first_line(message: str) -> str:

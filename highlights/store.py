@@ -213,18 +213,24 @@ class LessonTotals(Base):
 COLUMNS = [c.name for c in LessonHighlight.__table__.columns]
 
 RUN_COUNT_COLUMNS = ("ok", "no_highlight", "no_lesson", "failed", "busy", "withdrawn", "skipped")
+RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+"""A run's ``status``: ``running`` from its start (and for ever where it was killed with SIGKILL
+or its machine died), then ``finished``; ``interrupted`` where it was stopped (SIGTERM, Ctrl-C)
+and ``failed`` where nothing could run (the face models cannot be loaded), both with the counts
+of the lessons done by then."""
 
 
 class HighlightRun(Base):
     """One run of the job (``highlights run``); one row per run, written at its start and end.
 
-    A run killed before its end keeps ``status = 'running'`` and no ``finished_at``."""
+    A run killed with SIGKILL keeps ``status = 'running'`` and no ``finished_at``; see
+    :data:`RUN_STATUSES`."""
 
     __tablename__ = RUNS_TABLE
 
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     host: Mapped[str] = mapped_column(String(255), default="")
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running | finished
+    status: Mapped[str] = mapped_column(String(16), default="running")  # RUN_STATUSES
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -569,13 +575,16 @@ class ResultStore:
             ))
 
     def finish_run(self, run_id: str, *, finished_at: datetime, counts: dict[str, int], versions: dict[str, Any],
-                   lessons_per_minute: float) -> None:
-        """Complete the run's row: end time, counts per status, versions, lessons per minute."""
+                   lessons_per_minute: float, status: str = "finished") -> None:
+        """Complete the run's row: ``status`` (:data:`RUN_STATUSES`), end time, counts per status,
+        versions, lessons per minute."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status {status!r} is not one of {', '.join(RUN_STATUSES)}")
         table = HighlightRun.__table__
         values = {name: int(counts.get(name, 0)) for name in RUN_COUNT_COLUMNS}
         with self.engine.begin() as connection:
             connection.execute(table.update().where(table.c.run_id == run_id).values(
-                status="finished", finished_at=finished_at, versions=versions,
+                status=status, finished_at=finished_at, versions=versions,
                 code_version=str(versions.get("highlights", "")), lessons_per_minute=lessons_per_minute, **values,
             ))
 

@@ -502,6 +502,61 @@ def test_a_worker_dies_with_its_parent_instead_of_finishing_its_lesson(videos, t
                 pass
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_stops_a_run_its_workers_and_records_it_interrupted(videos, tmp_path: Path) -> None:
+    """`systemctl stop` (or a unit's timeout) sends SIGTERM: the run stops its workers, exits 143
+    and its record says `interrupted` with an end time, instead of dying with `running` for ever."""
+    root = tmp_path / "rec"
+    manifest = write_manifest(root, lesson_rows(videos, root, "L-1") + lesson_rows(videos, root, "L-2", student="shy"))
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIGHLIGHTS_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env[FAULTS_ENV] = "L-2=hang"
+    command = [sys.executable, "-c", "from highlights.cli import main; main()", "run", str(manifest), "--out", str(out),
+               "--workers", "1", "--no-progress"]
+    parent = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    worker = None
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and parent.poll() is None:
+            if (out / "L-1" / "result.json").exists():  # L-1 done: the worker now hangs in L-2
+                workers = [pid for pid in _children(parent.pid)
+                           if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+                if workers:
+                    worker = workers[0]
+                    break
+            time.sleep(0.1)
+        assert worker is not None, "the worker never reached the second lesson"
+        time.sleep(1.0)
+        os.kill(parent.pid, signal.SIGTERM)  # the parent only, as systemd's first signal reaches it
+        _, stderr = parent.communicate(timeout=60)
+        assert parent.returncode == 143, stderr
+        assert b"SIGTERM: stopping the run" in stderr
+        assert not Path(f"/proc/{worker}").exists() or \
+            Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    finally:
+        for pid in filter(None, [worker, parent.pid]):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    [run] = run_record(Settings(out_dir=out))
+    assert run["status"] == "interrupted" and run["finished_at"] is not None
+    assert run["ok"] + run["no_highlight"] == 1  # L-1, done before the signal
+
+
+def test_a_run_whose_workers_cannot_load_the_models_is_recorded_failed(videos, tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    manifest = write_manifest(root, lesson_rows(videos, root, "L-1"))
+    bad = tmp_path / "age.pt"
+    bad.write_text("not a weights file\n")
+    settings = Settings(out_dir=tmp_path / "out", age_weights=bad)
+    with pytest.raises(RuntimeError, match="the face models cannot be loaded"):
+        run_manifest(manifest, settings, batch=BatchOptions(workers=1))
+    [run] = run_record(settings)
+    assert run["status"] == "failed" and run["finished_at"] is not None  # it stayed "running"
+
+
 def test_a_row_that_cannot_be_written_marks_result_json_failed_only_while_it_is_still_the_workers(tmp_path: Path) -> None:
     """The parent replaces a worker's ``result.json`` by ``failed`` when the lesson's row could not
     be written, so the next run redoes it; but only under the lesson's lock, and never over the
