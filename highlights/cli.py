@@ -33,6 +33,13 @@ class UnusableInput(click.ClickException):
     exit_code = 2
 
 
+class UnusableWeights(click.ClickException):
+    """A model weights file that is set (``smile_weights``, ``age_weights``) is missing or is no
+    weights file: a bad setting, exit status 2, before any lesson runs."""
+
+    exit_code = 2
+
+
 class UnusableOutput(click.ClickException):
     """The output folder cannot be created or written: exit status 2, like a usage error."""
 
@@ -115,6 +122,20 @@ class _OutFolder(click.Path):
         return super().convert(value, param, ctx)
 
 
+def _check_weights(settings: Any) -> None:
+    """Weights set by the config or the environment are loaded once here, so that a wrong path
+    or a file that is no weights file is a bad setting (exit 2, before any lesson) rather than
+    every worker failing to start. The shipped weights are checked by the workers as before."""
+    from highlights.faces.models import WeightsError, load_face_model
+
+    for task, path in (("smile", settings.smile_weights), ("age", settings.age_weights)):
+        if path is not None:
+            try:
+                load_face_model(task, path)
+            except WeightsError as error:
+                raise UnusableWeights(str(error)) from error
+
+
 def _exit_on_sigterm() -> Any:
     """SIGTERM (``systemctl stop``, a unit's timeout, ``kill``) ends the run as Ctrl-C would:
     the workers are stopped and the run's record says ``interrupted`` with what was done, exit
@@ -175,6 +196,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     from highlights.pipeline import Progress, manifest_problems, run_manifest
     from highlights.recordings import InputError, read_manifest
     from highlights.store import StoreError
+    from highlights.faces.models import WeightsError
 
     if log_format == "json":  # a machine reads it: the run's events (info) unless -v asked for more
         level = logging.getLogger().level
@@ -191,6 +213,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
         raise click.UsageError(str(error)) from error
     database = _database_option(settings.database_url)
     _check_out_dir(Path(settings.out_dir))
+    _check_weights(settings)
     try:
         parsed = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
     except InputError as error:
@@ -229,7 +252,9 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
             results = run_manifest(parsed, settings, list(lesson_ids) or None, progress=_Timed(), batch=batch)
     except StoreError as error:  # the database cannot be opened: nothing can be recorded
         raise click.ClickException(str(error)) from error
-    except Exception as error:  # models unusable: nothing can run
+    except WeightsError as error:  # a weights setting that names no usable file
+        raise UnusableWeights(str(error)) from error
+    except Exception as error:  # nothing can run
         raise click.ClickException(f"{type(error).__name__}: {error}") from error
     finally:
         signal.signal(signal.SIGTERM, previous_term)

@@ -680,3 +680,19 @@ def test_a_withdrawal_between_the_runs_check_and_its_lock_sticks(videos, tmp_pat
     assert withdrawn and result.status == "withdrawn" and result.skipped
     assert read_result(folder).status == "withdrawn" and gifs_in(folder) == []
     assert db_row(settings, "L-1001")[0]["status"] == "withdrawn"
+
+
+@pytest.mark.parametrize("problem", ["missing", "not weights"])
+def test_a_weights_setting_that_names_no_usable_file_is_a_bad_setting(videos, tmp_path: Path, clean_env, problem) -> None:
+    # It used to reach the workers, which could not start: exit 1, "the face models cannot be
+    # loaded", and a run record marked failed, where the README promises exit 2 for a bad setting.
+    root = tmp_path / "rec"
+    manifest = write_manifest(root, lesson_rows(videos, root, "L-1001"))
+    weights = tmp_path / "age-school.pt"
+    if problem == "not weights":
+        weights.write_text("not a weights file\n")
+    outcome = clean_env.invoke(main, ["run", str(manifest), "--out", str(tmp_path / "out"), "--no-progress"],
+                               env={"HIGHLIGHTS_AGE_WEIGHTS": str(weights)})
+    assert outcome.exit_code == 2, outcome.output
+    assert "age model weights" in outcome.output and "age-school.pt" in outcome.output
+    assert not (tmp_path / "out" / "L-1001").exists()  # no lesson ran
