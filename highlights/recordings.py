@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -215,7 +216,7 @@ def read_manifest(
     zone = _zone(timezone)
     lessons: dict[str, LessonInput] = {}
     problems: list[InputProblem] = []
-    seen_paths: dict[Path, tuple[int, str]] = {}  # file: (row, lesson) of its first mention
+    seen_files: dict[object, tuple[int, str, str]] = {}  # file identity: (row, lesson, name) of its first mention
 
     for row_no, values, error in _rows(path, required=MANIFEST_COLUMNS):
         raw_id = values.get("lesson_id", "").strip() if values else ""
@@ -230,18 +231,22 @@ def read_manifest(
         recording, errors = _recording(path, row_no, lesson_id, values, zone)
         if recording is not None:
             # A file is one person's camera in one lesson: listed again (any role, any lesson) is a mistake.
-            if recording.path in seen_paths:
-                first_row, first_lesson = seen_paths[recording.path]
-                errors.append(f"{recording.path.name} is listed twice (also row {first_row})")
+            identity = _file_identity(recording.path)
+            if identity in seen_files:
+                first_row, first_lesson, first_name = seen_files[identity]
+                name = recording.path.name
+                errors.append(f"{name} is listed twice (also row {first_row})" if name == first_name
+                              else f"{name} is the same file as {first_name} (row {first_row})")
                 if first_lesson != lesson_id:
                     # Which of the two lessons the file belongs to is unknown: the first mention
                     # must not win (a typo in one lesson's row would give it another child's
                     # face, and the outcome would hang on the order of the rows). Both fail.
+                    again = "" if name == first_name else f" as {name}"
                     lessons[first_lesson].problems.append(InputProblem(
                         path, first_row, first_lesson,
-                        f"{recording.path.name} is listed again for lesson {lesson_id} (row {row_no})"))
+                        f"{first_name} is listed again for lesson {lesson_id} (row {row_no}{again})"))
             else:
-                seen_paths[recording.path] = (row_no, lesson_id)
+                seen_files[identity] = (row_no, lesson_id, recording.path.name)
         lesson.problems += [InputProblem(path, row_no, lesson_id, message) for message in errors]
         if recording is not None and not errors:
             lesson.recordings.append(recording)
@@ -256,6 +261,17 @@ def read_manifest(
     if unattributed_here:
         log.warning("%s: %d row(s) belong to no valid lesson", path.name, unattributed_here)
     return manifest
+
+
+def _file_identity(path: Path) -> object:
+    """What tells two manifest rows name the same file: its device and inode where it can be
+    read, so that a hard link (another name for the same file, which resolving the path does not
+    reveal) is caught like the same path written twice; else the path itself."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return Path(os.path.abspath(path))
+    return (status.st_dev, status.st_ino)
 
 
 def read_lessons_file(path: Path | str) -> tuple[dict[str, LessonInfo], list[InputProblem]]:

@@ -376,6 +376,21 @@ def test_a_recording_listed_for_two_lessons_fails_both_whatever_the_order(folder
         assert not manifest.lessons["L-1"].ok and not manifest.lessons["L-2"].ok
 
 
+def test_a_recording_listed_for_two_lessons_under_another_name_fails_both(folder: Path):
+    # A second name for the same file (a hard link, as copy jobs and backups make) was taken for
+    # another recording: both lessons ran, one with the other's child. (Symbolic links were
+    # caught already: paths are resolved.)
+    (folder / "L-2" / "camera.webm").hardlink_to(folder / "L-1" / "student.webm")
+    manifest = read_manifest(write_csv(
+        folder, f"L-1,student,L-1/student.webm,{T0},{T1}", f"L-1,teacher,L-1/teacher.mp4,{T0},{T1}",
+        f"L-2,student,L-2/camera.webm,{T0},{T1}", f"L-2,teacher,L-2/teacher.mp4,{T0},{T1}",
+    ))
+    assert problems(manifest.lessons["L-1"]) == [
+        "manifest.csv row 2 (lesson L-1): student.webm is listed again for lesson L-2 (row 4 as camera.webm)"]
+    assert problems(manifest.lessons["L-2"]) == [
+        "manifest.csv row 4 (lesson L-2): camera.webm is the same file as student.webm (row 2)"]
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
