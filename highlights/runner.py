@@ -336,6 +336,9 @@ def run_stages(c: LessonRun) -> LessonResult:
 
     plan = produce(c, TIMELINE)
     resolved, timeline = plan.lesson, plan.timeline
+    for warning in map(str, resolved.warnings[len(lesson.warnings):]):  # the plan's own: nested recordings
+        log.warning("lesson %s: %s", lesson.lesson_id, warning)
+        warnings.append(warning)  # base's list: every result from here on carries it
     base.update(lesson=timeline.bounds(), disconnects=timeline.disconnect_counts())
     if timeline.status != "ok":
         # No lesson, but the report still shows both cameras: the data team sees why.

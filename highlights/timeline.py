@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -321,6 +321,7 @@ def plan_lesson(
             lesson = resolve_end_times(lesson)
         except (RecordingError, OSError) as error:
             return LessonPlan(lesson, "failed", _unreadable(lesson, error), None, (), fps, gap_tolerance_s)
+    lesson = _with_nested_recording_warnings(lesson)
     timeline = lesson_timeline(lesson, gap_tolerance_s)
     if timeline.duration_s is not None and timeline.duration_s > MAX_LESSON_S:
         # Each row is checked, but many long segments still add up: no sample list that long.
@@ -328,6 +329,29 @@ def plan_lesson(
     status: PlanStatus = "ok" if timeline.status == "ok" else "no_lesson"
     points = tuple(sample_points(timeline, lesson.recordings, fps))
     return LessonPlan(lesson, status, timeline.reason, timeline, points, fps, gap_tolerance_s)
+
+
+def _with_nested_recording_warnings(lesson: LessonInput) -> LessonInput:
+    """``lesson`` with a warning for each recording that lies wholly within another of the same
+    role. A reconnect overlaps the old connection briefly; one camera's recording inside another's
+    is two cameras at once (a phone joined beside the laptop) or a copy exported twice: while both
+    run the later-started one is sampled (:func:`covering_recording`), which may not be the
+    camera the child sits at. It is not an error (the lesson is still sampled), but it used to
+    pass without a word."""
+    notes = []
+    recordings = sorted(lesson.recordings, key=lambda r: (r.started_at, -(r.ended_at or r.started_at).timestamp()))
+    for index, inner in enumerate(recordings):
+        for outer in recordings[:index]:
+            if (outer.role == inner.role and outer.ended_at is not None and inner.ended_at is not None
+                    and outer.started_at <= inner.started_at and inner.ended_at <= outer.ended_at):
+                notes.append(InputProblem(
+                    inner.source.file, inner.source.row, lesson.lesson_id,
+                    f"{inner.role} recording {inner.path.name} lies wholly within {outer.path.name} "
+                    f"({outer.source}): two cameras at once, or one exported twice? While both run, the "
+                    "one that started later is sampled" if inner.role == "student" else
+                    f"{inner.role} recording {inner.path.name} lies wholly within {outer.path.name} ({outer.source})"))
+                break
+    return replace(lesson, warnings=[*lesson.warnings, *notes]) if notes else lesson
 
 
 def plan_manifest(

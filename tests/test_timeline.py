@@ -202,6 +202,18 @@ def test_sample_points_take_the_later_started_recording_where_two_overlap():
     assert all(p.source.name == "new.webm" and p.offset_s == p.t - 10 for p in points if p.t >= 10)
 
 
+def test_a_student_recording_wholly_within_another_is_sampled_and_warned_about():
+    # Two cameras at once (a phone beside the laptop) or a copy exported twice: it used to pass
+    # without a word, the inner one's frames standing in for the other's while both ran.
+    recordings = [recording("student", 0, 60, "laptop.webm"), recording("student", 20, 40, "phone.webm"),
+                  recording("teacher", 0, 60), recording("student", 60, 80, "reconnect.webm")]
+    plan = plan_lesson(lesson(*recordings))
+    assert plan.status == "ok" and len(plan.points) == 60
+    [warning] = [str(w) for w in plan.lesson.warnings]
+    assert "phone.webm lies wholly within laptop.webm" in warning and "the one that started later is sampled" in warning
+    assert plan_lesson(lesson(*recordings[2:], recording("student", 0, 61, "laptop.webm"))).lesson.warnings == []
+
+
 def test_sample_points_count_from_the_lesson_start_not_the_recording_start():
     recordings = [recording("student", 0, 100), recording("teacher", 30, 100)]
     points = sample_points(lesson_timeline(lesson(*recordings)), recordings)
