@@ -389,6 +389,7 @@ def _decoded(
         except (av.FFmpegError, EOFError):
             return
         stats.frames += len(frames)
+        stats.corrupt_frames += sum(frame.is_corrupt for frame in frames)
         if skipper is not None:
             skipper.decoded(frames)
         yield from frames
