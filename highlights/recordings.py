@@ -103,16 +103,18 @@ def recording_of_frame(
     """The student recording a sampled frame came from, given what an artifact stores of it: the
     file's name, the frame's instant ``at`` and its ``offset_s`` into the file. Two recordings of
     one lesson may share a name in different folders (``conn-1/student.webm``,
-    ``conn-2/student.webm``): the one that started ``offset_s`` before ``at`` is the frame's. None
-    when no student recording of that name started there, or when the name alone is ambiguous and
-    no start matches."""
+    ``conn-2/student.webm``): the one that started ``offset_s`` before ``at`` is the frame's; where
+    several did (a copy exported twice), the one sampling chose
+    (:func:`highlights.timeline.covering_recording`: the later start, the first listed on a tie).
+    None when no student recording of that name started there, or when the name alone is
+    ambiguous and no start matches."""
     name = Path(name).name
     named = [r for r in recordings if r.role == "student" and Path(r.path).name == name]
     started = at - timedelta(seconds=float(offset_s))
     timed = [r for r in named if abs((r.started_at - started).total_seconds()) <= SAME_FRAME_TOLERANCE_S]
-    if len(timed) == 1:
-        return timed[0]
-    return named[0] if len(named) == 1 and not timed else None
+    if timed:
+        return max(timed, key=lambda r: r.started_at)  # max keeps the first of equals
+    return named[0] if len(named) == 1 else None
 
 
 @dataclass(frozen=True)

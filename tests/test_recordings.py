@@ -675,3 +675,19 @@ def test_recording_of_frame_tells_same_named_segments_apart_by_their_start() -> 
     assert recording_of_frame("late.webm", at, 0.2, recordings) is other  # the one of its name
     assert recording_of_frame("gone.webm", at, 0.0, recordings) is None
     assert recording_of_frame("student.webm", t0 + timedelta(seconds=35), 5.0, [teacher]) is None  # students only
+
+
+def test_recording_of_frame_picks_what_sampling_picked_where_two_same_named_copies_start_together() -> None:
+    # A copy exported twice (same name, same start, other folder): its frames could not be placed
+    # again, so a resumed run failed the GIF stage of a lesson that had run.
+    from highlights.recordings import Recording, SourceRow, recording_of_frame
+    from highlights.timeline import covering_recording
+
+    t0 = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
+    row = SourceRow(Path("manifest.csv"), 2)
+    end = t0 + timedelta(seconds=600)
+    first = Recording("L-1", "student", Path("/rec/student.webm"), t0, end, row)
+    copy = Recording("L-1", "student", Path("/rec/again/student.webm"), t0, end, row)
+    at = t0 + timedelta(seconds=42)
+    for recordings in ([first, copy], [copy, first]):
+        assert recording_of_frame("student.webm", at, 42.0, recordings) is covering_recording(recordings, at) is recordings[0]

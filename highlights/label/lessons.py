@@ -238,7 +238,11 @@ def recordings_by_lesson(manifests: Sequence[Path], timezone: str | None = None)
     for manifest_path in manifests:
         manifest = read_manifest(manifest_path, timezone=timezone)
         for lesson_id, lesson in manifest.lessons.items():
-            found.setdefault(lesson_id, []).extend(r for r in lesson.recordings if r.role == "student")
+            known = found.setdefault(lesson_id, [])
+            # The same manifest given twice (a glob that overlaps) must not make a recording
+            # ambiguous with itself: its frames could not be placed.
+            paths = {r.path for r in known}
+            known.extend(r for r in lesson.recordings if r.role == "student" and r.path not in paths)
     return found
 
 
