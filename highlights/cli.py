@@ -143,6 +143,9 @@ def _exit_on_sigterm() -> Any:
     SIGKILL's. Returns the handler it replaced."""
 
     def stop(signum: int, frame: Any) -> None:
+        # Once: a second SIGTERM while the workers are being stopped and the record written
+        # would cut that short and leave the record 'running' (systemd sends SIGKILL in the end).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log.warning("SIGTERM: stopping the run; the lessons not finished are done by the next one")
         raise SystemExit(128 + signum)
 
@@ -196,7 +199,6 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     from highlights.pipeline import Progress, manifest_problems, run_manifest
     from highlights.recordings import InputError, read_manifest
     from highlights.store import StoreError
-    from highlights.faces.models import WeightsError
 
     if log_format == "json":  # a machine reads it: the run's events (info) unless -v asked for more
         level = logging.getLogger().level
@@ -252,9 +254,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
             results = run_manifest(parsed, settings, list(lesson_ids) or None, progress=_Timed(), batch=batch)
     except StoreError as error:  # the database cannot be opened: nothing can be recorded
         raise click.ClickException(str(error)) from error
-    except WeightsError as error:  # a weights setting that names no usable file
-        raise UnusableWeights(str(error)) from error
-    except Exception as error:  # nothing can run
+    except Exception as error:  # nothing can run (the shipped weights cannot be loaded)
         raise click.ClickException(f"{type(error).__name__}: {error}") from error
     finally:
         signal.signal(signal.SIGTERM, previous_term)

@@ -317,24 +317,24 @@ def run_batch(
         log.info("run %s: %d lessons, executor %s, %d workers x %d threads", options.run_id, len(wanted), executor,
                  workers, threads, extra={"event": "run_started"})
         results: dict[int, LessonResult] = {}
-        tasks: list[_Task] = []
-        for index, lesson_id in enumerate(wanted):
-            lesson = manifest.lessons.get(lesson_id)
-            if lesson is None:
-                now = utc_now_iso()
-                results[index] = LessonResult(
-                    lesson_id, "failed", reason=f"lesson {lesson_id}: not in manifest {Path(manifest.path).name}",
-                    started_at=now, finished_at=now,
-                )
-            else:
-                tasks.append(_Task(lesson, index))
-        progress.batch_started(len(wanted))
-        batch = _Batch(tasks, options, store, progress, results)
-        for index, result in sorted(results.items()):
-            progress.lesson_started(result.lesson_id, index, len(wanted))
-            progress.lesson_finished(result)
-        faults = os.environ.get(FAULTS_ENV, "")
         try:
+            tasks: list[_Task] = []
+            for index, lesson_id in enumerate(wanted):
+                lesson = manifest.lessons.get(lesson_id)
+                if lesson is None:
+                    now = utc_now_iso()
+                    results[index] = LessonResult(
+                        lesson_id, "failed", reason=f"lesson {lesson_id}: not in manifest {Path(manifest.path).name}",
+                        started_at=now, finished_at=now,
+                    )
+                else:
+                    tasks.append(_Task(lesson, index))
+            progress.batch_started(len(wanted))
+            batch = _Batch(tasks, options, store, progress, results)
+            for index, result in sorted(results.items()):
+                progress.lesson_started(result.lesson_id, index, len(wanted))
+                progress.lesson_finished(result)
+            faults = os.environ.get(FAULTS_ENV, "")
             if executor == "serial":
                 _run_serial(batch, settings, scorer)
             elif executor == "local":
@@ -345,8 +345,9 @@ def run_batch(
                 run_ray(batch, settings, scorer, options, faults)
         except BaseException as stop:
             # Stopped before its end: Ctrl-C, SIGTERM (a systemd stop or timeout; the CLI turns
-            # it into SystemExit), or nothing could run (the models cannot be loaded). The record
-            # says so with what was done, rather than staying 'running' like a killed run's.
+            # it into SystemExit), or an error that ended the whole run (the models cannot be
+            # loaded, workers that keep dying). The record says so with what was done, rather
+            # than staying 'running' like a killed run's.
             status = "failed" if isinstance(stop, Exception) else "interrupted"
             _finish_run_record(store, options, [results[i] for i in sorted(results)], started, status, retries=0)
             raise
@@ -523,7 +524,10 @@ class _PipeProgress:
 def _worker_main(conn: Connection, settings: Any, scorer_blob: bytes | None, threads: int,
                  log_setup: dict[str, Any] | None, faults: str) -> None:
     """A local worker: load the models once, then run the lessons the parent sends, one at a time."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C and SIGTERM (systemd signals the whole unit at once) are the parent's to handle: it
+    # stops the workers and records the run; a worker killed by them would count as a crash.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     exit_with_parent()
     setup_worker(threads, log_setup)
     from highlights.pipeline import run_lesson

@@ -330,7 +330,7 @@ def run_stages(c: LessonRun) -> LessonResult:
     if lesson.problems:
         reason = "; ".join(str(problem) for problem in lesson.problems)
         return LessonResult(status="failed", reason=f"lesson {lesson.lesson_id}: {reason}", **base)
-    kept = _keep_published(c, _input_doubt(c))
+    kept = _keep_published(c, _input_doubt(c), warnings)
     if kept is not None:
         return kept
 
@@ -351,7 +351,7 @@ def run_stages(c: LessonRun) -> LessonResult:
     kept_frames = _kept_frames()  # the likely GIF frames, so the GIF stage need not decode them again
     scores = produce(c, SCORES, plan, kept_frames)
     c.sampled_frames = _sampled_count(scores)
-    kept = _keep_published(c, _short_decode(c, len(plan.points)))
+    kept = _keep_published(c, _short_decode(c, len(plan.points)), warnings)
     if kept is not None:
         return kept
     base["scores"] = SCORES_FILE
@@ -428,13 +428,14 @@ def _short_decode(c: LessonRun, planned: int) -> str | None:
     return None
 
 
-def _keep_published(c: LessonRun, doubt: str | None) -> LessonResult | None:
+def _keep_published(c: LessonRun, doubt: str | None, warnings: list[str]) -> LessonResult | None:
     """A ``failed`` result that keeps the lesson's published highlight (GIF, ``ok`` row and
     ``result.json``) when its input looks incomplete (``doubt``: :func:`_input_doubt`, checked
     before any stage, so nothing in the lesson's folder changes; :func:`_short_decode`, checked
     after the scores stage, which leaves its own files): whatever this run would find, a bad row
     or a cut file spoils its own lesson's rerun only, and a published highlight is never replaced
-    or withdrawn on such input (withdrawing takes ``highlights withdraw``)."""
+    or withdrawn on such input (withdrawing takes ``highlights withdraw``). ``warnings``: the
+    run's so far (the lesson's rows', then the plan's)."""
     if doubt is None or not c.published:
         return None
     lesson_id = c.lesson.lesson_id
@@ -442,7 +443,7 @@ def _keep_published(c: LessonRun, doubt: str | None) -> LessonResult | None:
               f"(fix the input and rerun, or withdraw it with `highlights withdraw {lesson_id}`)")
     log.warning("%s", reason)
     return LessonResult(lesson_id, "failed", reason=reason, versions=c.versions, fingerprint=c.keys.overall,
-                        folder=c.folder, warnings=[str(w) for w in c.lesson.warnings])
+                        folder=c.folder, warnings=list(warnings))
 
 
 # --------------------------------------------------------------------------- helpers of the stages

@@ -216,8 +216,8 @@ RUN_COUNT_COLUMNS = ("ok", "no_highlight", "no_lesson", "failed", "busy", "withd
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
 """A run's ``status``: ``running`` from its start (and for ever where it was killed with SIGKILL
 or its machine died), then ``finished``; ``interrupted`` where it was stopped (SIGTERM, Ctrl-C)
-and ``failed`` where nothing could run (the face models cannot be loaded), both with the counts
-of the lessons done by then."""
+and ``failed`` where an error ended the whole run (the face models cannot be loaded, workers
+that keep dying), both with the counts of the lessons done by then."""
 
 
 class HighlightRun(Base):

@@ -348,7 +348,7 @@ def _with_nested_recording_warnings(lesson: LessonInput) -> LessonInput:
                     inner.source.file, inner.source.row, lesson.lesson_id,
                     f"{inner.role} recording {inner.path.name} lies wholly within {outer.path.name} "
                     f"({outer.source}): two cameras at once, or one exported twice? While both run, the "
-                    "one that started later is sampled" if inner.role == "student" else
+                    "one that started later is sampled (the one listed first where they start together)" if inner.role == "student" else
                     f"{inner.role} recording {inner.path.name} lies wholly within {outer.path.name} ({outer.source})"))
                 break
     return replace(lesson, warnings=[*lesson.warnings, *notes]) if notes else lesson

@@ -537,3 +537,23 @@ def test_a_lesson_with_unreadable_scores_is_left_out_and_unchanged_lessons_are_n
     before = labeller.lesson("label-a")
     labeller.reload()
     assert labeller.lesson("label-a") is before
+
+
+def test_frame_labels_and_the_page_state_in_a_folder_that_cannot_be_written_answer_json(labeller, tmp_path, monkeypatch):
+    """The two other writes of the page: a bare 500 and a traceback with the folder's path before."""
+    import json
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(labeller.store.root / "frames" / "x.jpg"))
+
+    monkeypatch.setattr(labeller.store, "write_frame", refuse)
+    monkeypatch.setattr(labeller.store, "save_state", refuse)
+    headers = {"Content-Type": "application/json"}
+    with _Server(labeller) as base:
+        body = json.dumps({"lesson_id": "label-a", "start": 0, "end": 3, "label": 1}).encode()
+        status, answer, _ = _request(f"{base}/api/frame-labels", body, headers)
+        assert status == 507, answer
+        error = json.loads(answer)["error"]
+        assert error.startswith("the labels folder cannot be written (Permission denied: x.jpg)") and "no frame" in error
+        status, answer, _ = _request(f"{base}/api/state", b'{"lesson": "label-a"}', headers)
+        assert status == 507 and str(tmp_path) not in json.loads(answer)["error"]

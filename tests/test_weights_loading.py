@@ -208,3 +208,24 @@ def test_a_file_that_is_no_weights_file_is_named_on_one_line_that_says_so(tmp_pa
 def test_a_folder_given_as_weights_is_called_a_folder(tmp_path):
     with pytest.raises(WeightsError, match=r"not found: .* is a folder"):
         load_face_model("age", tmp_path)
+
+
+def test_a_weights_file_this_user_cannot_read_is_named_on_one_line(tmp_path, monkeypatch):
+    # A root-owned 0600 file and a service user: a PermissionError traceback before. (Raised by
+    # hand: the tests may run as root, who reads any file.)
+    path = tmp_path / "age.pt"
+    path.write_bytes(b"x")
+
+    def refuse(_path):
+        raise PermissionError(13, "Permission denied", str(_path))
+
+    monkeypatch.setattr(models, "file_sha256", refuse)
+    with pytest.raises(WeightsError, match=r"age model weights .*age\.pt cannot be read: Permission denied$"):
+        load_face_model("age", path)
+
+
+def test_a_weights_file_without_its_threshold_is_no_weights_file(tmp_path):
+    path = tmp_path / "age.pt"
+    torch.save({"state_dict": models.FaceCNN().state_dict(), "meta": {"task": "age"}}, path)
+    with pytest.raises(WeightsError, match=r"cannot be loaded: not a usable weights file .*KeyError"):
+        load_face_model("age", path)

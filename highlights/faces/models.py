@@ -170,7 +170,10 @@ def load_face_model(
     path = Path(path) if path is not None else shipped_weights_path(task)
     if not path.is_file():
         raise WeightsError(f"{task} model weights not found: {path}" + (" is a folder" if path.is_dir() else ""))
-    actual = file_sha256(path)
+    try:
+        actual = file_sha256(path)
+    except OSError as error:  # not readable by this user (a root-owned 0600 file): one line, not a traceback
+        raise WeightsError(f"{task} model weights {path} cannot be read: {error.strerror or type(error).__name__}") from error
     expected = expected_sha256 or shipped_checksum(path)
     if expected is not None and actual != expected:
         raise WeightsError(
@@ -182,6 +185,7 @@ def load_face_model(
         meta = dict(payload["meta"])
         network = FaceCNN(widths=tuple(meta.get("widths", (32, 64, 128, 128))))
         network.load_state_dict(payload["state_dict"])
+        threshold = float(meta["threshold"])
     except Exception as error:  # noqa: BLE001 - any unpickling/shape error means a bad file
         # torch's own text can run to many lines and advise weights_only=False (running code from
         # the file): one line, the error's kind first (a bare KeyError says only 'meta').
@@ -194,4 +198,4 @@ def load_face_model(
     if meta.get("task") != task:
         raise WeightsError(f"{path} holds a {meta.get('task')!r} model, not a {task!r} model")
     network.eval()
-    return FaceModel(task, network, float(meta["threshold"]), meta, path, actual)
+    return FaceModel(task, network, threshold, meta, path, actual)

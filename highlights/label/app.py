@@ -103,7 +103,10 @@ class _Guard:
         await self.app(scope, receive, send_with_headers)
 
 
-def _error(error: Exception) -> JSONResponse:
+SAVE_AGAIN = "nothing of this batch was lost: fix the folder and save again"
+
+
+def _error(error: Exception, after_write_error: str = SAVE_AGAIN) -> JSONResponse:
     if isinstance(error, LabelRequestError):
         return JSONResponse({"error": str(error)}, status_code=400)
     if isinstance(error, LessonError):
@@ -112,8 +115,7 @@ def _error(error: Exception) -> JSONResponse:
         return JSONResponse({"error": f"cannot read the recording: {error}"}, status_code=500)
     if isinstance(error, OSError):  # the labels folder: permissions, a full disk
         name = Path(str(error.filename)).name if error.filename is not None else "the labels folder"
-        message = (f"the labels folder cannot be written ({error.strerror or type(error).__name__}: {name}); "
-                   "nothing of this batch was lost: fix the folder and save again")
+        message = f"the labels folder cannot be written ({error.strerror or type(error).__name__}: {name}); {after_write_error}"
         log.warning("%s", message)  # the file's name only: the folder's path stays out of logs
         return JSONResponse({"error": message}, status_code=507)
     raise error
@@ -223,15 +225,19 @@ def create_app(labeller: Labeller, token: str | None = None, allowed_hosts: list
             ))  # fmt: skip
         except (LabelRequestError, LessonError, RecordingError) as error:
             return _error(error)
+        except OSError as error:
+            return _error(error, "no frame was labelled: fix the folder and try again")
 
     async def state(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
 
         try:
             body = await _json(request)
+            await run_in_threadpool(labeller.save_state, body)
         except LabelRequestError as error:
             return _error(error)
-        await run_in_threadpool(labeller.save_state, body)
+        except OSError as error:
+            return _error(error, "the page's place was not saved (labels are saved apart)")
         return JSONResponse({"saved": True})
 
     routes = [
