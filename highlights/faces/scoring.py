@@ -239,11 +239,11 @@ class KeptFrames:
     """The frames most likely to be picked for the GIF, kept while scoring so that the GIF stage
     need not decode them again: the ``limit`` frames with the best-smiling child face (each
     frame's highest ``smile_prob`` among its ``is_child`` faces). Memory is bounded by ``limit``
-    frames whatever the lesson's length (64 x 0.9 MB at 640x480); a pick that is not here is read
-    from its recording (:meth:`get` returns None).
+    frames whatever the lesson's length (the job's: :data:`highlights.runner.KEPT_FRAMES`); a pick
+    that is not here is read from its recording (:meth:`get` returns None).
     """
 
-    def __init__(self, limit: int = 64) -> None:
+    def __init__(self, limit: int) -> None:
         import heapq
 
         self._heapq = heapq
