@@ -37,7 +37,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
 
 from highlights.boxes import Box, box_iou
 
@@ -252,6 +251,9 @@ def link_faces(scores: pd.DataFrame, options: TrackOptions | None = None) -> pd.
     boxes = order[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
     hashes = [str(h) if isinstance(h, str) else "" for h in order["crop_hash"]]
     confident = order["det_prob"].fillna(0).to_numpy(dtype=float) >= o.weak_det_prob
+    from scipy.optimize import linear_sum_assignment  # here: scipy costs 0.7 s to import, and the
+    # settings (which import this module for TrackOptions) are loaded by every command
+
     assigned = np.full(len(order), -1, dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, (frames[1:] != frames[:-1]) | (times[1:] != times[:-1])])
     live: list[_Live] = []
