@@ -434,6 +434,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _kill(*pids: int | None) -> None:
+    """SIGKILL to each process still there (a test's clean-up)."""
+    for pid in filter(None, pids):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
@@ -495,11 +504,7 @@ def test_a_worker_dies_with_its_parent_instead_of_finishing_its_lesson(videos, t
             pass
         assert state in ("", "Z"), f"the worker outlived its parent (state {state})"
     finally:
-        for pid in filter(None, [worker, parent.pid]):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill(worker, parent.pid)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -542,11 +547,7 @@ def test_sigterm_stops_a_run_its_workers_and_records_it_interrupted(videos, tmp_
         assert not Path(f"/proc/{worker}").exists() or \
             Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     finally:
-        for pid in filter(None, [worker, parent.pid]):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill(worker, parent.pid)
     [run] = run_record(Settings(out_dir=out))
     assert run["status"] == "interrupted" and run["finished_at"] is not None
     assert run["ok"] + run["no_highlight"] == 1  # L-1, done before the signal
