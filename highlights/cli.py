@@ -136,20 +136,29 @@ def _check_weights(settings: Any) -> None:
                 raise UnusableWeights(str(error)) from error
 
 
-def _exit_on_sigterm() -> Any:
+class _StopOnSigterm:
     """SIGTERM (``systemctl stop``, a unit's timeout, ``kill``) ends the run as Ctrl-C would:
     the workers are stopped and the run's record says ``interrupted`` with what was done, exit
     status 143. Without it the process died at once and its record stayed ``running``, like a
-    SIGKILL's. Returns the handler it replaced."""
+    SIGKILL's. ``install()`` returns the handler it replaced."""
 
-    def stop(signum: int, frame: Any) -> None:
+    def __init__(self) -> None:
+        self.received = False
+
+    def install(self) -> Any:
+        return signal.signal(signal.SIGTERM, self._stop)
+
+    def _stop(self, signum: int, frame: Any) -> None:
         # Once: a second SIGTERM while the workers are being stopped and the record written
         # would cut that short and leave the record 'running' (systemd sends SIGKILL in the end).
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.received = True
         log.warning("SIGTERM: stopping the run; the lessons not finished are done by the next one")
-        raise SystemExit(128 + signum)
+        raise SystemExit(EXIT_SIGTERM)
 
-    return signal.signal(signal.SIGTERM, stop)
+
+EXIT_SIGTERM = 128 + signal.SIGTERM
+"""The exit status of a run stopped by SIGTERM, as a shell reports a process it killed (143)."""
 
 
 @main.command("run")
@@ -248,7 +257,8 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     started = time.perf_counter()
-    previous_term = _exit_on_sigterm()
+    sigterm = _StopOnSigterm()
+    previous_term = sigterm.install()
     try:
         with logging_redirect_tqdm() if bar else nullcontext():
             results = run_manifest(parsed, settings, list(lesson_ids) or None, progress=_Timed(), batch=batch)
@@ -256,6 +266,10 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
         raise click.ClickException(str(error)) from error
     except Exception as error:  # nothing can run (the shipped weights cannot be loaded)
         raise click.ClickException(f"{type(error).__name__}: {error}") from error
+    except SystemExit:
+        if sigterm.received:  # Ray's wait turns the signal into an exit of its own, status 1
+            raise SystemExit(EXIT_SIGTERM) from None
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         if bar:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+import signal
+import threading
 import time
 from typing import Any
 
@@ -76,8 +78,15 @@ def run_ray(batch: _Batch, settings: Any, scorer: Any, options: BatchOptions, fa
     if not ray.is_initialized():
         # A cluster's address, or a local Ray for this run (the dashboard is not needed).
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+        previous_term = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         ray.init(address=options.ray_address, **kwargs)
         started_here = True
+        if previous_term is not None:
+            # ray.init takes SIGTERM over (a Python handler that exits with status 1, and abseil's
+            # that aborts the process 3 s later, with a stack dump, if shutting down takes
+            # longer): a `systemctl stop` ended in SIGABRT. Handing it back lets the run stop as
+            # with the local executor: workers stopped, record 'interrupted', exit 143.
+            signal.signal(signal.SIGTERM, previous_term)
     try:
         threads = options.threads or 1
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))

@@ -68,3 +68,37 @@ def test_ray_actor_crash_and_time_limit_fail_their_lesson_only(local_ray, videos
     assert results["L-lost-once"].status == "ok", results["L-lost-once"].reason
     assert results["L-stuck"].status == "failed" and "time limit of 20 s exceeded" in results["L-stuck"].reason
     assert results["L-ok"].status == "ok"
+
+
+def test_sigterm_stops_a_ray_run_with_exit_143_and_records_it_interrupted(videos, tmp_path: Path) -> None:
+    """ray.init takes SIGTERM over: the run used to end in Ray's own exit (status 1, or SIGABRT
+    with a stack dump when shutting down took over 3 s) instead of the local executor's 143."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "rec"
+    manifest = write_manifest(root, lesson_rows(videos, root, "L-1") + lesson_rows(videos, root, "L-2", student="shy"))
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIGHLIGHTS_")}
+    env["PYTHONPATH"] = str(TESTS.parent)
+    env[FAULTS_ENV] = "L-2=hang"
+    command = [sys.executable, "-c", "from highlights.cli import main; main()", "run", str(manifest), "--out", str(out),
+               "--executor", "ray", "--workers", "1", "--no-progress"]
+    parent = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and parent.poll() is None and not (out / "L-1" / "result.json").exists():
+            time.sleep(0.2)
+        assert (out / "L-1" / "result.json").exists(), "the first lesson never finished"
+        time.sleep(1.0)  # the actor now hangs in L-2
+        os.kill(parent.pid, signal.SIGTERM)
+        _, stderr = parent.communicate(timeout=120)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert parent.returncode == 143, stderr[-3000:]
+    assert b"SIGTERM: stopping the run" in stderr and b"SIGTERM received" not in stderr  # not abseil's
+    [run] = run_record(Settings(out_dir=out))
+    assert run["status"] == "interrupted" and run["ok"] + run["no_highlight"] == 1
