@@ -361,7 +361,7 @@ def run_manifest(
     for problem in manifest.problems:
         if getattr(problem, "lesson_id", None) is None:
             log.warning("%s: %s", _problem_label(manifest, problem), problem)
-    if not manifest.lessons and not manifest.problems:
+    if not manifest.lessons and not any(Path(p.file) == Path(manifest.path) for p in manifest.problems):
         # Not an error (a day without lessons), but a nightly export that failed looks the same.
         log.warning("manifest %s lists no recordings: no lesson to run", Path(manifest.path).name)
     wanted = list(dict.fromkeys(lesson_ids)) if lesson_ids else list(manifest.lessons)

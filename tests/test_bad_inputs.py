@@ -696,3 +696,13 @@ def test_a_weights_setting_that_names_no_usable_file_is_a_bad_setting(videos, tm
     assert outcome.exit_code == 2, outcome.output
     assert "age model weights" in outcome.output and "age-school.pt" in outcome.output
     assert not (tmp_path / "out" / "L-1001").exists()  # no lesson ran
+
+
+def test_a_manifest_with_only_its_header_warns_even_beside_a_lessons_file_with_a_bad_row(tmp_path: Path, caplog) -> None:
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("lesson_id,role,path,started_at,ended_at\n", encoding="utf-8")
+    lessons = tmp_path / "lessons.csv"
+    lessons.write_text("lesson_id,student_name,locale\nL-9,Ann,not a language tag!\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="highlights.pipeline"):
+        run_manifest(read_manifest(manifest, lessons_path=lessons), Settings(out_dir=tmp_path / "out"))
+    assert "manifest manifest.csv lists no recordings" in caplog.text
