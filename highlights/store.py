@@ -44,6 +44,7 @@ PostgreSQL's ``ON CONFLICT`` upsert never doubles a row.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -519,7 +520,23 @@ class ResultStore:
         """A driver's message about this database as it may be shown (a result's reason,
         ``last_error``, the log): on one line, without the URL's password."""
         message = " ".join(str(error).split())
+        if "readonly database" in message:
+            message += self._unwritable_sqlite_files()
         return hide_url_secrets(message, self.engine.url.render_as_string(hide_password=False))
+
+    def _unwritable_sqlite_files(self) -> str:
+        """Which of a SQLite database's files this process may not write, by name: SQLite makes
+        the ``-wal`` and ``-shm`` files with the database file's permissions, so a database once
+        read-only stays so after ``chmod`` of its main file alone ('' for other databases)."""
+        database = self.engine.url.database
+        if self.engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return ""
+        main = Path(database)
+        files = [main, main.with_name(main.name + "-wal"), main.with_name(main.name + "-shm")]
+        refused = [f.name for f in files if f.exists() and not os.access(f, os.W_OK)]
+        if not os.access(main.parent, os.W_OK):
+            refused.append(f"its folder {main.parent.name or '.'}")
+        return f" (not writable for this user: {', '.join(refused)})" if refused else ""
 
     def dispose(self) -> None:
         self.engine.dispose()

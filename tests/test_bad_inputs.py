@@ -661,6 +661,26 @@ def test_a_database_that_refuses_the_first_write_is_named_on_one_line(videos, tm
     assert not (out / "L-1001").exists()  # no lesson ran
 
 
+def test_a_read_only_database_error_names_the_sqlite_files_this_user_cannot_write(tmp_path: Path, monkeypatch) -> None:
+    # SQLite makes -wal and -shm with the database file's permissions: after `chmod 644` of the
+    # database alone, runs still failed with the same "readonly database", naming no file.
+    from sqlalchemy.exc import OperationalError
+
+    folder = tmp_path / "private-folder"
+    folder.mkdir()
+    store = ResultStore(f"sqlite:///{folder / 'highlights.sqlite'}")
+    (folder / "highlights.sqlite-wal").touch()
+    (folder / "highlights.sqlite-shm").touch()
+    read_only = {"highlights.sqlite-wal", "highlights.sqlite-shm"}
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name not in read_only and real_access(path, mode))
+    error = OperationalError("INSERT ...", {}, Exception("attempt to write a readonly database"))
+    text = store.error_text(error)
+    assert text.endswith("(not writable for this user: highlights.sqlite-wal, highlights.sqlite-shm)"), text
+    assert store.error_text(OperationalError("SELECT", {}, Exception("disk I/O error"))).count("writable") == 0
+    store.dispose()
+
+
 def test_a_withdrawal_between_the_runs_check_and_its_lock_sticks(videos, tmp_path: Path, monkeypatch) -> None:
     # The run read result.json (ok), then `highlights withdraw` took the lesson's lock first: the
     # forced night's run went on under the lock and published the withdrawn highlight again.
