@@ -349,25 +349,26 @@ def run_batch(
             # loaded, workers that keep dying). The record says so with what was done, rather
             # than staying 'running' like a killed run's.
             status = "failed" if isinstance(stop, Exception) else "interrupted"
-            _finish_run_record(store, options, [results[i] for i in sorted(results)], started, status, retries=0)
+            done = [results[i] for i in sorted(results)]
+            _finish_run_record(store, options, done, run_summary(done, time.monotonic() - started), status, retries=0)
             raise
         ordered = [results[i] for i in range(len(wanted))]
         elapsed = time.monotonic() - started
         summary = run_summary(ordered, elapsed)
-        _finish_run_record(store, options, ordered, started, "finished", retries=options.retries)
+        _finish_run_record(store, options, ordered, summary, "finished", retries=options.retries)
         log.info("run %s: finished in %.1f s, %s", options.run_id, elapsed,
                  ", ".join(f"{n} {s}" for s, n in sorted(summary["counts"].items())),
                  extra={"event": "run_finished", "duration_s": round(elapsed, 3)})
     return ordered
 
 
-def _finish_run_record(store: Any, options: BatchOptions, results: Sequence[LessonResult], started: float,
+def _finish_run_record(store: Any, options: BatchOptions, results: Sequence[LessonResult], summary: dict[str, Any],
                        status: str, *, retries: int) -> None:
-    """Complete the run's row in ``highlight_runs`` with ``status`` and the counts of ``results``;
-    a database error is logged, never raised (the lessons are recorded already)."""
+    """Complete the run's row in ``highlight_runs`` with ``status`` and ``summary``
+    (:func:`run_summary` of ``results``); a database error is logged, never raised (the lessons
+    are recorded already)."""
     if store is None:
         return
-    summary = run_summary(results, time.monotonic() - started)
     versions = next((r.versions for r in results if r.versions), {})
     try:
         retry_transient(lambda: store.finish_run(options.run_id, finished_at=datetime.now(timezone.utc),

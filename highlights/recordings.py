@@ -268,11 +268,11 @@ def read_manifest(
 def _file_identity(path: Path) -> object:
     """What tells two manifest rows name the same file: its device and inode where it can be
     read, so that a hard link (another name for the same file, which resolving the path does not
-    reveal) is caught like the same path written twice; else the path itself."""
+    reveal) is caught like the same path written twice; else the path itself (resolved already)."""
     try:
         status = os.stat(path)
     except (OSError, ValueError):
-        return Path(os.path.abspath(path))
+        return path
     return (status.st_dev, status.st_ino)
 
 

@@ -528,10 +528,9 @@ class ResultStore:
         """Which of a SQLite database's files this process may not write, by name: SQLite makes
         the ``-wal`` and ``-shm`` files with the database file's permissions, so a database once
         read-only stays so after ``chmod`` of its main file alone ('' for other databases)."""
-        database = self.engine.url.database
-        if self.engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        main = sqlite_file(self.engine.url)
+        if main is None:
             return ""
-        main = Path(database)
         files = [main, main.with_name(main.name + "-wal"), main.with_name(main.name + "-shm")]
         refused = [f.name for f in files if f.exists() and not os.access(f, os.W_OK)]
         if not os.access(main.parent, os.W_OK):

@@ -344,12 +344,11 @@ def _with_nested_recording_warnings(lesson: LessonInput) -> LessonInput:
         for outer in recordings[:index]:
             if (outer.role == inner.role and outer.ended_at is not None and inner.ended_at is not None
                     and outer.started_at <= inner.started_at and inner.ended_at <= outer.ended_at):
-                notes.append(InputProblem(
-                    inner.source.file, inner.source.row, lesson.lesson_id,
-                    f"{inner.role} recording {inner.path.name} lies wholly within {outer.path.name} "
-                    f"({outer.source}): two cameras at once, or one exported twice? While both run, the "
-                    "one that started later is sampled (the one listed first where they start together)" if inner.role == "student" else
-                    f"{inner.role} recording {inner.path.name} lies wholly within {outer.path.name} ({outer.source})"))
+                message = f"{inner.role} recording {inner.path.name} lies wholly within {outer.path.name} ({outer.source})"
+                if inner.role == "student":
+                    message += (": two cameras at once, or one exported twice? While both run, the one that "
+                                "started later is sampled (the one listed first where they start together)")
+                notes.append(InputProblem(inner.source.file, inner.source.row, lesson.lesson_id, message))
                 break
     return replace(lesson, warnings=[*lesson.warnings, *notes]) if notes else lesson
 
