@@ -4,10 +4,10 @@ Makes a long 640x480 25 fps H.264 test pattern (``synthetic.write_test_pattern``
 grain and bitrate) with a long (250) and a short (25) keyframe interval, and a VP8 WebM written
 as a browser does (no duration, no cues), then times, each in a fresh process:
 
-  sample_frames   highlights.frames.sample_frames at 1 fps over a lesson covering the whole file
+  sample_frames   highlights.media.decode.sample_frames at 1 fps over a lesson covering the whole file
   pyav_all_rgb    the plain loop: PyAV decode + to_ndarray("rgb24") of every frame
   cv2_read        cv2.VideoCapture.read() of every frame (BGR, as OpenCV returns it)
-  probe           highlights.frames.probe_recording (demux only, decode the first frame)
+  probe           highlights.media.decode.probe_recording (demux only, decode the first frame)
 
 and prints, per method, seconds per video-minute of wall-clock time and of CPU time (all the
 process's threads; the fairer figure on a shared machine) and the process's peak RSS.
@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from highlights import synthetic  # noqa: E402
+from highlights.media import synthetic
 
 METHODS = ("sample_frames", "pyav_all_rgb", "cv2_read", "probe")
 LATE_METHODS = ("late_from_start", "late_seek")
@@ -50,9 +50,9 @@ LATE_START = 0.8  # of the file: 8 minutes into a 10-minute recording
 
 
 def run_sample_frames(path: Path, teacher_joins_s: float = 0.0) -> int:
-    from highlights.frames import resolve_end_times, sample_frames
-    from highlights.recordings import LessonInfo, LessonInput, Recording, SourceRow
-    from highlights.timeline import lesson_timeline
+    from highlights.core.lesson import LessonInfo, LessonInput, Recording, SourceRow
+    from highlights.media.probe import resolve_end_times
+    from highlights.stages.timeline import lesson_timeline, sample_frames
 
     start = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
     joins = start + timedelta(seconds=teacher_joins_s)
@@ -65,7 +65,7 @@ def run_sample_frames(path: Path, teacher_joins_s: float = 0.0) -> int:
 
 
 def run_late_seek(path: Path) -> int:
-    from highlights.frames import probe_recording
+    from highlights.media.probe import probe_recording
 
     return run_sample_frames(path, teacher_joins_s=LATE_START * probe_recording(path).duration_s)
 
@@ -73,7 +73,7 @@ def run_late_seek(path: Path) -> int:
 def run_late_from_start(path: Path) -> int:
     import math
 
-    from highlights import frames
+    from highlights.media import decode as frames
 
     frames.SEEK_THRESHOLD_S = math.inf  # never seek: decode from the start, as before
     return run_late_seek(path)
@@ -105,7 +105,7 @@ def run_cv2_read(path: Path) -> int:
 
 
 def run_probe(path: Path) -> int:
-    from highlights.frames import probe_recording
+    from highlights.media.probe import probe_recording
 
     return probe_recording(path).frame_count
 

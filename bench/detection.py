@@ -4,7 +4,7 @@ For each (max_side, min_face_size) in a grid, detects faces in frames sampled fr
 and photos in ``../shared/data`` and prints ms per frame and recall relative to full-resolution
 detection with MTCNN's default minimum face (20 px): a reference face counts as found when a
 detection overlaps it with IoU >= 0.5. ``min_face_size`` is in pixels of the *downscaled* frame,
-as :class:`~highlights.faces.detection.DetectionOptions` uses it.
+as :class:`~highlights.models.detection.DetectionOptions` uses it.
 
     nice -n 10 python bench/detection.py            # full grid, a few minutes on 2 cores
     nice -n 10 python bench/detection.py --quick    # fewer frames and configurations
@@ -33,8 +33,8 @@ from PIL import Image, ImageSequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from highlights.boxes import box_iou  # noqa: E402
-from highlights.faces.detection import DetectionOptions, Detections, FaceDetector  # noqa: E402
+from highlights.core.boxes import box_iou
+from highlights.models.detection import DetectionOptions, Detections, FaceDetector
 
 SHARED_DATA = Path(
     os.environ.get("HIGHLIGHTS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -5,8 +5,8 @@
 Frames: scikit-image's astronaut photo (ships in the wheel) framed like a webcam picture at nine
 different zooms and positions, with per-frame sensor noise (webcam grain is what makes GIFs
 large: it defeats LZW). Prints, for each output size and shared-palette size, the file size with
-and without the light denoise that :class:`highlights.gif.GifOptions` applies, and what
-:func:`highlights.gif.build_gif` picks under the default 1 MB budget.
+and without the light denoise that :class:`highlights.stages.gif.GifOptions` applies, and what
+:func:`highlights.stages.gif.build_gif` picks under the default 1 MB budget.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from highlights.gif import GifFrame, GifOptions, build_gif, encode_gif, face_crops, quantise_shared  # noqa: E402
+from highlights.stages.gif import GifFrame, GifOptions, build_gif, encode_gif, face_crops, quantise_shared
 
 FACE_BOX = (170.0, 50.0, 280.0, 200.0)  # the astronaut's face in the 512x512 photo
 

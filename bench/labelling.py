@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def build_demo(folder: Path) -> tuple[Path, Path]:
+    from highlights.batch.run import run_manifest
     from highlights.config import Settings
-    from highlights.pipeline import run_manifest
 
     spec = importlib.util.spec_from_file_location("make_demo_lesson", ROOT / "scripts" / "make_demo_lesson.py")
     module = importlib.util.module_from_spec(spec)
@@ -69,8 +69,8 @@ def main() -> int:
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    from highlights.label.app import LOOPBACK_HOSTS, create_app
-    from highlights.label.session import Labeller
+    from highlights.tools.label.app import LOOPBACK_HOSTS, create_app
+    from highlights.tools.label.session import Labeller
 
     work = Path(tempfile.mkdtemp(prefix="bench-label-"))
     try:
@@ -120,7 +120,7 @@ def main() -> int:
                 shrink_png(args.screenshot)
                 tiles[-1].click()
             started = time.perf_counter()
-            for n in range(args.batches):
+            for _ in range(args.batches):
                 tiles = browser.find_elements(By.CSS_SELECTOR, ".face")
                 if not tiles:
                     break
@@ -130,7 +130,7 @@ def main() -> int:
                 batch_started = time.perf_counter()
                 ids = browser.execute_script("return state.batch.batch")
                 browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
-                wait.until(lambda b: b.execute_script("return !state.busy && (!state.batch || state.batch.batch !== arguments[0])", ids))
+                wait.until(lambda b, ids=ids: b.execute_script("return !state.busy && (!state.batch || state.batch.batch !== arguments[0])", ids))
                 wait.until(lambda b: not b.find_elements(By.CSS_SELECTOR, ".face") or b.execute_script(all_loaded, ".face"))
                 batch_times.append(time.perf_counter() - batch_started)
             total = time.perf_counter() - started

@@ -28,7 +28,7 @@ Then, in one run, each in a fresh process so that CPU time and peak RSS are its 
   the pipeline) converted to PIL, MTCNN at full resolution one frame at a time, then the same
   smile and age models on each face (one torch thread, like ours: with torch's default of two
   on the shared 2-core machine it ran 2-3x slower);
-* ``ours``: :func:`highlights.pipeline.run_manifest`, what ``highlights run`` calls, with a fresh
+* ``ours``: :func:`highlights.lesson.run.run_manifest`, what ``highlights run`` calls, with a fresh
   output folder: wall (models loaded included), CPU and peak RSS per stage (the kernel's
   high-water mark, reset at each stage start through ``/proc/self/clear_refs``);
 * ``faces``: faces found (MTCNN probability >= 0.90, the pipeline's threshold) by ours and by
@@ -210,7 +210,7 @@ def _teacher(t: float) -> np.ndarray:
 
 def build_lesson(minutes: float, regenerate: bool = False, kind: str = "busy") -> Path:
     """The cached lesson folder (``manifest.csv``, ``lessons.csv``, recordings)."""
-    from highlights.synthetic import write_lesson_files, write_video
+    from highlights.media.synthetic import write_lesson_files, write_video
 
     source = face_source()
     named = "" if kind == "busy" else f"{kind}-"  # the busy lesson keeps the cache folder it had
@@ -251,8 +251,8 @@ def _student_files(folder: Path) -> list[Path]:
 
 
 def _plan_points(folder: Path):
-    from highlights.recordings import read_manifest
-    from highlights.timeline import plan_lesson
+    from highlights.inputs.manifest import read_manifest
+    from highlights.stages.timeline import plan_lesson
 
     manifest = read_manifest(folder / "manifest.csv", lessons_path=folder / "lessons.csv")
     return plan_lesson(manifest.lessons[LESSON_ID])
@@ -297,7 +297,7 @@ def measure_floor(folder: Path) -> dict:
 def _mtcnn_full():
     import torch
 
-    from highlights.faces import _torchvision_shim
+    from highlights.models import _torchvision_shim
 
     _torchvision_shim.install()
     from facenet_pytorch import MTCNN
@@ -320,8 +320,8 @@ def measure_straightforward(folder: Path) -> dict:
     import torch
     from PIL import Image
 
-    from highlights.faces.models import load_face_model
-    from highlights.faces.preprocess import face_model_input, to_tensor_batch
+    from highlights.models.face_cnn import load_face_model
+    from highlights.models.preprocess import face_model_input, to_tensor_batch
 
     torch.set_num_threads(1)  # as ours: two threads on 2 shared cores cost far more (README)
     started, cpu = time.perf_counter(), _cpu()
@@ -335,7 +335,7 @@ def measure_straightforward(folder: Path) -> dict:
     faces_per_frame: dict[int, list] = {}
     for path, points in per_path.items():
         capture = cv2.VideoCapture(str(path))
-        k, shown, shown_ms = 0, None, None
+        k, shown = 0, None
         while k < len(points):
             ok, bgr = capture.read()
             pos_ms = capture.get(cv2.CAP_PROP_POS_MSEC) if ok else None
@@ -352,7 +352,7 @@ def measure_straightforward(folder: Path) -> dict:
                 k += 1
             if not ok:
                 break
-            shown, shown_ms = bgr, pos_ms
+            shown = bgr
         capture.release()
     return {"wall_s": time.perf_counter() - started, "cpu_s": _cpu() - cpu, "peak_rss_mb": _hwm_mb(),
             "frames": len(faces_per_frame), "faces": sum(len(v) for v in faces_per_frame.values()),
@@ -393,8 +393,8 @@ class _StageClock:
 
 
 def measure_ours(folder: Path) -> dict:
+    from highlights.batch.run import run_manifest
     from highlights.config import Settings
-    from highlights.pipeline import run_manifest
 
     out = Path(tempfile.mkdtemp(prefix="highlights-bench-out-"))
     try:
@@ -426,7 +426,8 @@ def _clip_frames(path: Path) -> list[np.ndarray]:
             frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(handle)]
             step = max(1, round(len(frames) / max(1, len(frames) * (handle.info.get("duration", 40) / 1000) * 5)))
         return frames[::step]
-    from highlights.frames import iter_frames_at, probe_recording
+    from highlights.media.decode import iter_frames_at
+    from highlights.media.probe import probe_recording
 
     duration = probe_recording(path).duration_s
     step = 1.0 if duration > 60 else 0.2
@@ -436,7 +437,7 @@ def _clip_frames(path: Path) -> list[np.ndarray]:
 
 def _matched(full: dict, ours: dict) -> int:
     """Full-resolution faces that ours also found (IoU >= 0.5), summed over frames."""
-    from highlights.boxes import box_iou
+    from highlights.core.boxes import box_iou
 
     found = 0
     for key, boxes in full.items():
@@ -449,9 +450,9 @@ def measure_clips() -> dict:
     """Faces found on the real clips: ours (the pipeline's scoring path) vs full-resolution MTCNN."""
     from PIL import Image
 
-    from highlights.faces.scoring import FaceScorer, score_frames
-    from highlights.frameref import FrameRef
-    from highlights.frames import SampledFrame
+    from highlights.core.frameref import FrameRef
+    from highlights.media.decode import SampledFrame
+    from highlights.stages.scores import FaceScorer, score_frames
 
     clips = sorted(p for p in (SHARED_DATA / "video").glob("*") if p.suffix in (".mp4", ".gif"))
     if not clips:

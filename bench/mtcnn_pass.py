@@ -28,14 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from highlights.faces.detection import FaceDetector, _mtcnn_detect  # noqa: E402
+from highlights.models.detection import FaceDetector, _mtcnn_detect
 
 LESSON = Path.home() / ".cache" / "highlights" / "bench" / "lesson-10m-v1" / "student-1.mp4"
 
 
 def frames(count: int) -> tuple[list[np.ndarray], str]:
     if LESSON.exists():
-        from highlights.frames import iter_frames_at
+        from highlights.media.decode import iter_frames_at
 
         found = [f for f in iter_frames_at(LESSON, [9.0 * k for k in range(count)]) if f is not None]
         return found, str(LESSON)

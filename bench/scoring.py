@@ -5,7 +5,7 @@
 Frames: the head-pose GIFs in ``../shared/data/video`` (adults framed like a video call) resized to
 640x480; without the shared data, scikit-image's astronaut photo on a 640x480 canvas. Models: the
 shipped weights when present, otherwise untrained FaceCNNs of the default width (same cost).
-Prints frames/s of :func:`~highlights.faces.scoring.score_frames` (wall and CPU time) and the share
+Prints frames/s of :func:`~highlights.stages.scores.score_frames` (wall and CPU time) and the share
 spent in detection.
 """
 
@@ -26,11 +26,11 @@ from PIL import Image, ImageSequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from highlights.faces.detection import DetectionOptions, FaceDetector  # noqa: E402
-from highlights.faces.models import FaceCNN, WeightsError, load_face_model, save_face_model  # noqa: E402
-from highlights.faces.scoring import FaceScorer, score_frames  # noqa: E402
-from highlights.frameref import FrameRef  # noqa: E402
-from highlights.frames import SampledFrame  # noqa: E402
+from highlights.core.frameref import FrameRef
+from highlights.media.decode import SampledFrame
+from highlights.models.detection import DetectionOptions, FaceDetector
+from highlights.models.face_cnn import FaceCNN, WeightsError, load_face_model, save_face_model
+from highlights.stages.scores import FaceScorer, score_frames
 
 SHARED_DATA = Path(
     os.environ.get("HIGHLIGHTS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -9,7 +9,7 @@ and a 45 s teacher camera (320x240 H.264); every lesson of the manifest has hard
 same two files, so every lesson costs the same. Real decoding, real MTCNN, the shipped weights.
 
 Each configuration runs every lesson from scratch (a fresh OUT and SQLite database) through
-:func:`highlights.pipeline.run_manifest`, in this order, one after the other:
+:func:`highlights.lesson.run.run_manifest`, in this order, one after the other:
 
 - local, 1 worker x 2 torch threads (what ``--workers 1`` does on 2 cores)
 - local, 1 worker x 1 thread
@@ -44,10 +44,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from highlights.config import Settings  # noqa: E402
-from highlights.executors import BatchOptions  # noqa: E402
-from highlights.pipeline import run_manifest  # noqa: E402
-from highlights.synthetic import write_video  # noqa: E402
+from highlights.batch.options import BatchOptions
+from highlights.batch.run import run_manifest
+from highlights.config import Settings
+from highlights.media.synthetic import write_video
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "highlights" / "bench-throughput-v1"
 STUDENT_S, TEACHER_S, FPS = 40, 45, 5.0

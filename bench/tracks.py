@@ -51,14 +51,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from highlights.selection import SelectionOptions, select_highlights  # noqa: E402
-from real_face_lesson import (  # noqa: E402
+from real_face_lesson import (
     ADULT_KINDS,
     SIZE,
     RealFaceLesson,
     build_real_face_lesson,
     plan_segments,
 )
+
+from highlights.stages.selection import SelectionOptions, select_highlights
 
 SHARED_DATA = Path(os.environ.get("HIGHLIGHTS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SEEDS = {"tune": (10, 11), "report": (0, 1, 2)}
@@ -101,7 +102,7 @@ def _scorer():
     global _SCORER
     if _SCORER is None:
         from highlights.config import Settings
-        from highlights.pipeline import load_scorer
+        from highlights.lesson.scorer import load_scorer
 
         _SCORER = load_scorer(Settings(age_weights=AGE_WEIGHTS))
     return _SCORER
@@ -110,18 +111,17 @@ def _scorer():
 def scores_for(cache: Path, lesson: RealFaceLesson, variant: str, seed: int) -> pd.DataFrame:
     """The lesson's scores table as the pipeline's scores stage makes it (cached per model version)."""
     from highlights.config import Settings
-    from highlights.artifacts import read_scores, write_scores
-    from highlights.stages import digest
+    from highlights.lesson.fingerprints import digest
+    from highlights.lesson.folder import read_scores, write_scores
 
     settings = Settings()
     scorer = _scorer()
     key = digest(scorer.versions, settings.fps)[:12]
     path = cache / "scores" / f"{variant}-{seed}-{key}.csv"
     if not path.is_file():
-        from highlights.faces.scoring import score_frames
-        from highlights.frames import sample_frames
-        from highlights.recordings import read_manifest
-        from highlights.timeline import plan_lesson
+        from highlights.inputs.manifest import read_manifest
+        from highlights.stages.scores import score_frames
+        from highlights.stages.timeline import plan_lesson, sample_frames
 
         started = time.perf_counter()
         entry = read_manifest(lesson.manifest, lessons_path=lesson.lessons).lessons[lesson.lesson_id]
@@ -131,7 +131,7 @@ def scores_for(cache: Path, lesson: RealFaceLesson, variant: str, seed: int) -> 
         path.parent.mkdir(parents=True, exist_ok=True)
         write_scores(scores, path)
         print(f"  scored {variant} seed {seed} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return read_scores(path)
+    return read_scores(path).data
 
 
 # --------------------------------------------------------------------------- truth and figures
@@ -156,11 +156,11 @@ def face_truth(lesson: RealFaceLesson, faces: pd.DataFrame) -> pd.Series:
 def decisions(scores: pd.DataFrame, options: SelectionOptions) -> tuple[pd.DataFrame, list]:
     """Per face row: the job's child decision and smile value, and its tracks (if it has any).
 
-    Uses ``highlights.tracks`` where it exists (the track's decision and the smoothed smile),
+    Uses ``highlights.stages.tracks`` where it exists (the track's decision and the smoothed smile),
     otherwise each frame's own ``is_child`` and ``smile_prob`` (the job before tracks)."""
     faces = scores[scores["face"] >= 0].copy()
     try:
-        from highlights import tracks as tracking
+        from highlights.stages import tracks as tracking
     except ImportError:
         faces["child"] = faces["is_child"].astype(bool)
         faces["smile"] = faces["smile_prob"]
@@ -206,7 +206,7 @@ class Figures:
         }
 
     def row(self) -> dict:
-        div = lambda a, b: a / b if b else float("nan")  # noqa: E731
+        div = lambda a, b: a / b if b else float("nan")
         return {
             "lessons": self.lessons,
             "child alone: face found": div(self.alone_found, self.alone_s),
@@ -301,9 +301,10 @@ def adult_track_faces(cache: Path) -> tuple[pd.DataFrame, np.ndarray]:
     ``--cache``, never in the repository."""
     import hashlib
 
-    from highlights.faces.preprocess import crop_square, normalise_face, to_gray
-    from highlights.stages import digest
     from real_face_lesson import CONDITIONS, FaceImage, Segment, render_student
+
+    from highlights.lesson.fingerprints import digest
+    from highlights.models.preprocess import crop_square, normalise_face, to_gray
 
     scorer = _scorer()
     key = digest(scorer.versions["detector"], ADULT_TRACK_FRAMES, "v2")[:12]
@@ -361,7 +362,7 @@ def adult_track_scores(cache: Path) -> pd.DataFrame:
     does it: ``child_prob``, ``smile_prob``, and ``is_child`` at the age model's threshold."""
     import torch
 
-    from highlights.faces.preprocess import to_tensor_batch
+    from highlights.models.preprocess import to_tensor_batch
 
     scorer = _scorer()
     table, inputs = adult_track_faces(cache)
@@ -383,7 +384,7 @@ def adult_track_figures(cache: Path, options: SelectionOptions) -> dict:
     threshold that keeps the tune half at or under 1% (the one to configure)."""
     from dataclasses import replace
 
-    from highlights import tracks as tracking
+    from highlights.stages import tracks as tracking
 
     table = adult_track_scores(cache)
     out: dict = {"people": int(table["track"].nunique()), "frames": int(len(table))}

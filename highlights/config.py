@@ -1,8 +1,9 @@
 """Settings of a run: the stages' own option dataclasses, composed, plus where results go.
 
 Each stage defines its options beside its code (``DetectionOptions`` in
-``highlights/faces/detection.py``, ``SelectionOptions`` in ``selection.py``, ``GifOptions`` in
-``gif.py``, ``EmailOptions`` in ``email.py``); :class:`Settings` only gathers them. Values come,
+``highlights/models/detection.py``, ``SelectionOptions`` in ``stages/selection.py``, ``GifOptions`` in
+``stages/gif.py``, ``EmailOptions`` in ``stages/snippet.py``, ``AnalyticsOptions`` in
+``stages/analytics.py``); :class:`Settings` only gathers them. Values come,
 later ones winning, from the defaults, a TOML file (``--config``), environment variables and
 the command line::
 
@@ -21,7 +22,7 @@ the command line::
     # ... any field of GifOptions
     [email]
     public_base_url = "https://cdn.example.com/highlights"
-    [analytics]                     # highlights/analytics.py, AnalyticsOptions
+    [analytics]                     # highlights/stages/analytics.py, AnalyticsOptions
     smiles = true                   # smile detection analytics (false: not computed nor stored)
     presence = true                 # child / adult presence analytics
 
@@ -43,13 +44,13 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from highlights.analytics import AnalyticsOptions
-from highlights.email import EmailOptions
-from highlights.faces.detection import DetectionOptions
-from highlights.gif import GifOptions
-from highlights.recordings import MAX_LESSON_S
-from highlights.selection import SelectionOptions
-from highlights.timeline import DEFAULT_GAP_TOLERANCE_S
+from highlights.core.lesson import MAX_LESSON_S
+from highlights.models.detection import DetectionOptions
+from highlights.stages.analytics import AnalyticsOptions
+from highlights.stages.gif import GifOptions
+from highlights.stages.selection import SelectionOptions
+from highlights.stages.snippet import EmailOptions
+from highlights.stages.timeline import DEFAULT_GAP_TOLERANCE_S
 
 NOT_CONFIGURABLE = frozenset({"republish_withdrawn"})
 """Settings no config file or environment variable may set: making withdrawn highlights again
@@ -62,7 +63,7 @@ SECTIONS = ("detection", "selection", "gif", "email", "analytics")
 JOB_DIR_NAME = ".highlights"
 """The job's own folder inside ``out_dir`` (the default SQLite database, and other job-level
 files: run logs, locks). Lesson folders are ``out_dir/<lesson_id>/`` and a lesson id must start
-with a letter or digit (:func:`highlights.recordings.is_valid_lesson_id`), so no lesson folder can
+with a letter or digit (:func:`highlights.core.lesson.is_valid_lesson_id`), so no lesson folder can
 be this one or sit among the job's files."""
 LEGACY_DB_NAME = "highlights.sqlite"
 """Where the default database lay before it moved into :data:`JOB_DIR_NAME`; still used when the
@@ -84,7 +85,7 @@ def job_dir(out_dir: Path | str, *, create: bool = False) -> Path:
     """
     folder = Path(out_dir) / JOB_DIR_NAME
     if create:
-        from highlights.io import make_dirs
+        from highlights.files import make_dirs
 
         make_dirs(folder, mode=0o750)
     return folder
@@ -121,7 +122,7 @@ class Settings:
     """Redo lessons already done with the same inputs, code and models."""
     republish_withdrawn: bool = False
     """With ``force``, make lessons withdrawn by hand (``highlights withdraw``) again, under a new
-    GIF name. :func:`~highlights.pipeline.run_manifest` sets it for lessons named one by one
+    GIF name. :func:`~highlights.lesson.run.run_manifest` sets it for lessons named one by one
     (``highlights run MANIFEST --lesson ID --force``): a whole night's ``--force`` (a new model)
     leaves withdrawn lessons withdrawn."""
     fps: float = 1.0
@@ -177,30 +178,6 @@ class Settings:
                 continue
             settings = _set(settings, key.split("__"), value, f"option {key}")
         return settings
-
-    def stage_settings(self) -> dict[str, Any]:
-        """The settings that shape a lesson's outputs, per stage, as plain JSON values.
-
-        Part of each stage's fingerprint: changing one redoes that stage and the ones after it.
-        """
-        return {
-            "timeline": {"gap_tolerance_s": self.gap_tolerance_s, "timezone": self.timezone},
-            "scores": {"fps": self.fps, "detection": _plain(self.detection)},
-            "selection": _plain(self.selection),
-            "gif": _plain(self.gif),
-            "email": _plain(self.email),
-            "analytics": {"bucket_s": self.analytics_bucket_s, **_plain(self.analytics)},
-        }
-
-
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _field_types(cls: type) -> dict[str, Any]:

@@ -7,7 +7,7 @@ event has one), ``status`` (on ``lesson_finished``), ``logger`` and ``message``:
 
     {"time": "2026-12-01T02:30:04.120Z", "level": "INFO", "run_id": "20261201T023000Z-3f9a1c",
      "lesson_id": "L-1001", "stage": "report", "event": "lesson_finished", "duration_s": 41.2,
-     "status": "ok", "logger": "highlights.executors", "message": "lesson L-1001: ok"}
+     "status": "ok", "logger": "highlights.batch.dispatch", "message": "lesson L-1001: ok"}
 
 No personal data: the project's messages carry lesson ids, file names, row numbers and counts,
 never student names or lesson metadata, and exception tracebacks (which may quote values) are

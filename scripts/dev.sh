@@ -22,8 +22,13 @@ case "${1:-}" in
     shift
     python -m pytest "$@"
     ;;
+  lint)
+    # The code's shape: ruff, and the architecture's contracts (pyproject.toml: layers, pure stages, core values).
+    ruff check highlights tests bench scripts
+    lint-imports
+    ;;
   *)
-    echo "usage: bash scripts/dev.sh demo|test [args...]" >&2
+    echo "usage: bash scripts/dev.sh demo|test|lint [args...]" >&2
     exit 2
     ;;
 esac

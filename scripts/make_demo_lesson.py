@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from highlights.synthetic import write_lesson_files, write_video  # noqa: E402
+from highlights.media.synthetic import write_lesson_files, write_video
 
 LESSON_ID = "demo-0001"
 LESSON_START = datetime(2026, 11, 20, 16, 0, 0, tzinfo=timezone.utc)

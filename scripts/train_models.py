@@ -6,7 +6,7 @@
     python scripts/train_models.py --card-only     # re-evaluate the shipped files, rewrite the card
     python scripts/train_models.py --tasks age --init shipped --threads 1   # fine-tune (~6 min)
 
-Needs ``../shared/data`` (or ``HIGHLIGHTS_SHARED_DATA``). Writes ``highlights/faces/weights/
+Needs ``../shared/data`` (or ``HIGHLIGHTS_SHARED_DATA``). Writes ``highlights/models/weights/
 {smile,age}.pt``, ``checksums.json`` (sha256 per file, verified on every load) and
 ``MODEL_CARD.md`` (data, recipe, figures, limits), all from the weights' own metadata and a fresh
 evaluation, so the card never disagrees with the files. Training is deterministic given the seed:
@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from highlights.faces.models import CHECKSUMS_FILE, WEIGHTS_DIR, file_sha256, load_face_model  # noqa: E402
-from highlights.io import write_json_atomic, write_text_atomic  # noqa: E402
-from highlights.training.evaluate import EvaluationResult, evaluate_model  # noqa: E402
-from highlights.training.augment import AGE_AUGMENT  # noqa: E402
-from highlights.training.train import TrainConfig, train_model  # noqa: E402
+from highlights.files import write_json_atomic, write_text_atomic
+from highlights.models.face_cnn import CHECKSUMS_FILE, WEIGHTS_DIR, file_sha256, load_face_model
+from highlights.tools.training.augment import AGE_AUGMENT
+from highlights.tools.training.evaluate import EvaluationResult, evaluate_model
+from highlights.tools.training.train import TrainConfig, train_model
 
 SHARED_DATA = Path(os.environ.get("HIGHLIGHTS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TRAIN_DATA = {"smile": SHARED_DATA / "faces" / "smile", "age": SHARED_DATA / "faces" / "age" / "utkface"}
@@ -67,7 +67,7 @@ def train(
 ) -> None:
     """Train ``task`` from scratch, or fine-tune it from ``init`` (a file, or ``shipped``: the
     shipped weights); the defaults with ``init`` are those of ``highlights train --init``."""
-    from highlights.faces.models import shipped_weights_path
+    from highlights.models.face_cnn import shipped_weights_path
 
     init_path = shipped_weights_path(task) if init == "shipped" else Path(init) if init else None  # type: ignore[arg-type]
     config = TrainConfig(
@@ -131,7 +131,7 @@ def track_section(age_version: str, age_meta: dict) -> str:
             f"Lessons of real photos (`tests/real_face_lesson.py`; {children}), plain and webcam-like",
             "(dim, backlit, colour casts, faces cut by the frame edge, small, blurred, squeezed,",
             "heavily compressed), judged per face track",
-            "(`highlights/tracks.py`). `nice -n 10 python bench/tracks.py --json FILE`; nothing was",
+            "(`highlights/stages/tracks.py`). `nice -n 10 python bench/tracks.py --json FILE`; nothing was",
             "tuned on these seeds (choices were made on seeds 10-11 and the validation split)."
             + (f" 'before': the previous weights ({before.get('age model', '?')})." if before else ""),
             "",
@@ -224,11 +224,11 @@ def _age_recipe(meta: dict) -> str:
             "split and are left out of training (validation is unchanged)."
         )
     if augment.get("webcam"):
-        from highlights.training.augment import WEBCAM_RATES
+        from highlights.tools.training.augment import WEBCAM_RATES
 
         rates = ", ".join(f"{k} {v * augment['webcam']:.0%}" for k, v in WEBCAM_RATES.items())
         lines.append(
-            f"Webcam augmentations (`highlights/training/augment.py`, child/adult only, strength "
+            f"Webcam augmentations (`highlights/tools/training/augment.py`, child/adult only, strength "
             f"{augment['webcam']:g}; per face: {rates}): *exposure*, a dim room (the face at "
             f"{augment['dim_gain'][0]:.0%}-{augment['dim_gain'][1]:.0%} of its light) or a window behind "
             f"(surroundings glaring, the face at {augment['backlit_face_gain'][0]:.0%}-"
@@ -259,7 +259,7 @@ def model_card(results: dict[str, list[EvaluationResult]], sums: dict[str, str])
     return f"""# Model card: the shipped smile and child/adult models
 
 Written by `scripts/train_models.py` from the weights' own metadata and a fresh evaluation;
-do not edit by hand. Both are `FaceCNN` (highlights/faces/models.py): a ResNet-style CNN,
+do not edit by hand. Both are `FaceCNN` (highlights/models/face_cnn.py): a ResNet-style CNN,
 widths {recipe['widths']}, one logit, {sum(p.numel() for p in smile_model.network.parameters()):,}
 parameters, {(WEIGHTS_DIR / 'smile.pt').stat().st_size / 1e6:.1f} MB per file.
 
@@ -350,7 +350,7 @@ Out of source: adults from other photo sets (never seen in training) called chil
   headsets or hands in the face are under-represented: expect lower figures on lesson frames.
 - The data sets are for research use (UTKFace: non-commercial research only). For production,
   label your own frames (`labels.csv`: `file,label`) and fine-tune from these weights:
-  `highlights train smile --data YOUR_FRAMES --init highlights/faces/weights/smile.pt --out smile.pt`.
+  `highlights train smile --data YOUR_FRAMES --init highlights/models/weights/smile.pt --out smile.pt`.
 - Smiles are a binary label (happiness vs the rest); a slight smile sits near the threshold.
 - The child/adult model judges appearance, not age: a small adult or an older teenager may be
   called a child. The selection stage therefore also excludes every frame in which any face is

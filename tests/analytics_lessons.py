@@ -1,6 +1,6 @@
 """A handful of lessons with known figures, saved to a database the way the pipeline leaves them.
 
-Each lesson folder gets a real ``analytics.json`` (``highlights.analytics``), a real
+Each lesson folder gets a real ``analytics.json`` (``highlights.stages.analytics``), a real
 ``selection.json`` (``select_highlights``) and a ``report.html``, and the result is saved with
 ``ResultStore.save``. Five-minute lessons, one sampled frame a second, the child always in view:
 
@@ -25,13 +25,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from highlights.analytics import AnalyticsOptions, lesson_analytics, write_analytics
-from highlights.faces.scoring import SCORE_COLUMNS, SCORE_DTYPES
-from highlights.io import write_json_atomic
-from highlights.results import Disconnects, HighlightFrame, LessonBounds, LessonResult
-from highlights.selection import select_highlights
-from highlights.store import ResultStore
-from highlights.timeline import lesson_bounds
+from highlights.core.faces import SCORE_COLUMNS, SCORE_DTYPES
+from highlights.core.result import Disconnects, HighlightFrame, LessonBounds, LessonResult
+from highlights.files import write_json_atomic
+from highlights.lesson.folder import lesson_record, write_analytics
+from highlights.persist.store import ResultStore
+from highlights.stages.analytics import AnalyticsOptions, lesson_analytics
+from highlights.stages.selection import select_highlights
+from highlights.stages.timeline import lesson_bounds
 
 DURATION_S = 300
 LESSONS = {
@@ -100,7 +101,7 @@ def save_lessons(store: ResultStore, out: Path, options: AnalyticsOptions | None
             folder=folder,
         )  # fmt: skip
         assert (len(timeline.student.disconnects), len(timeline.teacher.disconnects)) == (student_dc, teacher_dc)
-        store.save(result, now=start + timedelta(hours=12, seconds=processing_s))
+        store.save(lesson_record(result), now=start + timedelta(hours=12, seconds=processing_s))
         results[lesson_id] = result
     failed = LessonResult("L-E", "failed", reason="lesson L-E: manifest.csv row 9: started_at is not a time",
                           started_at="2026-11-24T02:00:00+00:00", finished_at="2026-11-24T02:00:01+00:00")  # fmt: skip

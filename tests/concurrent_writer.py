@@ -7,8 +7,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from highlights.results import LessonResult
-from highlights.store import ResultStore
+from highlights.core.result import LessonResult
+from highlights.persist.store import ResultStore
 
 
 def write_rows(url: str, worker: int, ids: list[str], folder: str) -> None:

@@ -12,7 +12,7 @@ repository; the images stay in ``../shared/data``):
 - ``tests/data/utkface_children_smile.csv`` (``file,age,smile,note``): UTKFace children aged
   3-12, 16 broadly smiling (``smile`` 1) and 16 clearly neutral (0), frontal and well lit. UTKFace
   has no smile labels: these were looked at one by one. They were taken from the UTKFace rows
-  that :func:`highlights.training.train.validation_split` (seed 0) held out when this was
+  that :func:`highlights.tools.training.train.validation_split` (seed 0) held out when this was
   written, so the child/adult model should not have trained on them.
 - ``tests/data/parent_faces.csv`` (``set,file,age,emotion,note``): smiling adults for the
   parent, four colour UTKFace photos (age 30-31) and four grayscale ``happiness`` photos of
@@ -52,7 +52,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from highlights.synthetic import write_lesson_files, write_video
+from highlights.media.synthetic import write_lesson_files, write_video
 
 DATA = Path(__file__).resolve().parent / "data"
 CHILDREN_CSV = DATA / "utkface_children_smile.csv"

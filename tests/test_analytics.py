@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from highlights.analytics import SERIES_COLUMNS, frame_table, lesson_analytics, lesson_series, write_analytics
+from highlights.stages.analytics import SERIES_COLUMNS, frame_table, lesson_analytics, lesson_series
+from highlights.lesson.folder import write_analytics
 
 START = 1_763_654_400.0  # POSIX seconds of the lesson start
 
@@ -109,7 +110,7 @@ def _tracked_scores() -> pd.DataFrame:
 
 
 def test_presence_and_smiles_are_counted_by_face_track_as_the_selection_judges():
-    from highlights.tracks import TrackOptions
+    from highlights.stages.tracks import TrackOptions
 
     scores = _tracked_scores()
     by_frame = lesson_analytics("L-1", scores, _timeline(8.0), bucket_s=60, smile_threshold=0.5)
@@ -121,7 +122,7 @@ def test_presence_and_smiles_are_counted_by_face_track_as_the_selection_judges()
     assert track_row["adult_only_frames"] == 0
     # The child smiles in seconds 0-2; frame by frame the doubtful second's smile is lost and the
     # parent's smile in second 6 counts as a child's. By track: the child's three, never the parent's.
-    from highlights.tracks import judge_faces
+    from highlights.stages.tracks import judge_faces
 
     def smiling(table):
         frames = frame_table(table, 0.5)

@@ -7,14 +7,15 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-
 from analytics_lessons import LAST_WEEK, save_lessons
 from databases import BACKENDS, fresh_database
-from highlights.analytics import AnalyticsOptions, reason_category
-from highlights.results import LessonResult
-from highlights.selection import SelectionStats
-from highlights.store import CAMPAIGN_SQL, ResultStore
+from sqlalchemy import text
+
+from highlights.core.result import LessonResult
+from highlights.lesson.folder import lesson_record
+from highlights.persist.store import CAMPAIGN_SQL, ResultStore
+from highlights.stages.analytics import AnalyticsOptions, reason_category
+from highlights.stages.selection import SelectionStats
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -65,7 +66,7 @@ def test_a_save_writes_totals_and_minutes_and_a_rerun_replaces_them(store, tmp_p
     data = json.loads((folder / "analytics.json").read_text())
     data["series"] = data["series"][:2]
     (folder / "analytics.json").write_text(json.dumps(data))
-    store.save(results["L-A"])
+    store.save(lesson_record(results["L-A"]))
     totals, minutes = store.figures("L-A")
     assert len(minutes) == 2 and totals["minutes"] == 2
     (count,) = run(store, "SELECT COUNT(*) FROM lesson_totals WHERE lesson_id = 'L-A'")[0]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from highlights.analytics import AnalyticsOptions
+from highlights.stages.analytics import AnalyticsOptions
 from highlights.config import Settings
-from highlights.store import ResultStore
+from highlights.persist.store import ResultStore
 from test_pipeline import STUDENT_SECONDS, FakeScorer, lesson_rows, run_manifest, videos, write_manifest  # noqa: F401
 
 

@@ -19,14 +19,22 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import highlights.pipeline
-from highlights.cli import _summary_table, main
+import highlights.batch.pools
+import highlights.lesson.flow
+import highlights.lesson.folder
+import highlights.lesson.graph
+import highlights.lesson.run
+from highlights.cli import main
+from highlights.cli.lessons import _summary_table
 from highlights.config import ConfigError, Settings, load_settings
-from highlights.pipeline import run_manifest, withdraw_lesson
-from highlights.recordings import is_valid_lesson_id, read_manifest
-from highlights.results import LessonResult, read_result
-from highlights.selection import SelectionOptions, select_highlights
-from highlights.store import ResultStore
+from highlights.batch.run import run_manifest
+from highlights.lesson.withdraw import withdraw_lesson
+from highlights.inputs.manifest import read_manifest
+from highlights.core.lesson import is_valid_lesson_id
+from highlights.core.result import LessonResult
+from highlights.lesson.folder import read_result
+from highlights.stages.selection import SelectionOptions, select_highlights
+from highlights.persist.store import ResultStore
 from test_pipeline import (  # noqa: F401 - videos is a fixture
     T0,
     FakeScorer,
@@ -45,7 +53,7 @@ from test_pipeline import (  # noqa: F401 - videos is a fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     for name in [n for n in os.environ if n.startswith("HIGHLIGHTS_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setattr(highlights.pipeline, "load_scorer", lambda settings: FakeScorer())
+    monkeypatch.setattr(highlights.batch.pools, "load_scorer", lambda settings: FakeScorer())
     return CliRunner()
 
 
@@ -409,7 +417,7 @@ def test_a_manifest_with_only_its_header_warns_but_succeeds(tmp_path: Path, clea
     # file: it used to pass without a word.
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("lesson_id,role,path,started_at,ended_at\n", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="highlights.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="highlights.lesson.run"):
         outcome = clean_env.invoke(main, ["run", str(manifest), "--out", str(tmp_path / "out"), "--no-progress",
                                           "--workers", "0"])
     assert outcome.exit_code == 0, outcome.output
@@ -446,7 +454,7 @@ def test_a_bad_lesson_url_is_left_out_and_reported_without_its_value(videos, tmp
 
 
 def test_tiny_frames_have_no_face_instead_of_an_internal_error() -> None:
-    from highlights.faces.detection import FaceDetector
+    from highlights.models.detection import FaceDetector
 
     detector = FaceDetector()
     tiny = [np.zeros((1, 1, 3), np.uint8), np.zeros((12, 16, 3), np.uint8), np.zeros((19, 40, 3), np.uint8)]
@@ -454,9 +462,9 @@ def test_tiny_frames_have_no_face_instead_of_an_internal_error() -> None:
 
 
 def test_a_tiny_recording_gives_frames_without_a_face(tmp_path: Path) -> None:
-    from highlights.faces.detection import FaceDetector
-    from highlights.frames import iter_frames_at
-    from highlights.synthetic import write_video
+    from highlights.models.detection import FaceDetector
+    from highlights.media.decode import iter_frames_at
+    from highlights.media.synthetic import write_video
 
     path = write_video(tmp_path / "tiny.webm", (np.full((12, 16, 3), 90 + i, np.uint8) for i in range(10)),
                        fps=5, codec="vp8")
@@ -470,12 +478,12 @@ def test_a_tiny_recording_gives_frames_without_a_face(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("suffix", "options"), [(".mp4", {"faststart": True}), (".webm", {"codec": "vp8"})])
 def test_a_truncated_file_that_states_its_length_warns(tmp_path: Path, caplog, suffix, options) -> None:
-    from highlights.frames import probe_recording
-    from highlights.synthetic import index_frame, truncate_file, write_video
+    from highlights.media.probe import probe_recording
+    from highlights.media.synthetic import index_frame, truncate_file, write_video
 
     whole = write_video(tmp_path / f"whole{suffix}", (index_frame(i, (160, 120)) for i in range(150)), fps=25, **options)
     cut = truncate_file(whole, 0.5, out=tmp_path / f"cut{suffix}")
-    with caplog.at_level(logging.WARNING, logger="highlights.probing"):
+    with caplog.at_level(logging.WARNING, logger="highlights.media.probe"):
         assert probe_recording(whole).duration_s == pytest.approx(6.0, abs=0.1)
         assert not caplog.records
         info = probe_recording(cut)
@@ -525,7 +533,7 @@ def test_lessons_file_problems_are_labelled_as_such(videos, tmp_path: Path, clea
 
 def _scores(rows: list[tuple[int, int, bool, float]]) -> pd.DataFrame:
     """(frame = second, face, is_child, smile) -> a scores table every face of which is usable."""
-    from highlights.faces.scoring import empty_scores
+    from highlights.core.faces import FaceTable
 
     records = [
         {"frame": f, "t": float(f), "at": (T0 + timedelta(seconds=f)).isoformat(), "source": "s.webm",
@@ -535,7 +543,7 @@ def _scores(rows: list[tuple[int, int, bool, float]]) -> pd.DataFrame:
          "brightness": 120.0, "crop_hash": f"{(f * 2654435761) % (1 << 64):016x}"}
         for f, k, child, smile in rows
     ]
-    return pd.concat([empty_scores(), pd.DataFrame(records)], ignore_index=True)
+    return pd.concat([FaceTable.empty().data, pd.DataFrame(records)], ignore_index=True)
 
 
 def test_an_adult_students_gif_is_her_own_face_alone_and_childrens_lessons_keep_their_rule() -> None:
@@ -563,7 +571,7 @@ def test_the_lessons_file_names_the_students_age_group(tmp_path: Path) -> None:
     assert parsed.lessons["L-1"].info.student_age_group == "adult" and parsed.lessons["L-1"].ok
     [problem] = parsed.lessons["L-2"].problems  # a typo must not put a child's lesson under the adult rule
     assert "student_age_group must be child or adult" in str(problem)
-    settings = highlights.pipeline.lesson_settings(parsed.lessons["L-1"], Settings())
+    settings = highlights.lesson.run.lesson_settings(parsed.lessons["L-1"], Settings())
     assert settings.selection.student_age_group == "adult"
     with pytest.raises(ValueError, match="student_age_group"):
         SelectionOptions(student_age_group="teen")
@@ -685,7 +693,7 @@ def test_a_withdrawal_between_the_runs_check_and_its_lock_sticks(videos, tmp_pat
     # The run read result.json (ok), then `highlights withdraw` took the lesson's lock first: the
     # forced night's run went on under the lock and published the withdrawn highlight again.
     manifest, settings, folder, first = done_lesson(videos, tmp_path)
-    real_lock = highlights.pipeline.lesson_lock
+    real_lock = highlights.lesson.folder.lesson_lock
     withdrawn = []
 
     def lock_after_a_withdrawal(path):
@@ -694,7 +702,7 @@ def test_a_withdrawal_between_the_runs_check_and_its_lock_sticks(videos, tmp_pat
             withdrawn.append(withdraw_lesson("L-1001", settings))
         return real_lock(path)
 
-    monkeypatch.setattr(highlights.pipeline, "lesson_lock", lock_after_a_withdrawal)
+    monkeypatch.setattr(highlights.lesson.folder, "lesson_lock", lock_after_a_withdrawal)
     result = run_one(manifest, replace(settings, force=True), FakeScorer())
 
     assert withdrawn and result.status == "withdrawn" and result.skipped
@@ -723,6 +731,6 @@ def test_a_manifest_with_only_its_header_warns_even_beside_a_lessons_file_with_a
     manifest.write_text("lesson_id,role,path,started_at,ended_at\n", encoding="utf-8")
     lessons = tmp_path / "lessons.csv"
     lessons.write_text("lesson_id,student_name,locale\nL-9,Ann,not a language tag!\n", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="highlights.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="highlights.lesson.run"):
         run_manifest(read_manifest(manifest, lessons_path=lessons), Settings(out_dir=tmp_path / "out"))
     assert "manifest manifest.csv lists no recordings" in caplog.text

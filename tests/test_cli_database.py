@@ -50,8 +50,8 @@ def test_the_database_option_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> 
     # It used to be parsed twice: once for "does it parse", again for "is it in memory".
     import sqlalchemy.engine
 
-    import highlights.store
-    from highlights.cli import _database_option
+    import highlights.persist.store
+    from highlights.cli.common import database_option as _database_option
 
     real = sqlalchemy.engine.make_url
     parsed: list[str] = []
@@ -62,7 +62,7 @@ def test_the_database_option_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> 
         return real(value, *args, **kwargs)
 
     monkeypatch.setattr(sqlalchemy.engine, "make_url", counting)
-    monkeypatch.setattr(highlights.store, "make_url", counting)
+    monkeypatch.setattr(highlights.persist.store, "make_url", counting)
     url = "postgresql+psycopg://u:secretpw@db/x"
     assert _database_option(url) == "postgresql+psycopg://u:***@db/x"
     assert parsed == [url]

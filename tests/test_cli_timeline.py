@@ -238,8 +238,8 @@ def test_bad_options(runner: CliRunner, tmp_path: Path, option: list[str]):
 
 
 def test_python_api_matches_the_command(tmp_path: Path):
-    from highlights.recordings import read_manifest
-    from highlights.timeline import plan_manifest
+    from highlights.inputs.manifest import read_manifest
+    from highlights.stages.timeline import plan_manifest
 
     plans = plan_manifest(read_manifest(write_manifest(tmp_path, *LESSONS)), fps=1.0)
     assert [(p.lesson_id, p.status, len(p.points)) for p in plans] == [("L-1", "ok", 480), ("L-2", "no_lesson", 0), ("L-3", "failed", 0)]
@@ -265,7 +265,7 @@ def test_settings_and_the_timeline_command_do_not_import_torch(tmp_path: Path):
     """Loading the settings, and all of `highlights timeline`, leave torch (1-2 s to import) out."""
     import numpy as np
 
-    from highlights.synthetic import write_video
+    from highlights.media.synthetic import write_video
 
     (tmp_path / "L-1").mkdir()
     write_video(tmp_path / "L-1/student.webm", (np.full((48, 64, 3), 40 * i % 255, np.uint8) for i in range(20)), fps=10, codec="vp8")
@@ -274,17 +274,17 @@ def test_settings_and_the_timeline_command_do_not_import_torch(tmp_path: Path):
     assert not _imports_torch("import highlights.config\nhighlights.config.load_settings(None)")
     command = f"from highlights.cli import main\nmain(['timeline', {str(manifest)!r}, '--json'], standalone_mode=False)"
     assert not _imports_torch(command)
-    assert _imports_torch("from highlights.faces.detection import FaceDetector\nFaceDetector()")  # the probe sees it
+    assert _imports_torch("from highlights.models.detection import FaceDetector\nFaceDetector()")  # the probe sees it
 
 
 # --------------------------------------------------------------------------- real media
 
 
 def test_end_times_read_from_real_media_and_an_unreadable_recording(runner: CliRunner, tmp_path: Path):
-    pytest.importorskip("highlights.frames")
+    pytest.importorskip("highlights.media.decode")
     import numpy as np
 
-    from highlights.synthetic import write_video
+    from highlights.media.synthetic import write_video
 
     (tmp_path / "L-1").mkdir()
     write_video(tmp_path / "L-1/student.webm", (np.full((48, 64, 3), 40 * i % 255, np.uint8) for i in range(30)), fps=10, codec="vp8")

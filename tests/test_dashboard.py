@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from analytics_lessons import save_lessons
-from highlights.analytics import AnalyticsOptions
+from highlights.stages.analytics import AnalyticsOptions
 from highlights.cli import main
-from highlights.dashboard import write_dashboard
-from highlights.store import ResultStore
+from highlights.tools.dashboard import write_dashboard
+from highlights.persist.store import ResultStore
 from test_report import chromium_binary, run_chromium, screenshot_rgb
 
 CHARTS = ("status", "reasons", "disconnects", "presence", "smiles", "slowest")

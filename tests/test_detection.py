@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from highlights.faces import _torchvision_shim as shim
-from highlights.faces.detection import DetectionOptions, Detections, FaceDetector
+from highlights.models import _torchvision_shim as shim
+from highlights.models.detection import DetectionOptions, Detections, FaceDetector
 
 
 def _facenet_detect_face_module():
@@ -229,7 +229,7 @@ def test_batched_equals_one_by_one(shared_data, detector):
 
 @pytest.mark.parametrize("size", [(289, 385), (205, 273), (81, 108), (13, 17), (480, 640)])
 def test_summed_area_resampling_is_torchs_area_interpolation_exactly(size):
-    from highlights.faces.detection import _SummedArea
+    from highlights.models.detection import _SummedArea
 
     rgb = np.random.default_rng(sum(size)).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     table = _SummedArea(rgb)
@@ -251,7 +251,7 @@ def test_strided_max_pool_is_torchs_ceil_mode_max_pool_exactly(kernel):
     are where ceil mode's last window runs past the edge), in either memory layout."""
     import torch.nn.functional as F
 
-    from highlights.faces.pooling import strided_max_pool
+    from highlights.models.pooling import strided_max_pool
 
     generator = torch.Generator().manual_seed(kernel)
     for height in range(kernel, 30):
@@ -274,7 +274,7 @@ def test_detector_swaps_only_pnets_pool(detector):
     clone = pickle.loads(pickle.dumps(detector))
     assert [type(m).__name__ for m in clone._mtcnn.pnet.children()].count("StridedMaxPool") == 1
     with pytest.raises(RuntimeError, match="too small"):
-        from highlights.faces.pooling import strided_max_pool
+        from highlights.models.pooling import strided_max_pool
 
         strided_max_pool(torch.zeros(1, 1, 1, 5), 2, 2)
 
@@ -302,7 +302,7 @@ def test_own_mtcnn_pass_finds_what_facenets_detect_finds(detector, min_face):
     own MTCNN.detect: the same faces, boxes and probabilities, largest first."""
     from facenet_pytorch import MTCNN
 
-    from highlights.faces.detection import _mtcnn_detect
+    from highlights.models.detection import _mtcnn_detect
 
     reference = MTCNN(keep_all=True, select_largest=True, min_face_size=min_face, post_process=False)
     frames = _faces_on_a_background()

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from highlights.config import Settings
-from highlights.artifacts import read_scores
-from highlights.pipeline import run_manifest
-from highlights.selection import SelectionOptions, select_highlights
-from highlights.store import ResultStore
+from highlights.lesson.folder import read_scores
+from highlights.batch.run import run_manifest
+from highlights.stages.selection import SelectionOptions, select_highlights
+from highlights.persist.store import ResultStore
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def test_demo_lesson_end_to_end(demo: Path, tmp_path: Path) -> None:
     assert result.disconnects.student_offline_s == pytest.approx(15.0, abs=0.01)
 
     # One frame per second while the student is online: 125 s of lesson less 15 s offline.
-    scores = read_scores(result.path(result.scores))
+    scores = read_scores(result.path(result.scores)).data
     assert scores["frame"].nunique() == 110
     faces = scores[scores["face"] >= 0]
     found = faces["frame"].nunique() / scores["frame"].nunique()

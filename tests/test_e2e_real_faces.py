@@ -38,9 +38,9 @@ def test_the_lesson_is_what_its_truth_says(lesson: RealFaceLesson) -> None:
     """The generator's own check: the manifest gives the planned timeline, and MTCNN (as the
     pipeline runs it) finds the planned number of faces in the recorded frames."""
     from highlights.config import Settings
-    from highlights.faces.detection import FaceDetector
-    from highlights.recordings import read_manifest
-    from highlights.timeline import lesson_timeline
+    from highlights.models.detection import FaceDetector
+    from highlights.inputs.manifest import read_manifest
+    from highlights.stages.timeline import lesson_timeline
 
     manifest = read_manifest(lesson.manifest, lessons_path=lesson.lessons)
     entry = manifest.lessons[lesson.lesson_id]
@@ -72,9 +72,9 @@ def test_the_lesson_is_what_its_truth_says(lesson: RealFaceLesson) -> None:
 
 def test_the_pipeline_picks_the_child_smiling_and_never_an_adult(lesson: RealFaceLesson, tmp_path: Path) -> None:
     from highlights.config import Settings
-    from highlights.artifacts import read_scores
-    from highlights.pipeline import run_manifest
-    from highlights.results import read_result
+    from highlights.lesson.folder import read_scores
+    from highlights.batch.run import run_manifest
+    from highlights.lesson.folder import read_result
 
     settings = Settings(out_dir=tmp_path / "out")
     [result] = run_manifest(lesson.manifest, settings, lessons_path=lesson.lessons)
@@ -108,7 +108,7 @@ def test_the_pipeline_picks_the_child_smiling_and_never_an_adult(lesson: RealFac
     # The snippet and the database row the email campaign reads.
     snippet = result.path(result.snippet).read_text(encoding="utf-8")
     assert result.gif_url in snippet and 'width="' in snippet and 'alt="' in snippet
-    from highlights.store import ResultStore
+    from highlights.persist.store import ResultStore
 
     store = ResultStore(settings.database_url)
     try:
@@ -122,7 +122,7 @@ def test_the_pipeline_picks_the_child_smiling_and_never_an_adult(lesson: RealFac
     assert saved is not None and [f.ref.t for f in saved.frames] == times
 
     # The scores behind them: is the child judged a child, the adult an adult, smiles smiles?
-    scores = read_scores(result.path(result.scores))
+    scores = read_scores(result.path(result.scores)).data
     assert sorted(scores["t"].unique()) == [s for s in range(lesson.duration_s) if lesson.kind_at(s) != "offline"]
     faces = scores[scores["face"] >= 0].copy()
     faces["kind"] = [lesson.kind_at(t) for t in faces["t"]]

@@ -8,18 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import highlights.email
-from highlights.email import (
-    MESSAGES,
-    TEMPLATES_DIR,
-    EmailOptions,
-    Snippet,
-    check_absolute_url,
-    choose_locale,
-    render_snippet,
-)
-from highlights.gif import GifInfo
-from highlights.recordings import LessonInfo
+import highlights.stages.snippet
+from highlights.stages.snippet import MESSAGES, EmailOptions, Snippet, choose_locale, render_snippet
+from highlights.core.urls import check_absolute_url
+from highlights.render import TEMPLATES_DIR
+from highlights.stages.gif import GifInfo
+from highlights.core.lesson import LessonInfo
 
 GIF_URL = "https://cdn.example.com/highlights/L-1001/Zx3k9Qe2.gif"
 LESSON_URL = "https://school.example.com/lessons/L-1001?tab=summary&src=email"
@@ -305,5 +299,5 @@ def test_options_load_from_config_values():
 
 
 def test_module_examples():
-    failures, _ = doctest.testmod(highlights.email)
+    failures, _ = doctest.testmod(highlights.stages.snippet)
     assert failures == 0

@@ -1,4 +1,4 @@
-"""Tests of :mod:`highlights.executors`: local worker processes, crash isolation, retries, time
+"""Tests of :mod:`highlights.batch.dispatch`: local worker processes, crash isolation, retries, time
 limits, busy lessons, the one writer, the run record, JSON logs, and a run killed with SIGKILL.
 
 The lessons are those of ``tests/test_pipeline.py`` (real H.264 / VP8 files through the real
@@ -27,13 +27,20 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text
 
-import highlights.pipeline
+import highlights.batch.pools
+import highlights.lesson.flow
+import highlights.lesson.folder
+import highlights.lesson.graph
+import highlights.lesson.run
 from highlights.cli import main
 from highlights.config import Settings
-from highlights.executors import BatchOptions, FAULTS_ENV, describe_exit, retry_transient, worker_plan
-from highlights.pipeline import lesson_lock, run_manifest
-from highlights.results import LessonResult
-from highlights.store import HighlightRun, ResultStore
+from highlights.batch.dispatch import retry_transient
+from highlights.batch.pools import FAULTS_ENV, describe_exit
+from highlights.batch.options import BatchOptions, worker_plan
+from highlights.batch.run import run_manifest
+from highlights.lesson.folder import lesson_lock
+from highlights.core.result import LessonResult
+from highlights.persist.store import HighlightRun, ResultStore
 from concurrent_writer import write_rows
 from test_pipeline import FakeScorer, lesson_rows, videos, write_manifest  # noqa: F401 - videos is a fixture
 
@@ -206,7 +213,7 @@ def test_transient_database_errors_are_retried_and_others_are_not() -> None:
 def test_a_lesson_another_run_holds_is_busy_not_failed_and_wait_waits(videos, tmp_path: Path, monkeypatch) -> None:
     for name in [n for n in os.environ if n.startswith("HIGHLIGHTS_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setattr(highlights.pipeline, "load_scorer", lambda settings: FakeScorer())
+    monkeypatch.setattr(highlights.batch.pools, "load_scorer", lambda settings: FakeScorer())
     root = tmp_path / "rec"
     manifest = write_manifest(root, lesson_rows(videos, root, "L-1") + lesson_rows(videos, root, "L-2"))
     out = tmp_path / "out"
@@ -280,7 +287,7 @@ def test_two_runs_at_once_share_the_lessons_and_do_each_once(videos, tmp_path: P
 def test_json_log_lines_carry_run_lesson_stage_event_and_no_personal_data(videos, tmp_path: Path, monkeypatch) -> None:
     for name in [n for n in os.environ if n.startswith("HIGHLIGHTS_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setattr(highlights.pipeline, "load_scorer", lambda settings: FakeScorer())
+    monkeypatch.setattr(highlights.batch.pools, "load_scorer", lambda settings: FakeScorer())
     root = tmp_path / "rec"
     manifest = write_manifest(root, lesson_rows(videos, root, "L-1") + lesson_rows(videos, root, "L-2", student="shy"))
     lessons = root / "lessons.csv"
@@ -457,8 +464,8 @@ def test_a_worker_dies_with_its_parent_instead_of_finishing_its_lesson(videos, t
     script = (
         "import sys; sys.path[:0] = [{repo!r}, {tests!r}]\n"
         "from highlights.config import Settings\n"
-        "from highlights.executors import BatchOptions\n"
-        "from highlights.pipeline import run_manifest\n"
+        "from highlights.api import BatchOptions\n"
+        "from highlights.api import run_manifest\n"
         "from test_pipeline import FakeScorer\n"
         "run_manifest({manifest!r}, Settings(out_dir={out!r}), scorer=FakeScorer(), batch=BatchOptions(workers=1))\n"
     ).format(repo=str(REPO_ROOT), tests=str(REPO_ROOT / "tests"), manifest=str(manifest), out=str(tmp_path / "out"))
@@ -570,8 +577,8 @@ def test_a_row_that_cannot_be_written_marks_result_json_failed_only_while_it_is_
     """The parent replaces a worker's ``result.json`` by ``failed`` when the lesson's row could not
     be written, so the next run redoes it; but only under the lesson's lock, and never over the
     outcome of another run that took the lesson in between (a rerun by hand)."""
-    from highlights.executors import _mark_unrecorded
-    from highlights.results import read_result, write_result
+    from highlights.batch.dispatch import mark_unrecorded
+    from highlights.lesson.folder import read_result, write_result
 
     folder = tmp_path / "L-1"
     folder.mkdir()
@@ -581,14 +588,14 @@ def test_a_row_that_cannot_be_written_marks_result_json_failed_only_while_it_is_
     write_result(done, folder)
     with lesson_lock(folder) as locked:  # another run holds the lesson: its outcome will stand
         assert locked
-        _mark_unrecorded(done, failed)
+        mark_unrecorded(done, failed)
     assert read_result(folder).status == "ok"
 
     other = LessonResult("L-1", "ok", fingerprint="f1", finished_at="2026-12-02T01:05:00+00:00", folder=folder)
     write_result(other, folder)  # a rerun by hand finished the lesson since (and wrote its row)
-    _mark_unrecorded(done, failed)
+    mark_unrecorded(done, failed)
     assert read_result(folder).finished_at == other.finished_at and read_result(folder).status == "ok"
 
     write_result(done, folder)  # still the worker's own file: marked failed
-    _mark_unrecorded(done, failed)
+    mark_unrecorded(done, failed)
     assert read_result(folder).status == "failed"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from highlights.frameref import FRAME_COLUMNS, UNKNOWN_INDEX, FrameRef, parse_utc, utc_iso
+from highlights.core.frameref import FRAME_COLUMNS, UNKNOWN_INDEX, FrameRef, parse_utc, utc_iso
 
 START = datetime(2026, 11, 20, 16, 0, 3, tzinfo=timezone.utc)
 

@@ -1,4 +1,4 @@
-"""The decoding stage (highlights.frames) on recordings written at run time by highlights.synthetic.
+"""The decoding stage (highlights.media.decode) on recordings written at run time by highlights.media.synthetic.
 
 Every synthetic frame carries its own number (``index_frame``/``read_index``), so each check
 says exactly which source frame came back; a frame turned the wrong way reads as another number.
@@ -16,21 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from highlights import frames as frames_module
-from highlights.frames import (
-    FrameNotFoundError,
-    RecordingError,
-    RecordingInfo,
-    iter_frames_at,
-    on_screen,
-    probe_recording,
-    read_frame_at,
-    resolve_end_times,
-    sample_frames,
-)
-from highlights.recordings import LessonInfo, LessonInput, Recording, SourceRow, read_manifest
-from highlights.synthetic import corrupt_file, index_frame, read_index, truncate_file, write_video
-from highlights.timeline import lesson_timeline, sample_points
+from highlights.media import decode as frames_module
+from highlights.media.decode import FrameNotFoundError, iter_frames_at, on_screen, read_frame_at
+from highlights.media.container import RecordingError
+from highlights.media.probe import RecordingInfo, probe_recording, resolve_end_times
+from highlights.stages.timeline import sample_frames
+from highlights.inputs.manifest import read_manifest
+from highlights.core.lesson import LessonInfo, LessonInput, Recording, SourceRow
+from highlights.media.synthetic import corrupt_file, index_frame, read_index, truncate_file, write_video
+from highlights.stages.timeline import lesson_timeline, sample_points
 
 FPS = 25
 SIZE = (160, 120)  # width, height
@@ -248,7 +242,7 @@ def same_frames(path: Path, offsets, **seeking) -> list[int | None]:
 @pytest.mark.parametrize("kind,keyframe", [("h264", 50.0), ("vp8", 51.2), ("vp8-live", 51.2)])
 def test_a_late_first_offset_seeks_to_the_keyframe_before_it(late_start, caplog, kind, keyframe):
     offsets = [60.0 + 0.5 * i for i in range(60)]  # 60 .. 89.5 s
-    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+    with caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
         got = numbers(iter_frames_at(late_start[kind], offsets))
     assert got == expected_cfr(offsets, fps=10)
     assert f"seeked to the keyframe at {keyframe:.3f} s for 60.000 s" in caplog.text
@@ -264,7 +258,7 @@ def test_a_late_first_offset_seeks_to_the_keyframe_before_it(late_start, caplog,
 @pytest.mark.parametrize("kind", ["h264", "vp8-live"])
 def test_offsets_past_the_end_after_a_seek(late_start, caplog, kind):
     offsets = [70.0, 89.5, 91.0, 95.0, 95.0]  # 91 s and on: well past the last frame (89.9 s)
-    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+    with caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
         assert numbers(iter_frames_at(late_start[kind], offsets)) == [700, 895, None, None, None]
     assert "seeked to the keyframe" in caplog.text and "from the start" not in caplog.text
     assert "3 of 5 sampled offset(s) lie past the end" in caplog.text
@@ -274,7 +268,7 @@ def test_offsets_past_the_end_after_a_seek(late_start, caplog, kind):
 def test_the_threshold_decides_whether_to_seek(late_start, caplog, monkeypatch):
     path = late_start["h264"]
     monkeypatch.setattr(frames_module, "SKIPPABLE_CODECS", frozenset())  # frame counts say how far it decoded
-    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+    with caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
         assert numbers(iter_frames_at(path, [4.9, 60.0])) == [49, 600]  # first offset under 5 s
         assert numbers(iter_frames_at(path, [60.0], seek_threshold_s=60.0)) == [600]
         monkeypatch.setattr(frames_module, "SEEK_THRESHOLD_S", math.inf)
@@ -320,7 +314,7 @@ def test_a_seek_that_misses_decodes_from_the_start(late_start, caplog, monkeypat
         return _OddSeek(real_open(file, *args, **kwargs), late_s)
 
     monkeypatch.setattr(frames_module.av, "open", odd_open)
-    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+    with caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
         assert numbers(iter_frames_at(path, offsets)) == [600, 610, 800]
     assert f"gop250.mp4: seek to 60.000 s {why}; decoding from the start" in caplog.text
     counts = decoded_counts(caplog)
@@ -336,11 +330,11 @@ def test_a_last_frame_without_stated_duration_is_decided_from_the_start(tmp_path
     path = indexed(tmp_path / "vfr-live.webm", len(stamps), codec="vp8", vfr_timestamps=stamps, gop=5,
                    no_duration=True)
     mean = stamps[-1] / (len(stamps) - 1)  # 0.51 s
-    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+    with caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
         assert same_frames(path, [12.0, 19.0, 19.5 + 0.9 * mean, 19.5 + 1.1 * mean]) == [24, 37, 38, None]
     assert "19.962 s may lie on the last frame" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+    with caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
         assert same_frames(path, [12.0, 18.02, 25.0]) == [24, 36, None]  # certainly past the end
     assert "seeked to the keyframe at 10.000 s for 12.000 s" in caplog.text
     assert "may lie on the last frame" not in caplog.text
@@ -367,7 +361,7 @@ def test_seeking_keeps_awkward_files_exact(long_gop, tmp_path, caplog):
     }
     for name, (path, offsets) in cases.items():
         caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        with caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
             got = same_frames(path, offsets, seek_threshold_s=0.0)
         assert f"{name}: seeked to the keyframe" in caplog.text, name
         if not name.startswith("damaged"):
@@ -399,7 +393,7 @@ def test_dropping_frames_no_offset_needs_gives_the_same_frames_and_decodes_fewer
     }
     for name, (path, offsets) in cases.items():
         caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        with caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
             got = list(iter_frames_at(path, offsets, seek_threshold_s=0.0 if seek else math.inf))
         expected = _frames_without_skipping(monkeypatch, path, offsets, seek_threshold_s=math.inf)
         assert numbers(got) == numbers(expected), name
@@ -407,7 +401,7 @@ def test_dropping_frames_no_offset_needs_gives_the_same_frames_and_decodes_fewer
         assert "packet(s) droppable" in caplog.text or "seeked to the keyframe" in caplog.text, name
     # On the long-GOP file (12 s, 300 frames, sampled every 2 s) far fewer frames are decoded.
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+    with caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
         list(iter_frames_at(long_gop["h264"], cases["h264"][1], seek_threshold_s=math.inf))
     [decoded] = decoded_counts(caplog)["start"]
     assert decoded < 0.8 * 10.3 * FPS
@@ -428,7 +422,7 @@ def test_the_skip_window_follows_the_frame_rate(long_gop, tmp_path, caplog, monk
 
     def decoded(**patched) -> tuple[list, int]:
         caplog.clear()
-        with monkeypatch.context() as patch, caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+        with monkeypatch.context() as patch, caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
             for name, value in patched.items():
                 patch.setattr(frames_module, name, value)
             got = list(iter_frames_at(long_gop["h264"], offsets, seek_threshold_s=math.inf))
@@ -443,7 +437,7 @@ def test_the_skip_window_follows_the_frame_rate(long_gop, tmp_path, caplog, monk
 
 
 def test_vp8_streams_are_decoded_whole(media, caplog):
-    with caplog.at_level(logging.DEBUG, logger="highlights.frames"):
+    with caplog.at_level(logging.DEBUG, logger="highlights.media.decode"):
         assert numbers(iter_frames_at(media["vp8"], [0.5, 1.5])) == expected_cfr([0.5, 1.5])
     assert "droppable" not in caplog.text
 
@@ -458,7 +452,7 @@ def test_truncated_file_gives_what_decodes_and_warns_once(long_gop, tmp_path, ca
         assert 3.0 < info.duration_s < 10.0
         offsets = [float(s) for s in range(12)]
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="highlights.frames"):
+        with caplog.at_level(logging.WARNING, logger="highlights.media.decode"):
             got = numbers(iter_frames_at(cut, offsets))
         decoded = [n for n in got if n is not None]
         assert decoded == expected_cfr(offsets)[: len(decoded)] and len(decoded) >= 3
@@ -482,7 +476,7 @@ def test_truncated_plain_mp4_cannot_be_opened(long_gop, tmp_path):
 def test_partly_corrupt_file_decodes_around_the_damage(long_gop, tmp_path, caplog, name):
     damaged = corrupt_file(long_gop[name], 0.4, 2000, out=tmp_path / f"damaged-{long_gop[name].name}")
     offsets = [0.0, 1.0, 2.0, 2.5, 5.0, 8.0, 9.0, 11.0]
-    with caplog.at_level(logging.WARNING, logger="highlights.frames"):
+    with caplog.at_level(logging.WARNING, logger="highlights.media.decode"):
         got = numbers(iter_frames_at(damaged, offsets))
     assert len(got) == len(offsets)
     expected = expected_cfr(offsets)
@@ -592,7 +586,7 @@ def test_interleaved_recordings_are_each_decoded_once(tmp_path, monkeypatch, cap
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(frames_module.av, "open", counting_open)
-    with caplog.at_level(logging.WARNING, logger="highlights.frames"):
+    with caplog.at_level(logging.WARNING, logger="highlights.media.decode"):
         sampled = list(sample_frames(lesson, timeline, fps=1.0))
     assert sorted(opened) == ["a.webm", "b.mp4"]
     assert [f.ref.t for f in sampled] == [float(t) for t in range(20)]  # t 20, 21: past a.webm's end

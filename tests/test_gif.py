@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from highlights.gif import (
+from highlights.stages.gif import (
     GifError,
     GifFrame,
     GifOptions,

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from highlights.io import PUBLIC_MODE, atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
+from highlights.files import PUBLIC_MODE, atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

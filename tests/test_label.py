@@ -27,14 +27,14 @@ import pytest
 from click.testing import CliRunner
 
 from highlights.config import Settings
-from highlights.faces.preprocess import crop_square, face_model_input
-from highlights.frames import read_frame_at
-from highlights.label.session import Labeller, LabelRequestError
-from highlights.label.store import LABEL_COLUMNS, LabelsFolderError, LabelStore
-from highlights.pipeline import run_manifest
-from highlights.synthetic import write_lesson_files, write_video
-from highlights.training.datasets import LabelledImages, LabelsError, face_crops, load_labelled_folder
-from highlights.training.train import validation_split
+from highlights.models.preprocess import crop_square, face_model_input
+from highlights.media.decode import read_frame_at
+from highlights.tools.label.session import Labeller, LabelRequestError
+from highlights.tools.label.store import LABEL_COLUMNS, LabelsFolderError, LabelStore
+from highlights.batch.run import run_manifest
+from highlights.media.synthetic import write_lesson_files, write_video
+from highlights.tools.training.datasets import LabelledImages, LabelsError, face_crops, load_labelled_folder
+from highlights.tools.training.splits import validation_split
 from test_report import chromium_binary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -113,7 +113,7 @@ def test_lessons_are_found_with_their_faces_and_recordings(labeller, processed):
 
 def test_frames_and_faces_hold_the_pipelines_frame_ref(labeller):
     # The labeller had a FrameRef of its own, and a Face repeating the frame's fields.
-    from highlights.frameref import FRAME_COLUMNS, FrameRef
+    from highlights.core.frameref import FRAME_COLUMNS, FrameRef
 
     lesson = labeller.lesson("label-a")
     assert lesson.frames and all(type(f) is FrameRef for f in lesson.frames)
@@ -278,7 +278,7 @@ class _Server:
     def __init__(self, labeller: Labeller, token: str | None = None, allowed_hosts=None) -> None:
         import uvicorn
 
-        from highlights.label.app import LOOPBACK_HOSTS, create_app
+        from highlights.tools.label.app import LOOPBACK_HOSTS, create_app
 
         self.port = _free_port()
         app = create_app(labeller, token=token, allowed_hosts=LOOPBACK_HOSTS if allowed_hosts is None else allowed_hosts)
@@ -366,7 +366,7 @@ def test_a_labels_folder_that_cannot_be_written_answers_json_and_keeps_the_batch
 def test_serve_makes_a_token_when_bound_beyond_loopback(monkeypatch, labeller):
     import uvicorn
 
-    from highlights.label import app as app_module
+    from highlights.tools.label import app as app_module
 
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
@@ -476,8 +476,8 @@ def test_label_a_lesson_in_headless_chromium(labeller, tmp_path):
 
 def test_fine_tune_from_the_shipped_weights_and_evaluate_on_held_out_lessons(processed, tmp_path):
     from highlights.cli import main
-    from highlights.faces.models import load_face_model
-    from highlights.pipeline import load_scorer
+    from highlights.models.face_cnn import load_face_model
+    from highlights.lesson.scorer import load_scorer
 
     out, manifests = processed
     labels = tmp_path / "labels"
@@ -511,7 +511,7 @@ def test_fine_tune_from_the_shipped_weights_and_evaluate_on_held_out_lessons(pro
 
 def test_cli_label_refuses_a_labels_folder_in_the_repository_and_serves_over_the_api(processed, tmp_path, monkeypatch):
     from highlights.cli import main
-    from highlights.label import app as app_module
+    from highlights.tools.label import app as app_module
 
     out, manifests = processed
     runner = CliRunner()

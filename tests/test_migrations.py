@@ -11,9 +11,9 @@ from alembic import command
 from sqlalchemy import JSON, Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine, inspect, text
 
 from databases import BACKENDS, fresh_database
-from highlights.migrations import BASELINE, alembic_config, head_revision, schema_differences, upgrade_to_head
-from highlights.results import LessonResult
-from highlights.store import CAMPAIGN_SQL, Base, ResultStore, StoreError
+from highlights.persist.migrations import BASELINE, alembic_config, head_revision, schema_differences, upgrade_to_head
+from highlights.core.result import LessonResult
+from highlights.persist.store import CAMPAIGN_SQL, Base, ResultStore, StoreError
 
 ANALYTICS_TABLES = {"lesson_minutes", "lesson_totals"}
 

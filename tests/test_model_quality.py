@@ -3,7 +3,7 @@
 Each model is scored on a fixed, seeded subset of its held-out validation split (the same split
 its training used: held-out people of the LFW expression set for smiles, the held-out UTKFace
 faces for child/adult), faces found by the pipeline's detector. Fails below ROC AUC 0.93; the
-full-split figures are in highlights/faces/weights/MODEL_CARD.md. Skipped where ../shared is
+full-split figures are in highlights/models/weights/MODEL_CARD.md. Skipped where ../shared is
 absent. Face crops are cached outside the repository (``HIGHLIGHTS_CACHE``).
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from highlights.faces.models import load_face_model
-from highlights.training.evaluate import evaluate_model
+from highlights.models.face_cnn import load_face_model
+from highlights.tools.training.evaluate import evaluate_model
 
 MIN_AUC = 0.93
 FACES = 400

@@ -1,13 +1,13 @@
-"""Tests of :mod:`highlights.pipeline` (``run_manifest`` / ``run_lesson``) on recordings built at run time.
+"""Tests of :mod:`highlights.lesson.run` (``run_manifest`` / ``run_lesson``) on recordings built at run time.
 
 The videos are real files (teacher: H.264 MP4, student: VP8 WebM, written by
-:func:`highlights.synthetic.write_video`) and go through the real stages: end times from the
+:func:`highlights.media.synthetic.write_video`) and go through the real stages: end times from the
 media, timeline, frame sampling, selection, GIF, snippet, analytics, report, ``result.json`` and
 the database row. Only the face models are replaced, by :class:`FakeScorer`, a test double with
-the part of :class:`~highlights.faces.scoring.FaceScorer`'s interface the pipeline uses
+the part of :class:`~highlights.stages.scores.FaceScorer`'s interface the pipeline uses
 (``versions``, ``options``, ``score_images``). It "sees" what is drawn into the student's frames:
 
-- the top half of every frame carries its frame number (:func:`highlights.synthetic.index_frame`
+- the top half of every frame carries its frame number (:func:`highlights.media.synthetic.index_frame`
   blocks); the fake turns it into the second of the recording and a random 64-bit crop hash per
   second, so no two seconds look like near-duplicates;
 - a white 64 px square at ``CHILD_BOX`` is the child's face; a dark "mouth" bar inside it is a
@@ -34,18 +34,25 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import highlights.pipeline
+import highlights.batch.pools
+import highlights.lesson.flow
+import highlights.lesson.folder
+import highlights.lesson.graph
+import highlights.lesson.run
 from highlights.cli import main
 from highlights.config import Settings
-from highlights.email import EmailOptions
-from highlights.faces.detection import DetectionOptions
-from highlights.faces.scoring import FaceScore
-from highlights.pipeline import lesson_lock, run_lesson, run_manifest
-from highlights.recordings import read_manifest
-from highlights.results import LessonResult, read_result
-from highlights.selection import SelectionOptions
-from highlights.store import ResultStore
-from highlights.synthetic import index_frame, read_index, write_video
+from highlights.stages.snippet import EmailOptions
+from highlights.models.detection import DetectionOptions
+from highlights.stages.scores import FaceScore
+from highlights.lesson.run import run_lesson
+from highlights.batch.run import run_manifest
+from highlights.lesson.folder import lesson_lock
+from highlights.inputs.manifest import read_manifest
+from highlights.core.result import LessonResult
+from highlights.lesson.folder import read_result
+from highlights.stages.selection import SelectionOptions
+from highlights.persist.store import ResultStore
+from highlights.media.synthetic import index_frame, read_index, write_video
 
 # --------------------------------------------------------------------------- the scene
 
@@ -448,7 +455,7 @@ def test_lesson_locked_by_another_run_is_reported_busy(videos, tmp_path: Path) -
 def test_cli_run_exit_status_and_summary(videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("HIGHLIGHTS_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setattr(highlights.pipeline, "load_scorer", lambda settings: FakeScorer())
+    monkeypatch.setattr(highlights.batch.pools, "load_scorer", lambda settings: FakeScorer())
     runner = CliRunner()
 
     def run(manifest: Path, out: Path):
@@ -540,7 +547,7 @@ def test_a_database_error_keeps_the_student_name_out_of_reason_and_logs(videos, 
 
 def test_a_rerun_removes_the_temporary_files_a_crash_left(videos, tmp_path: Path) -> None:
     manifest, settings, folder, first = done_lesson(videos, tmp_path)
-    # What a run killed half-way through atomic writes leaves (highlights.io.atomic_path).
+    # What a run killed half-way through atomic writes leaves (highlights.files.atomic_path).
     leftovers = [f".{first.gif[:-4]}.k3j2l1ab.tmp.gif", ".snippet.ab12cd34.tmp.html", ".scores.zz99xy00.tmp.csv",
                  ".result.q1w2e3r4.tmp.json"]
     for name in leftovers:
@@ -556,7 +563,7 @@ def test_a_rerun_removes_the_temporary_files_a_crash_left(videos, tmp_path: Path
 def test_cli_run_unusable_database_or_output_folder(videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("HIGHLIGHTS_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setattr(highlights.pipeline, "load_scorer", lambda settings: FakeScorer())
+    monkeypatch.setattr(highlights.batch.pools, "load_scorer", lambda settings: FakeScorer())
     runner = CliRunner()
     manifest = one_lesson(videos, tmp_path / "rec")
     out = tmp_path / "out"
@@ -613,8 +620,8 @@ def test_two_segments_with_one_file_name_are_each_read_for_their_own_frames(vide
     only a frame's file name: a pick read again from disk (nothing kept from scoring here), and a
     frame the labeller shows, must come from the segment the frame was sampled from, not from the
     first file of that name (which silently gave a frame of the other segment, never checked)."""
-    import highlights.runner
-    from highlights.label.lessons import load_lessons
+    import highlights.lesson.graph
+    from highlights.tools.label.lessons import load_lessons
 
     root = tmp_path / "rec"
     folder = root / "L-twice"
@@ -631,14 +638,14 @@ def test_two_segments_with_one_file_name_are_each_read_for_their_own_frames(vide
         ["L-twice", "student", "L-twice/conn-2/student.webm", second.isoformat(), ""],
     ])  # fmt: skip
     reads: list[tuple[Path, float]] = []
-    real_read = highlights.runner.read_frame_at
+    real_read = highlights.lesson.graph.read_frame_at
 
     def read(path, offset_s):
         reads.append((Path(path), offset_s))
         return real_read(path, offset_s)
 
-    monkeypatch.setattr(highlights.runner, "KEPT_FRAMES", 0)  # every pick is read again from its file
-    monkeypatch.setattr(highlights.runner, "read_frame_at", read)
+    monkeypatch.setattr(highlights.lesson.flow, "KEPT_FRAMES", 0)  # every pick is read again from its file
+    monkeypatch.setattr(highlights.lesson.graph, "read_frame_at", read)
     settings = Settings(out_dir=tmp_path / "out")
     result = run_one(manifest, settings, FakeScorer())
     assert result.status == "ok", result.reason
@@ -680,15 +687,15 @@ def test_a_file_a_stage_cannot_write_is_named_without_its_folders(videos, tmp_pa
     """A permission error inside a stage (the lesson's folder made read-only) fails the lesson
     with the file's name: str() of the OSError held the whole private path, which reached the
     result, the database's last_error and the logs."""
-    import highlights.runner
+    import highlights.lesson.graph
 
     manifest = one_lesson(videos, tmp_path / "rec")
     settings = Settings(out_dir=tmp_path / "out")
 
-    def refuse(path, data, **kwargs):
-        raise PermissionError(13, "Permission denied", str(Path(path).with_name(".timeline.x1.tmp.json")))
+    def refuse(timeline, folder):
+        raise PermissionError(13, "Permission denied", str(Path(folder) / ".timeline.x1.tmp.json"))
 
-    monkeypatch.setattr(highlights.runner, "write_json_atomic", refuse)
+    monkeypatch.setattr(highlights.lesson.folder, "write_timeline", refuse)
     result = run_one(manifest, settings, FakeScorer())
     assert result.status == "failed"
     assert result.reason == "lesson L-1001: timeline stage failed: PermissionError: Permission denied: .timeline.x1.tmp.json"

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from highlights.faces.preprocess import (
+from highlights.models.preprocess import (
     MODEL_INPUT_SIZE,
     crop_square,
     face_model_input,

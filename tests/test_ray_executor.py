@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from highlights.config import Settings
-from highlights.executors import FAULTS_ENV, BatchOptions
-from highlights.pipeline import run_manifest
+from highlights.batch.pools import FAULTS_ENV
+from highlights.batch.options import BatchOptions
+from highlights.batch.run import run_manifest
 from test_executors import mixed, run_record, serial_run, snapshot  # noqa: F401 - fixtures
 from test_pipeline import FakeScorer, lesson_rows, videos, write_manifest  # noqa: F401 - videos is a fixture
 

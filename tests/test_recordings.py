@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from highlights.recordings import (
-    InputError,
-    LessonInput,
-    is_valid_lesson_id,
-    read_lessons_file,
-    read_manifest,
-    with_end_times,
-)
-from highlights.timeline import lesson_timeline
+from highlights.inputs.manifest import InputError, read_manifest
+from highlights.inputs.lessons_file import read_lessons_file
+from highlights.core.lesson import LessonInput, is_valid_lesson_id, with_end_times
+from highlights.stages.timeline import lesson_timeline
 
 HEADER = "lesson_id,role,path,started_at,ended_at"
 T0 = "2026-11-21T15:00:00+00:00"
@@ -659,7 +654,7 @@ def test_with_end_times_fills_only_unknown_ends_and_copies(folder: Path):
 
 
 def test_recording_of_frame_tells_same_named_segments_apart_by_their_start() -> None:
-    from highlights.recordings import Recording, SourceRow, recording_of_frame
+    from highlights.core.lesson import Recording, SourceRow, recording_of_frame
 
     t0 = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
     row = SourceRow(Path("manifest.csv"), 2)
@@ -680,8 +675,8 @@ def test_recording_of_frame_tells_same_named_segments_apart_by_their_start() -> 
 def test_recording_of_frame_picks_what_sampling_picked_where_two_same_named_copies_start_together() -> None:
     # A copy exported twice (same name, same start, other folder): its frames could not be placed
     # again, so a resumed run failed the GIF stage of a lesson that had run.
-    from highlights.recordings import Recording, SourceRow, recording_of_frame
-    from highlights.timeline import covering_recording
+    from highlights.core.lesson import Recording, SourceRow, recording_of_frame
+    from highlights.stages.timeline import covering_recording
 
     t0 = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
     row = SourceRow(Path("manifest.csv"), 2)

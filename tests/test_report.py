@@ -18,13 +18,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import highlights.report
-from highlights.faces.scoring import SCORE_COLUMNS, SCORE_DTYPES, empty_scores
-from highlights.recordings import LessonInfo
-from highlights.report import format_clock, render_report, runs
-from highlights.results import Disconnects, HighlightFrame, LessonBounds, LessonResult
-from highlights.selection import Selection, select_highlights
-from highlights.timeline import LessonTimeline, lesson_bounds
+import highlights.stages.report
+from highlights.core.faces import FaceTable
+from highlights.core.faces import SCORE_COLUMNS, SCORE_DTYPES
+from highlights.core.lesson import LessonInfo
+from highlights.stages.report import format_clock, render_report, runs
+from highlights.core.result import Disconnects, HighlightFrame, LessonBounds, LessonResult
+from highlights.stages.selection import Selection, select_highlights
+from highlights.stages.timeline import LessonTimeline, lesson_bounds
 
 T0 = datetime(2026, 11, 20, 16, 0, 0, tzinfo=timezone.utc)
 STUDENT_NAME = "Zoe Secretname"
@@ -182,7 +183,7 @@ def test_no_highlight_report(lesson):
 def test_no_lesson_report(student, teacher):
     timeline = lesson_bounds("L-1002", student, teacher)
     assert timeline.status == "no_lesson"
-    scores = empty_scores()
+    scores = FaceTable.empty()
     selection = select_highlights(scores)
     result = LessonResult("L-1002", "no_lesson", reason=timeline.reason, disconnects=Disconnects())
     html = render_report(result, timeline, scores, selection, LessonInfo("L-1002"))
@@ -214,7 +215,7 @@ def test_helpers():
     assert runs([], [], 1.0) == []
     assert runs([0, 1, 2], [False, False, False], 1.0) == []
     assert runs([0, 2, 4], [True, True, True], 2.0) == [(0.0, 6.0)]
-    failures, _ = doctest.testmod(highlights.report)
+    failures, _ = doctest.testmod(highlights.stages.report)
     assert failures == 0
 
 
@@ -293,7 +294,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
 
 
 def test_report_lists_the_face_tracks():
-    from highlights.report import track_rows
+    from highlights.stages.report import track_rows
 
     rows = [_track_face(i, t=float(i), x=100.0, child_prob=0.98) for i in range(10)]
     rows += [_track_face(i, t=float(i), x=400.0, child_prob=0.02, face=1) for i in range(4, 8)]

@@ -8,17 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from highlights.frameref import UNKNOWN_INDEX, FrameRef, parse_utc
-from highlights.results import (
-    RESULT_FILE,
-    STATUSES,
-    Disconnects,
-    HighlightFrame,
-    LessonBounds,
-    LessonResult,
-    read_result,
-    write_result,
-)
+from highlights.core.frameref import UNKNOWN_INDEX, FrameRef, parse_utc
+from highlights.core.result import STATUSES, Disconnects, HighlightFrame, LessonBounds, LessonResult
+from highlights.lesson.folder import RESULT_FILE, read_result, write_result
 
 
 def _result(tmp_path, **changes) -> LessonResult:

@@ -12,19 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from highlights.faces import models
-from highlights.faces.detection import DetectionOptions, Detections, FaceDetector
-from highlights.faces.models import FaceCNN, WeightsError, load_face_model, save_face_model
-from highlights.faces.scoring import (
-    SCORE_COLUMNS,
-    SCORE_DTYPES,
-    FaceScorer,
-    crop_quality,
-    empty_scores,
-    score_frames,
-)
-from highlights.frameref import FrameRef
-from highlights.frames import SampledFrame
+from highlights.models import face_cnn as models
+from highlights.models.detection import DetectionOptions, Detections, FaceDetector
+from highlights.models.face_cnn import FaceCNN, WeightsError, load_face_model, save_face_model
+from highlights.core.faces import FaceTable
+from highlights.stages.scores import FaceScorer, crop_quality, score_frames
+from highlights.core.faces import SCORE_COLUMNS, SCORE_DTYPES
+from highlights.core.frameref import FrameRef
+from highlights.media.decode import SampledFrame
 
 SMALL = (8, 8, 16, 16)
 START = datetime(2026, 11, 20, 17, 0, tzinfo=timezone.utc)
@@ -77,9 +72,9 @@ def test_table_has_one_row_per_face_and_one_per_empty_frame(face_models):
     detector = ScriptedDetector({120: [(10, 10, 70, 70), (80, 20, 110, 50)], 100: []})
     scorer = FaceScorer(detector, face_models["smile"], face_models["age"])
     frames = [frame(0, textured(120, 160)), frame(1, textured(100, 160)), frame(2, textured(120, 160))]
-    table = score_frames(iter(frames), scorer, batch_size=2)
+    table = score_frames(iter(frames), scorer, batch_size=2).data
 
-    assert list(table.columns) == SCORE_COLUMNS
+    assert tuple(table.columns) == SCORE_COLUMNS
     assert {c: str(t) for c, t in table.dtypes.items()} == {
         c: str(pd.Series(dtype=d).dtype) for c, d in SCORE_DTYPES.items()
     }
@@ -105,7 +100,7 @@ def test_table_has_one_row_per_face_and_one_per_empty_frame(face_models):
 
 
 def test_model_probabilities_are_the_models_own(face_models):
-    from highlights.faces.preprocess import face_model_input, to_tensor_batch
+    from highlights.models.preprocess import face_model_input, to_tensor_batch
 
     image = textured(120, 160, seed=3)
     box = (20.0, 15.0, 90.0, 95.0)
@@ -129,7 +124,7 @@ def test_streams_in_batches_and_reports_progress(face_models):
             yield frame(i, np.zeros((48, 64, 3), np.uint8))
 
     progress = []
-    table = score_frames(frames(), scorer, batch_size=3, progress=progress.append)
+    table = score_frames(frames(), scorer, batch_size=3, progress=progress.append).data
     assert detector.calls == [3, 3, 1]
     assert progress == [3, 3, 1]
     assert table["frame"].tolist() == list(range(7)) and (table.face == -1).all()
@@ -137,9 +132,9 @@ def test_streams_in_batches_and_reports_progress(face_models):
 
 def test_no_frames_gives_an_empty_typed_table(face_models):
     scorer = FaceScorer(ScriptedDetector({}), face_models["smile"], face_models["age"])
-    table = score_frames([], scorer)
-    assert list(table.columns) == SCORE_COLUMNS and len(table) == 0
-    assert table.dtypes.equals(empty_scores().dtypes)
+    table = score_frames([], scorer).data
+    assert tuple(table.columns) == SCORE_COLUMNS and len(table) == 0
+    assert table.dtypes.equals(FaceTable.empty().data.dtypes)
     with pytest.raises(ValueError):
         score_frames([], scorer, batch_size=0)
 
@@ -200,7 +195,7 @@ def test_real_detector_on_a_real_photo(face_models):
     canvas = np.zeros((480, 640, 3), np.uint8)
     canvas[:, 64:576] = photo[16:496]
     scorer = FaceScorer(FaceDetector(), face_models["smile"], face_models["age"])
-    table = score_frames([frame(0, canvas), frame(1, np.zeros((480, 640, 3), np.uint8))], scorer)
+    table = score_frames([frame(0, canvas), frame(1, np.zeros((480, 640, 3), np.uint8))], scorer).data
     assert table["face"].tolist() == [0, -1]
     face = table.iloc[0]
     assert face.det_prob > 0.95

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from highlights.frameref import FRAME_COLUMNS, FrameRef
-from highlights.selection import Selection, SelectionOptions, phash_distance, select_highlights
+from highlights.core.frameref import FRAME_COLUMNS, FrameRef
+from highlights.stages.selection import Selection, SelectionOptions, phash_distance, select_highlights
 
 START = datetime(2026, 11, 20, 15, 0, tzinfo=timezone.utc)
 
@@ -308,9 +308,9 @@ def test_random_tables_respect_privacy_gap_and_order(frames, allow_adult):
     opts = SelectionOptions(min_gap_s=3.0, min_frames=1, allow_adult=allow_adult)
     sel = select_highlights(scores, opts)
     assert len(sel.picks) <= opts.max_frames
-    # Judged per track (highlights.tracks): a face counts as an adult when its track is not
+    # Judged per track (highlights.stages.tracks): a face counts as an adult when its track is not
     # judged a child, and its smile is the one smoothed within the track.
-    from highlights.tracks import judge_faces
+    from highlights.stages.tracks import judge_faces
 
     judged = judge_faces(scores, opts.tracks) if rows else None
     faces = judged[judged["face"] >= 0] if judged is not None else scores
@@ -336,15 +336,12 @@ def test_random_tables_respect_privacy_gap_and_order(frames, allow_adult):
     assert (sel.status == "ok") == (len(sel.picks) >= opts.min_frames)
 
 
-def test_the_scores_table_is_defined_once_and_selection_reads_it_without_torch() -> None:
-    # selection.py and faces/scoring.py each had their own SCORE_COLUMNS.
-    import highlights.artifacts
-    import highlights.selection
-    from highlights.faces import scoring
+def test_the_face_table_is_defined_once_and_selection_reads_it_without_torch() -> None:
+    # selection.py and faces/scoring.py each had their own SCORE_COLUMNS; then three modules did.
+    import highlights.core.faces as faces
     from test_cli_timeline import _imports_torch
 
-    assert highlights.selection.SCORE_COLUMNS is highlights.artifacts.SCORE_COLUMNS is scoring.SCORE_COLUMNS
-    assert scoring.SCORE_DTYPES is highlights.artifacts.SCORE_DTYPES
-    assert list(highlights.artifacts.SCORE_DTYPES) == highlights.artifacts.SCORE_COLUMNS
-    assert tuple(highlights.artifacts.SCORE_COLUMNS[:len(FRAME_COLUMNS)]) == FRAME_COLUMNS
-    assert not _imports_torch("import highlights.selection\nimport highlights.artifacts")
+    assert list(faces.SCORE_DTYPES) == list(faces.SCORE_COLUMNS)
+    assert faces.SCORE_COLUMNS[: len(FRAME_COLUMNS)] == FRAME_COLUMNS
+    assert set(faces.STORED_COLUMNS) | set(faces.JUDGED_COLUMNS) == set(faces.COLUMNS)
+    assert not _imports_torch("import highlights.stages.selection\nimport highlights.lesson.folder")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from highlights.faces.detection import DetectionOptions, Detections, FaceDetector, FaceFollower, resolve_device
-from highlights.faces.scoring import FaceScore, KeptFrames
-from highlights.frames import prefetch
+from highlights.models.detection import DetectionOptions, Detections, FaceDetector, FaceFollower, resolve_device
+from highlights.stages.scores import FaceScore, KeptFrames
+from highlights.media.decode import prefetch
 
 START = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
 
@@ -76,7 +76,7 @@ def test_follower_runs_the_full_detector_on_change_gap_loss_and_every_few_frames
 
 
 def test_follower_is_not_used_when_full_every_is_one(detector):
-    from highlights.faces.scoring import FaceScorer
+    from highlights.stages.scores import FaceScorer
 
     scorer = FaceScorer(FaceDetector(DetectionOptions(full_every=1)))
     assert scorer.follower() is None
@@ -117,7 +117,7 @@ def test_prefetch_keeps_order_raises_where_the_producer_failed_and_stops_early()
 def test_prefetch_shortens_the_gil_switch_while_it_runs_and_restores_it():
     import sys
 
-    from highlights.frames import PREFETCH_GIL_SWITCH_S
+    from highlights.media.decode import PREFETCH_GIL_SWITCH_S
 
     before = sys.getswitchinterval()
     first, second = prefetch(iter(range(3))), prefetch(iter(range(3)))
@@ -169,18 +169,19 @@ def test_device_setting():
 def test_probing_sits_below_timeline_and_frames():
     # Importing timeline must not import frames (nor frames' decoder); probing needs neither.
     code = (
-        "import sys, highlights.timeline, highlights.probing; "
-        "assert 'highlights.frames' not in sys.modules, sorted(m for m in sys.modules if m.startswith('highlights'))"
+        "import sys, highlights.stages.timeline, highlights.media.probe; "
+        "assert 'highlights.media.decode' not in sys.modules, sorted(m for m in sys.modules if m.startswith('highlights'))"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
-    from highlights import frames, probing
+    from highlights.media import container, decode, probe
 
-    assert frames.probe_recording is probing.probe_recording and frames.RecordingError is probing.RecordingError
+    assert decode.RecordingError is probe.RecordingError is container.RecordingError  # one definition
 
 
 def test_the_pipeline_decodes_the_plans_points(monkeypatch, tmp_path):
     """The scores stage gets its frames from the plan's points, not from a second computation."""
-    from highlights import pipeline, runner, timeline
+    from highlights.lesson import run as pipeline, graph as runner
+    from highlights.stages import timeline
 
     def no_second_computation(*args, **kwargs):
         raise AssertionError("sample points computed outside the plan")
@@ -193,16 +194,14 @@ def test_the_pipeline_decodes_the_plans_points(monkeypatch, tmp_path):
         return real(points)
 
     monkeypatch.setattr(runner, "frames_at_points", spy)
-    import highlights.frames as frames_module
-
-    monkeypatch.setattr(frames_module, "sample_points", no_second_computation)
     assert timeline.sample_points is not no_second_computation  # the plan's own computation stays
-    from highlights.synthetic import index_frame, write_lesson_files, write_video
+    from highlights.media.synthetic import index_frame, write_lesson_files, write_video
 
     write_video(tmp_path / "s.mp4", (index_frame(i, (64, 48)) for i in range(50)), fps=5)
     write_video(tmp_path / "t.mp4", (index_frame(i, (64, 48)) for i in range(60)), fps=5)
     manifest, lessons = write_lesson_files(tmp_path, "L-1", START, [("s.mp4", "student", 0, 10), ("t.mp4", "teacher", -1, 12)],
                                            {"student_name": "A", "subject": "M", "locale": "en", "lesson_url": "https://x.example/l"})
+    from highlights.api import run_manifest
     from highlights.config import Settings
 
     class NoFaces:
@@ -212,7 +211,7 @@ def test_the_pipeline_decodes_the_plans_points(monkeypatch, tmp_path):
         def score_images(self, images):
             return [[] for _ in images]
 
-    [result] = pipeline.run_manifest(manifest, Settings(out_dir=tmp_path / "out"), lessons_path=lessons, scorer=NoFaces())
+    [result] = run_manifest(manifest, Settings(out_dir=tmp_path / "out"), lessons_path=lessons, scorer=NoFaces())
     assert result.status == "no_highlight"
     assert [p.offset_s for p in seen["points"]] == [float(k) for k in range(10)]
 
@@ -270,7 +269,7 @@ def test_with_the_scene_mask_a_face_coming_in_away_from_the_followed_one_gets_th
 
 
 def test_face_territory_covers_the_face_its_sides_and_what_is_under_it():
-    from highlights.faces.detection import _face_territory
+    from highlights.models.detection import _face_territory
 
     mask = _face_territory(np.array([[280, 120, 360, 200]], np.float32), (480, 640, 3), 8)
     # 80 px wide box widened by 40 px each side: x 240-400 -> columns 3-4; y 80-320 -> rows 1-5.

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from highlights.frameref import FrameRef
-from highlights.results import Disconnects, HighlightFrame, LessonBounds, LessonResult
-from highlights.store import (
+from highlights.core.frameref import FrameRef
+from highlights.core.result import Disconnects, HighlightFrame, LessonBounds, LessonResult
+from highlights.lesson.folder import lesson_record
+from highlights.persist.store import (
     CAMPAIGN_SQL,
     NoDatabase,
     ResultStore,
@@ -50,7 +51,7 @@ def _ok(folder, lesson_id="L-1", gif="tok3n.gif", html="<p>hi</p>") -> LessonRes
 
 def _exercise(store: ResultStore, tmp_path, lesson_id: str) -> None:
     t0 = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
-    store.save(_ok(tmp_path / "a", lesson_id), now=t0)
+    store.save(lesson_record(_ok(tmp_path / "a", lesson_id)), now=t0)
     row = store.row(lesson_id)
     assert row["status"] == "ok" and row["frame_count"] == 3 and row["student_disconnects"] == 1
     assert row["snippet_html"] == "<p>hi</p>" and row["code_version"] == "0.1.0"
@@ -58,7 +59,7 @@ def _exercise(store: ResultStore, tmp_path, lesson_id: str) -> None:
     assert row["gif_path"].endswith("tok3n.gif")
 
     # A rerun updates the row in place; created_at stays.
-    store.save(_ok(tmp_path / "b", lesson_id, gif="n3w.gif", html="<p>new</p>"), now=t0 + timedelta(hours=1))
+    store.save(lesson_record(_ok(tmp_path / "b", lesson_id, gif="n3w.gif", html="<p>new</p>")), now=t0 + timedelta(hours=1))
     row = store.row(lesson_id)
     assert row["gif_url"].endswith("n3w.gif") and row["snippet_html"] == "<p>new</p>"
     assert row["created_at"].replace(tzinfo=None) == t0.replace(tzinfo=None)
@@ -102,7 +103,7 @@ def test_failed_first_run_is_recorded(tmp_path):
 def test_campaign_sql_works_verbatim_and_one_shot_helper(tmp_path):
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
     store = ResultStore(url)
-    store.save(_ok(tmp_path / "a", "L-7"))
+    store.save(lesson_record(_ok(tmp_path / "a", "L-7")))
     with store.engine.connect() as connection:
         row = connection.execute(text(CAMPAIGN_SQL), {"lesson_id": "L-7"}).one()
     assert row.gif_url.endswith(".gif") and row.snippet_html
@@ -143,7 +144,7 @@ def test_a_failed_statement_does_not_carry_the_row_values_into_the_error(tmp_pat
             "CREATE TRIGGER refuse BEFORE INSERT ON lesson_highlights BEGIN SELECT RAISE(ABORT, 'refused'); END"
         ))
     with pytest.raises(Exception) as caught:
-        store.save(_ok(tmp_path / "a", "L-1", html="<p>Zoë Secretname smiled</p>"))
+        store.save(lesson_record(_ok(tmp_path / "a", "L-1", html="<p>Zoë Secretname smiled</p>")))
     assert "refused" in str(caught.value)
     assert "Secretname" not in str(caught.value)
     store.dispose()
@@ -223,7 +224,7 @@ def _utc_exercise(store: ResultStore, tmp_path, lesson_id: str) -> None:
     # would lie after, and a naive start (10:30) before, the same instants in another order.
     result = _ok(tmp_path / "utc", lesson_id)
     result.lesson = LessonBounds("2026-11-20T10:30:00-05:00", "2026-11-20T21:15:00+05:30", 900.0)
-    store.save(result, now=datetime(2026, 11, 21, 7, 0, tzinfo=timezone(timedelta(hours=5))))
+    store.save(lesson_record(result), now=datetime(2026, 11, 21, 7, 0, tzinfo=timezone(timedelta(hours=5))))
     row = store.row(lesson_id)
     utc = timezone.utc
     assert row["lesson_start"] == datetime(2026, 11, 20, 15, 30, tzinfo=utc)
@@ -279,10 +280,10 @@ def test_the_sqlite_file_is_not_world_readable(tmp_path):
 
 
 def test_a_drivers_message_about_the_database_is_shown_without_its_password(tmp_path):
-    from highlights.pipeline import _database_problem
+    from highlights.batch.dispatch import database_problem
 
     store = ResultStore(f"sqlite:///{tmp_path / 'h.sqlite'}")
     store.engine.url = store.engine.url.set(username="u", password="S3cretPW")  # as a PostgreSQL URL would carry it
     error = RuntimeError("connection to server at host failed:\n FATAL: password S3cretPW rejected for u")
-    reason = _database_problem("L-1", store, error)
+    reason = database_problem("L-1", store, error)
     assert "S3cretPW" not in reason and "***" in reason and "\n" not in reason

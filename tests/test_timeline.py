@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from highlights.recordings import LessonInfo, LessonInput, Recording, SourceRow
-from highlights.timeline import (
+from highlights.core.lesson import LessonInfo, LessonInput, Recording, SourceRow
+from highlights.stages.timeline import (
     Interval,
     covering_recording,
     lesson_bounds,

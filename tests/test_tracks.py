@@ -1,4 +1,4 @@
-"""Face tracks (highlights/tracks.py): linking faces across the sampled seconds, the gates that
+"""Face tracks (highlights/stages/tracks.py): linking faces across the sampled seconds, the gates that
 refuse a link, the cut where someone else takes the place, and the judgement per track."""
 
 from __future__ import annotations
@@ -7,23 +7,30 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from highlights.tracks import TrackOptions, assign_tracks, judge_faces, link_faces, main_track, tracks_of
+from highlights.stages.tracks import TrackOptions, assign_tracks, judge_faces, link_faces, main_track, tracks_of
 
 CHILD_HASH = "00000000000000ff"
 PARENT_HASH = "ff00000000000000"  # 16 bits from the child's: within the gate (24)
 STRANGER_HASH = "ffffffff00000000"  # 40 bits from the child's: refused
 
 
+def frame_columns(t, frame=None) -> dict:
+    return {"frame": int(t) if frame is None else frame, "t": float(t), "at": f"2026-11-21T15:00:{int(t) % 60:02d}+00:00",
+            "source": "student.webm", "offset_s": float(t)}
+
+
 def face(t, box, face_no=0, det=0.99, child=0.97, smile=0.1, crop_hash=CHILD_HASH, frame=None) -> dict:
     x1, y1, x2, y2 = box
-    return {"frame": int(t) if frame is None else frame, "t": float(t), "face": face_no,
+    return {**frame_columns(t, frame), "face": face_no,
             "x1": float(x1), "y1": float(y1), "x2": float(x2), "y2": float(y2), "det_prob": det,
-            "child_prob": child, "smile_prob": smile, "is_child": child >= 0.87, "crop_hash": crop_hash}  # fmt: skip
+            "child_prob": child, "smile_prob": smile, "is_child": child >= 0.87, "sharpness": 300.0,
+            "brightness": 120.0, "crop_hash": crop_hash}  # fmt: skip
 
 
 def no_face(t) -> dict:
-    return {"frame": int(t), "t": float(t), "face": -1, "x1": np.nan, "y1": np.nan, "x2": np.nan, "y2": np.nan,
-            "det_prob": np.nan, "child_prob": np.nan, "smile_prob": np.nan, "is_child": None, "crop_hash": ""}  # fmt: skip
+    return {**frame_columns(t), "face": -1, "x1": np.nan, "y1": np.nan, "x2": np.nan, "y2": np.nan,
+            "det_prob": np.nan, "child_prob": np.nan, "smile_prob": np.nan, "is_child": None, "sharpness": np.nan,
+            "brightness": np.nan, "crop_hash": ""}  # fmt: skip
 
 
 CHILD_BOX = (100, 80, 200, 200)
@@ -102,7 +109,7 @@ def test_ids_are_numbered_by_first_appearance_and_linking_is_deterministic():
 
 def test_in_frame_is_the_share_of_the_box_inside_its_frame():
     rows = [face(0, (0, 0, 100, 100)), face(1, (-50, 0, 50, 100)), face(2, (10, 10, 20, 20))]
-    out = assign_tracks(pd.DataFrame(rows), {0: (360, 480), 1: (360, 480)})
+    out = assign_tracks(pd.DataFrame(rows), {0: (360, 480), 1: (360, 480)}).data
     assert out["in_frame"].tolist()[:2] == [1.0, 0.5] and np.isnan(out["in_frame"].iat[2])  # frame 2: size unknown
 
 

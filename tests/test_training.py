@@ -11,8 +11,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from highlights.training.augment import AugmentOptions, augment_batch, black_band
-from highlights.training.datasets import (
+from highlights.tools.training.augment import AugmentOptions, augment_batch, black_band
+from highlights.tools.training.datasets import (
     CROP_DETECTED,
     CROP_WHOLE_IMAGE,
     LabelledImages,
@@ -22,14 +22,9 @@ from highlights.training.datasets import (
     load_labels_csv,
     load_labelled_folder,
 )
-from highlights.training.evaluate import evaluate_probabilities
-from highlights.training.train import (
-    TrainConfig,
-    choose_threshold,
-    fit,
-    train_model,
-    validation_split,
-)
+from highlights.tools.training.evaluate import evaluate_probabilities
+from highlights.tools.training.train import TrainConfig, choose_threshold, fit, train_model
+from highlights.tools.training.splits import validation_split
 
 ONLY_BAND = AugmentOptions(
     flip=0, max_rotation=0, max_zoom=1.0, crop=0, brightness=0, contrast=0, band=1.0, shift=0
@@ -170,7 +165,7 @@ def test_detected_box_is_used():
 
 class _NoFaces:
     def detect(self, images):
-        from highlights.faces.detection import Detections
+        from highlights.models.detection import Detections
 
         return [Detections.empty() for _ in images]
 
@@ -249,8 +244,8 @@ def test_fit_is_deterministic():
 def test_tiny_training_run_and_fine_tuning(tmp_path):
     """train -> weights with meta -> evaluate -> fine-tune with --init, all under 30 s."""
     from highlights.cli import main
-    from highlights.faces.models import load_face_model
-    from highlights.faces.models import file_sha256
+    from highlights.models.face_cnn import load_face_model
+    from highlights.models.face_cnn import file_sha256
 
     start = time.perf_counter()
     folder = _write_folder(tmp_path / "mine", n=60)

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from highlights.training import augment
-from highlights.training.augment import AGE_AUGMENT, SMILE_AUGMENT, AugmentOptions, augment_batch, geometric_matrix
+from highlights.tools.training import augment
+from highlights.tools.training.augment import AGE_AUGMENT, SMILE_AUGMENT, AugmentOptions, augment_batch, geometric_matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_FRAMING = dict(flip=0, max_rotation=0, max_zoom=1.0, crop=0, brightness=0, contrast=0, band=0, shift=0)
@@ -154,9 +154,10 @@ def _train_models_script():
 def test_exclude_leaves_training_only(tmp_path):
     from test_training import _write_folder
 
-    from highlights.faces.models import load_face_model
-    from highlights.training.datasets import load_labelled_folder
-    from highlights.training.train import TrainConfig, train_model, validation_split
+    from highlights.models.face_cnn import load_face_model
+    from highlights.tools.training.datasets import load_labelled_folder
+    from highlights.tools.training.splits import validation_split
+    from highlights.tools.training.train import TrainConfig, train_model
 
     folder = _write_folder(tmp_path / "faces", n=30)
     images = load_labelled_folder(folder, "age")
@@ -173,9 +174,9 @@ def test_exclude_leaves_training_only(tmp_path):
 def test_test_lesson_faces_are_never_trained_on(shared_data):
     """The real-face lessons' UTKFace photos (32 children, 4 parents): where they fall in the
     split, and what scripts/train_models.py leaves out of training."""
-    from highlights.faces.models import load_face_model
-    from highlights.training.datasets import load_labelled_folder
-    from highlights.training.train import validation_split
+    from highlights.models.face_cnn import load_face_model
+    from highlights.tools.training.datasets import load_labelled_folder
+    from highlights.tools.training.splits import validation_split
 
     script = _train_models_script()
     faces = {p.resolve() for p in script.evaluation_lesson_faces("age")}

@@ -9,8 +9,8 @@ import re
 import pytest
 import torch
 
-from highlights.faces import models
-from highlights.faces.models import (
+from highlights.models import face_cnn as models
+from highlights.models.face_cnn import (
     FaceCNN,
     WeightsError,
     file_sha256,
@@ -146,7 +146,7 @@ def test_wrong_architecture_in_file(tmp_path):
 
 @pytest.fixture
 def shipped_dir(tmp_path, monkeypatch, smile_file):
-    """A stand-in for highlights/faces/weights with smile.pt and a checksums.json naming it."""
+    """A stand-in for highlights/models/weights with smile.pt and a checksums.json naming it."""
     weights = tmp_path / "weights"
     weights.mkdir()
     (weights / "smile.pt").write_bytes(smile_file[0].read_bytes())

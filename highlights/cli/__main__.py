@@ -1,0 +1,5 @@
+"""``python -m highlights.cli``: the command line."""
+
+from highlights.cli import main
+
+main()

@@ -1,0 +1,119 @@
+"""Withdrawing a lesson's highlight on purpose (``highlights withdraw``), and finishing a
+withdrawal that a crash cut short."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from highlights.config import Settings
+from highlights.core.lesson import is_valid_lesson_id
+from highlights.core.result import LessonResult, utc_now_iso
+from highlights.lesson import folder as files
+from highlights.lesson.graph import GIF, REPORT, SNIPPET
+from highlights.lesson.resume import StageState
+from highlights.persist.store import ResultStore
+from highlights.stages.report import mark_withdrawn
+
+log = logging.getLogger(__name__)
+
+
+class NothingToWithdraw(LookupError):
+    """``highlights withdraw`` named a lesson with neither a result nor a database row."""
+
+
+def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | None = None) -> LessonResult:
+    """Withdraw a lesson's highlight on purpose: delete its GIF and snippets, mark its
+    ``result.json`` and database row ``withdrawn`` (no GIF URL, no snippet: the campaign's query
+    finds nothing). Later runs skip the lesson, a whole night's ``force`` included, until one
+    names it with ``force`` (``highlights run MANIFEST --lesson ID --force``), which makes a new
+    GIF under a new name. The scores, analytics and report stay (they are private); the report
+    is marked withdrawn (:func:`highlights.stages.report.mark_withdrawn`), so it no longer shows the
+    highlight as published.
+
+    Raises :class:`NothingToWithdraw` when neither ``OUT/<lesson_id>/result.json`` nor a row
+    exists, ValueError for an invalid id, and what the database raises.
+    """
+    if not is_valid_lesson_id(lesson_id):
+        raise ValueError(f"{lesson_id!r} is not a valid lesson id")
+    folder = Path(settings.out_dir) / lesson_id
+    own_store = store is None
+    store = store if store is not None else ResultStore(settings.database_url)
+    try:
+        row = store.row(lesson_id)
+        previous = files.read_result(folder)
+        if previous is None and row is None:
+            raise NothingToWithdraw(f"lesson {lesson_id}: no result in {folder} and no database row: nothing to withdraw")
+        when = utc_now_iso()
+        reason = f"withdrawn by hand at {when}"
+        if previous is not None:
+            result = replace(previous, status="withdrawn", reason=reason, frames=[], gif=None, gif_url=None,
+                             gif_bytes=None, snippet=None, snippet_text=None, finished_at=when, folder=folder)
+        else:
+            result = LessonResult(lesson_id, "withdrawn", reason=reason, started_at=when, finished_at=when)
+        if folder.is_dir():
+            with files.lesson_lock(folder) as locked:
+                if not locked:
+                    raise RuntimeError(f"lesson {lesson_id}: another highlights run is working on it; try again later")
+                # The order keeps every failure whole. The report first: when it cannot be
+                # written, nothing has changed. Then result.json, so that no later run (whose skip
+                # path writes the row from it) can bring the ok row back; if the database then
+                # refuses the row, result.json is put back and the GIF stays, published as its
+                # row says (and so does the report again). Only then the files go: a GIF the row
+                # no longer names.
+                report = _mark_report_withdrawn(folder, reason)
+                result.folder = folder
+                files.write_result(result, folder)
+                try:
+                    store.save(files.lesson_record(result))
+                except BaseException:
+                    if previous is not None:
+                        files.write_result(previous, folder)
+                    else:
+                        (folder / files.RESULT_FILE).unlink(missing_ok=True)
+                    if report is not None:
+                        files.write_report(report, folder)
+                    raise
+                files.delete_published_files(folder)
+                # A forced rerun draws a new GIF name, and writes its own report.
+                StageState(folder).forget(GIF.name, SNIPPET.name, REPORT.name)
+        else:
+            store.save(result)
+        log.warning("lesson %s: highlight withdrawn by hand", lesson_id)
+        return result
+    finally:
+        if own_store:
+            store.dispose()
+
+
+def finish_withdrawal(folder: Path) -> None:
+    """Delete what a withdrawal that stopped half way left (its result.json and row were written,
+    then the process died before the files went): a withdrawn GIF must not stay public. Only
+    while no other run holds the lesson (a rerun by name may be making a new GIF)."""
+    if not files.has_published_files(folder):
+        return
+    with files.lesson_lock(folder) as locked:
+        if not locked:
+            return
+        current = files.read_result(folder)
+        if current is None or current.status != "withdrawn":
+            return  # made again meanwhile
+        files.delete_published_files(folder)
+        log.warning("lesson %s: removed the files a withdrawal had left", folder.name)
+
+
+def _mark_report_withdrawn(folder: Path, reason: str) -> str | None:
+    """Mark the lesson's ``report.html`` withdrawn (:func:`highlights.stages.report.mark_withdrawn`),
+    atomically and as private as the stage wrote it: it no longer shows the highlight as published.
+    Returns the page as it was (None where there was none), to put back if the withdrawal fails."""
+    path = folder / files.REPORT_FILE
+    try:
+        html = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None  # no report (a lesson that failed before its report stage): nothing shows the highlight
+    files.write_report(mark_withdrawn(html, reason), folder)
+    return html
+
+
+__all__ = ["NothingToWithdraw", "finish_withdrawal", "withdraw_lesson"]

@@ -1,1 +1,0 @@
-"""Alembic revision files, one per schema change, in order (see highlights.migrations)."""
