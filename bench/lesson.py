@@ -1,6 +1,7 @@
 """One lesson end to end against its decode floor and the straightforward pipeline (issue 14).
 
-    python bench/lesson.py [--minutes 45] [--lesson busy|steady] [--json] [--skip-straightforward] [--regenerate]
+    python bench/lesson.py [--minutes 45] [--lesson busy|steady|webcam] [--json] [--skip-straightforward]
+                           [--skip-clips] [--skip-faces] [--regenerate]
 
 Generates once (cached in ``~/.cache/highlights/bench/lesson-<minutes>m-v1``, outside the
 repository, since its faces come from ``../shared/data``) a lesson like the nightly job sees:
@@ -11,7 +12,7 @@ repository, since its faces come from ``../shared/data``) a lesson like the nigh
 * a face in most seconds: hand-labelled UTKFace children (smiling and neutral) composited at
   webcam scale on a room background, sometimes a parent beside the child or alone, sometimes
   an empty room; the child sometimes leans back (a smaller face), the light drifts and dims
-  (``tests/real_face_lesson.py`` draws them). Without ``../shared/data``, scikit-image's
+  (``tests/support/real_face_lesson.py`` draws them). Without ``../shared/data``, scikit-image's
   astronaut photo is the face;
 * the teacher's camera (a whiteboard, 320x240, 5 fps) over the whole lesson.
 
@@ -36,9 +37,26 @@ Then, in one run, each in a fresh process so that CPU time and peak RSS are its 
   ``../shared/data/video`` (sampled at 5 frames/s, 1 frame/s for the 2-minute office clip), with
   how many of the full-resolution faces ours also found (IoU >= 0.5).
 
+``--lesson webcam`` is the lesson of ``bench/webcam_lesson.py`` instead (cached in
+``lesson-<minutes>m-webcam-v1``): 640x480 at 15 fps, H.264 at CRF 33 for most of the student's
+camera and a browser's VP9 WebM (~450 kb/s, no duration, no cues) after the first of two
+disconnects; one FG-NET child and one LFW parent (``tests/support/person_lesson.py``'s cast),
+a picture on the wall, the parent's shoulder, half face, visits; and the look changing every
+few seconds (dim, backlit, colour cast, a hand across the face, leaning out of the frame, sitting
+back, motion blur, a turned head).
+
 Prints the ratios ours/floor and straightforward/ours, and the load average (the machine is
-shared: compare figures of one run with each other, not across runs). ``--json`` prints one
-object with ``floor_s``, ``straightforward_s``, ``ours_s``, ``peak_rss_mb`` and the rest.
+shared: compare figures of one run with each other, not across runs); CPU-seconds per
+lesson-minute of ours and of the floor; where ours' CPU goes per model and step
+(``bench/cpu_accounts.py``: the models' and steps' methods wrapped in the ``ours`` process with
+per-thread CPU clocks, each second counted once; the threads nothing wrapped sees from
+``/proc``; then loading the models and the rest), with the face follower's counts and why it ran
+the whole pyramid (for the webcam lesson, how that lines up with the changes of look); the
+student recordings' codecs and bitrates. Faces: with ``--skip-straightforward``, full-resolution
+MTCNN runs on every sampled frame in a process of its own (``full_faces``, cached in the lesson
+folder; ``--skip-faces`` leaves it out). ``--json`` prints one object with ``floor_s``,
+``straightforward_s``, ``ours_s``, ``peak_rss_mb``, ``ours_cpu_s_per_lesson_min``,
+``floor_cpu_s_per_lesson_min``, ``cpu_by_model``, ``faces_lesson`` and the rest.
 """
 
 from __future__ import annotations
@@ -63,6 +81,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 SHARED_DATA = Path(os.environ.get("HIGHLIGHTS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CACHE = Path(os.environ.get("HIGHLIGHTS_BENCH_CACHE", Path.home() / ".cache" / "highlights" / "bench"))
@@ -90,9 +109,9 @@ class _Part:
 @functools.lru_cache(maxsize=1)  # read once: the plan, the cache folder's name and the report ask
 def _face_lists() -> tuple[list, list]:
     """The children's and the parents' faces: the hand-labelled photos of ``../shared/data``
-    (``tests/real_face_lesson.py``), or the astronaut for both where they are absent."""
+    (``tests/support/real_face_lesson.py``), or the astronaut for both where they are absent."""
     try:
-        from real_face_lesson import read_face_lists
+        from support.real_face_lesson import read_face_lists
 
         smiling, neutral, adults = read_face_lists()
         if not (SHARED_DATA / "faces" / smiling[0].set_path / smiling[0].file).exists():
@@ -109,11 +128,14 @@ def face_source() -> str:
     return "astronaut" if _face_lists()[0] == ["astronaut"] else "shared"
 
 
-LESSON_KINDS = ("busy", "steady")
+LESSON_KINDS = ("busy", "steady", "webcam")
 """``busy`` (the default, issue 14's yardstick): another person every 4-12 s, so ~330 scene
 changes in 45 minutes, each needing MTCNN's whole pyramid. ``steady``: what a webcam lesson is
 like, one child and one parent throughout, segments of 20-120 s (the child leans back, the
-parent sits in or takes over, the room is empty for a while), the drift continuous."""
+parent sits in or takes over, the room is empty for a while), the drift continuous. ``webcam``: a
+school's night as it is (``bench/webcam_lesson.py``): 15 fps H.264 at CRF 33 and a VP9 WebM from
+the browser, one FG-NET child and one LFW parent, a picture on the wall, and the look changing
+every few seconds (dim, backlit, colour cast, a hand across the face, leaning out of the frame)."""
 
 
 def _plan(minutes: float, seed: int = 0, kind: str = "busy") -> list[_Part]:
@@ -144,7 +166,8 @@ def _plan(minutes: float, seed: int = 0, kind: str = "busy") -> list[_Part]:
 
 def _sprite(face, rng):
     import cv2
-    import real_face_lesson as rfl
+
+    import support.real_face_lesson as rfl
 
     if face == "astronaut":
         from skimage import data
@@ -157,7 +180,7 @@ def _sprite(face, rng):
 
 def _render(parts: list[_Part], start_s: int, end_s: int, fps: float, seed: int):
     """RGB frames of the student's camera from lesson second ``start_s`` to ``end_s``."""
-    import real_face_lesson as rfl
+    import support.real_face_lesson as rfl
 
     width, height = SIZE
     rng = np.random.default_rng([seed, start_s])
@@ -212,6 +235,14 @@ def build_lesson(minutes: float, regenerate: bool = False, kind: str = "busy") -
     """The cached lesson folder (``manifest.csv``, ``lessons.csv``, recordings)."""
     from highlights.media.synthetic import write_lesson_files, write_video
 
+    if kind == "webcam":
+        import webcam_lesson
+
+        folder = CACHE / f"lesson-{minutes:g}m-{webcam_lesson.VERSION}"
+        if (folder / "manifest.csv").exists() and not regenerate:
+            return folder
+        return webcam_lesson.build_webcam_lesson(folder, minutes, seed=0, lesson_id=LESSON_ID,
+                                                 log=lambda line: print(line, file=sys.stderr, flush=True))
     source = face_source()
     named = "" if kind == "busy" else f"{kind}-"  # the busy lesson keeps the cache folder it had
     folder = CACHE / f"lesson-{minutes:g}m-{named}{VERSION}{'' if source == 'shared' else '-' + source}"
@@ -393,16 +424,26 @@ class _StageClock:
 
 
 def measure_ours(folder: Path) -> dict:
+    import threading
+
+    import cpu_accounts
+
     from highlights.batch.run import run_manifest
     from highlights.config import Settings
 
     out = Path(tempfile.mkdtemp(prefix="highlights-bench-out-"))
+    accounts, follower_log = cpu_accounts.install()  # per model and step, this process only
     try:
         settings = Settings(out_dir=out, force=True)
+        persons = settings.selection.persons
+        models_on = {"identity": persons.identity, "bodies": persons.bodies, "second_detector": persons.second_detector}
         clock = _StageClock()
+        sampler = cpu_accounts.ThreadSampler().start()
         started, cpu = time.perf_counter(), _cpu()
         [result] = run_manifest(folder / "manifest.csv", settings, lessons_path=folder / "lessons.csv", progress=clock)
         wall, cpu = time.perf_counter() - started, _cpu() - cpu
+        threads = sampler.stop()
+        accounts.restore()
         import pandas as pd
 
         scores = pd.read_csv(out / LESSON_ID / "scores.csv")
@@ -410,11 +451,64 @@ def measure_ours(folder: Path) -> dict:
         boxes: dict[str, list] = {}
         for row in faces.itertuples():
             boxes.setdefault(str(row.frame), []).append([row.x1, row.y1, row.x2, row.y2])
+        # Threads: the main one (detection, the people models, the stages), the decoder's and the
+        # face models' (known by the wrapped calls they ran), the sampler's, and the rest (FFmpeg,
+        # OpenCV and BLAS workers: nothing wrapped sees them).
+        roles = {threading.main_thread().native_id: "main"}
+        for tid in accounts.threads.get("decoder", ()):
+            roles[tid] = "decoder"
+        for tid in accounts.threads.get("face_cnns", ()):
+            roles.setdefault(tid, "face models")
+        roles[sampler.own_id] = "bench sampler"
+        by_role: dict[str, float] = {}
+        others: dict[str, float] = {}
+        for tid, (comm, seconds) in threads.items():
+            role = roles.get(tid, "other")
+            by_role[role] = by_role.get(role, 0.0) + seconds
+            if role == "other" and seconds > 0:
+                others[comm] = others.get(comm, 0.0) + seconds
+        index_t = {p.index: round(float(p.t), 1) for p in _plan_points(folder).points}
         return {"wall_s": wall, "cpu_s": cpu, "status": result.status, "reason": result.reason,
                 "stages": clock.stages, "peak_rss_mb": max(s["peak_rss_mb"] for s in clock.stages),
-                "frames": int(scores["frame"].nunique()), "faces": int(len(faces)), "boxes": boxes}
+                "frames": int(scores["frame"].nunique()), "faces": int(len(faces)), "boxes": boxes,
+                "faces_confident": int((faces["det_prob"] >= MIN_PROB).sum()),
+                "models_on": models_on, "models": accounts.summary(),
+                "threads": {k: round(v, 2) for k, v in by_role.items()},
+                "other_threads": {k: round(v, 2) for k, v in sorted(others.items(), key=lambda kv: -kv[1])[:8]},
+                "follower": follower_log.counters(),
+                "full_detections": [(index_t.get(i, -1.0), why, change) for i, why, change in follower_log.full],
+                "coarse_at": [index_t.get(i, -1.0) for i in follower_log.coarse]}
     finally:
+        accounts.restore()
         shutil.rmtree(out, ignore_errors=True)
+
+
+FULL_FACES_FILE = "full-mtcnn-faces-v1.json"
+
+
+def measure_full_faces(folder: Path) -> dict:
+    """Full-resolution MTCNN (probability >= 0.90) on every sampled frame of the lesson, the frames
+    ours sees (the job's own decoder at the plan's points); cached in the lesson's folder: it
+    depends on the lesson and facenet's MTCNN only."""
+    import torch
+    from PIL import Image
+
+    from highlights.media.decode import frames_at_points
+
+    cached = folder / FULL_FACES_FILE
+    if cached.exists():
+        return {**json.loads(cached.read_text()), "cached": True}
+    torch.set_num_threads(1)
+    started, cpu = time.perf_counter(), _cpu()
+    mtcnn = _mtcnn_full()
+    boxes = {str(frame.ref.index): _full_res_faces(mtcnn, Image.fromarray(frame.image)).tolist()
+             for frame in frames_at_points(_plan_points(folder).points)}
+    data = {"wall_s": time.perf_counter() - started, "cpu_s": _cpu() - cpu, "frames": len(boxes),
+            "faces": sum(map(len, boxes.values())), "boxes": boxes}
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, cached)
+    return {**data, "cached": False}
 
 
 def _clip_frames(path: Path) -> list[np.ndarray]:
@@ -479,7 +573,7 @@ def measure_clips() -> dict:
 
 def _child(kind: str, folder: str) -> None:
     fn = {"floor": measure_floor, "straightforward": measure_straightforward, "ours": measure_ours,
-          "clips": lambda _: measure_clips()}[kind]
+          "full_faces": measure_full_faces, "clips": lambda _: measure_clips()}[kind]
     print(json.dumps(fn(Path(folder))))
 
 
@@ -497,6 +591,100 @@ def _run_child(kind: str, folder: Path) -> dict:
     return data
 
 
+# --------------------------------------------------------------------------- the report
+
+
+LOAD_MODELS = "load models"
+
+
+def _where_cpu_goes(ours: dict, minutes: float) -> list[dict]:
+    """Rows of ours' CPU per model and step (``cpu_accounts``), then loading the models, the
+    threads nothing wrapped sees, and the rest; shares of ours' whole CPU."""
+    from cpu_accounts import CATEGORIES
+
+    total = ours["cpu_s"]
+    measured = ours.get("models") or {}
+    rows = []
+    for key, label in CATEGORIES:
+        m = measured.get(key)
+        if m is None:
+            continue
+        rows.append({"key": key, "label": label, "cpu_s": round(m["cpu_s"], 2), "items": m["items"],
+                     "ms_per_item": round(1000 * m["cpu_s"] / m["items"], 2) if m["items"] else None})
+    for key, m in measured.items():  # a category this table does not name yet
+        if key not in dict(CATEGORIES):
+            rows.append({"key": key, "label": key, "cpu_s": round(m["cpu_s"], 2), "items": m["items"], "ms_per_item": None})
+    load = sum(s["cpu_s"] for s in ours["stages"] if s["stage"] == LOAD_MODELS)
+    threads = ours.get("threads") or {}
+    other = threads.get("other", 0.0) + threads.get("bench sampler", 0.0)
+    rows.append({"key": "load_models", "label": "loading the models (the 'load models' stage)", "cpu_s": round(load, 2)})
+    rows.append({"key": "other_threads", "label": "threads nothing wrapped sees (FFmpeg/OpenCV/BLAS)",
+                 "cpu_s": round(other, 2)})
+    rest = total - sum(r["cpu_s"] for r in rows)
+    rows.append({"key": "rest", "label": "rest (main-thread glue, frame queue, other stages)", "cpu_s": round(rest, 2)})
+    for row in rows:
+        row["share"] = round(row["cpu_s"] / total, 4) if total else 0.0
+        row["cpu_s_per_lesson_min"] = round(row["cpu_s"] / minutes, 3)
+    return rows
+
+
+def _full_reasons(ours: dict, folder: Path) -> dict:
+    """Why the whole pyramid ran, and (for a lesson with ``plan.json`` looks) how the scene-change
+    ones line up with the lesson's changes of look and of who is in view."""
+    full = ours.get("full_detections") or []
+    reasons: dict[str, int] = {}
+    for _, why, _ in full:
+        reasons[why] = reasons.get(why, 0) + 1
+    out: dict = {"full_by_reason": reasons}
+    scene = [(t, c) for t, why, c in full if why == "scene change"]
+    if scene:
+        values = np.array([c for _, c in scene if c is not None], float)
+        out["change_quantiles"] = [round(float(np.quantile(values, q)), 1) for q in (0.1, 0.5, 0.9)] if len(values) else None
+    plan_file = folder / "plan.json"
+    try:
+        info = json.loads(plan_file.read_text())
+    except (OSError, ValueError):
+        return out
+    if not isinstance(info, dict) or "looks" not in info:
+        return out
+    spans = info["spans"]
+    on = lambda t: any(a <= t < b for a, b, _ in spans)
+    changes = sorted({b["start_s"] for b in info["blocks"]} | {look[1] for look in info["looks"]})
+    changes = [c for c in changes if c > 0 and on(c) and on(c - 1)]
+    scene_t = [t for t, _ in scene]
+    hit = sum(1 for c in changes if any(c <= t < c + 1.5 for t in scene_t))
+    elsewhere = sum(1 for t in scene_t if not any(c <= t < c + 1.5 for c in changes))
+    out.update(look_changes=len(changes), changes_with_pyramid=hit, scene_changes_elsewhere=elsewhere)
+    return out
+
+
+def _recordings(folder: Path) -> list[dict]:
+    """The student recordings: codec, size, frame rate, length and bitrate (PyAV)."""
+    import av
+
+    out = []
+    for path in _student_files(folder):
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                frames = seconds = 0.0
+                last = None
+                for packet in container.demux(stream):
+                    if packet.pts is None:
+                        continue
+                    frames += 1
+                    last = max(last or 0, packet.pts)
+                seconds = float(last * stream.time_base) if last is not None else 0.0
+                fps = frames / seconds if seconds else 0.0
+                out.append({"name": path.name, "codec": stream.codec_context.name, "width": stream.codec_context.width,
+                            "height": stream.codec_context.height, "fps": round(fps, 1), "seconds": round(seconds, 1),
+                            "kbps": round(path.stat().st_size * 8 / max(seconds, 1e-6) / 1000, 1)})
+        except Exception as error:  # noqa: BLE001 - a report line, not a failure
+            out.append({"name": path.name, "codec": f"? ({error})", "width": 0, "height": 0, "fps": 0, "seconds": 0,
+                        "kbps": 0})
+    return out
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -509,6 +697,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="busy: another person every 4-12 s (the yardstick); steady: one child and parent throughout.")
     parser.add_argument("--skip-straightforward", action="store_true", help="Not the (slow) straightforward pipeline.")
     parser.add_argument("--skip-clips", action="store_true", help="Not the real clips.")
+    parser.add_argument("--skip-faces", action="store_true",
+                        help="Not full-resolution MTCNN on the lesson's sampled frames (cached per lesson once run).")
     parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._child:
@@ -520,13 +710,19 @@ def main(argv: list[str] | None = None) -> int:
     floor = _run_child("floor", folder)
     ours = _run_child("ours", folder)
     straight = None if args.skip_straightforward else _run_child("straightforward", folder)
+    load_after = Path("/proc/loadavg").read_text().split()[:3]  # after the timed runs
+    full = straight if straight or args.skip_faces else _run_child("full_faces", folder)
     clips = {} if args.skip_clips else _run_child("clips", folder)
-    load_after = Path("/proc/loadavg").read_text().split()[:3]
     clips.pop("process_wall_s", None)
 
-    lesson_faces = {"ours": ours["faces"]}
-    if straight:
-        lesson_faces.update(full=straight["faces"], ours_matched=_matched(straight["boxes"], ours["boxes"]))
+    lesson_faces = {"ours": ours["faces"], "ours_confident": ours.get("faces_confident")}
+    if full:
+        found_by_ours = _matched(full["boxes"], ours["boxes"])
+        lesson_faces.update(full=full["faces"], ours_matched=found_by_ours,
+                            ours_not_in_full=ours["faces"] - _matched(ours["boxes"], full["boxes"]),
+                            full_frames=full["frames"], full_from="straightforward" if straight else "full_faces")
+    minutes = args.minutes
+    models = _where_cpu_goes(ours, minutes)
     report = {
         "minutes": args.minutes, "lesson": str(folder), "lesson_kind": args.lesson, "faces": face_source(),
         "floor_s": round(floor["wall_s"], 2), "floor_cpu_s": round(floor["cpu_s"], 2), "decoded_frames": floor["frames"],
@@ -541,7 +737,17 @@ def main(argv: list[str] | None = None) -> int:
         "stages": [{k: round(v, 2) if isinstance(v, float) else v for k, v in s.items()} for s in ours["stages"]],
         "faces_lesson": lesson_faces, "faces_clips": clips,
         "loadavg_before": load_before, "loadavg_after": load_after, "cpus": os.cpu_count(),
+        "lesson_minutes": minutes,
+        "ours_cpu_s_per_lesson_min": round(ours["cpu_s"] / minutes, 3),
+        "floor_cpu_s_per_lesson_min": round(floor["cpu_s"] / minutes, 3),
+        "ours_cpu_over_floor_cpu": round(ours["cpu_s"] / floor["cpu_s"], 2),
+        "models_on": ours.get("models_on"), "cpu_by_model": models, "threads_cpu_s": ours.get("threads"),
+        "other_threads_cpu_s": ours.get("other_threads"),
+        "follower": {**ours.get("follower", {}), **_full_reasons(ours, folder)},
     }
+    recordings = _recordings(folder)
+    if recordings:
+        report["recordings"] = recordings
     if args.json:
         print(json.dumps(report))
         return 0
@@ -555,11 +761,34 @@ def main(argv: list[str] | None = None) -> int:
           f"{ours['peak_rss_mb']:7.0f} MB peak  ({ours['status']})")
     for s in ours["stages"]:
         print(f"  {s['stage']:<17} {s['wall_s']:8.2f} s wall {s['cpu_s']:8.2f} s CPU  {s['peak_rss_mb']:7.0f} MB")
-    print(f"ours / floor = {report['ours_over_floor']:.2f}  (target <= 2)")
+    print(f"ours / floor = {report['ours_over_floor']:.2f}  (target <= 2)   CPU: ours / floor = "
+          f"{report['ours_cpu_over_floor_cpu']:.2f}")
+    print(f"CPU-s per lesson-minute: ours {report['ours_cpu_s_per_lesson_min']:.2f}, "
+          f"floor {report['floor_cpu_s_per_lesson_min']:.2f}")
     if straight:
         print(f"straightforward / ours = {report['straightforward_over_ours']:.2f}  (target >= 6)")
-        print(f"faces on the lesson: ours {lesson_faces['ours']}, full-resolution MTCNN {lesson_faces['full']}, "
-              f"of those ours found {lesson_faces['ours_matched']}")
+    if full:
+        print(f"faces on the lesson ({lesson_faces['full_frames']} sampled frames): ours {lesson_faces['ours']} "
+              f"({lesson_faces['ours_confident']} at >= {MIN_PROB}), full-resolution MTCNN {lesson_faces['full']}, "
+              f"of those ours found {lesson_faces['ours_matched']}; ours not among MTCNN's "
+              f"{lesson_faces['ours_not_in_full']}")
+    on = ", ".join(f"{k} {'on' if v else 'OFF'}" for k, v in (ours.get("models_on") or {}).items())
+    print(f"where ours' CPU goes ({on}; CPU-s, share of ours, per item):")
+    for row in models:
+        per = f"{row['ms_per_item']:7.2f} ms x {row['items']:>6}" if row.get("items") else ""
+        print(f"  {row['label']:<62} {row['cpu_s']:8.2f} s {100 * row['share']:5.1f}%  {per}")
+    threads = ", ".join(f"{k} {v:.1f} s" for k, v in (ours.get("threads") or {}).items())
+    print(f"threads (CPU-s from /proc): {threads}; other: {ours.get('other_threads')}")
+    f = report["follower"]
+    print(f"face follower: full pyramid {f.get('full')}, coarse {f.get('coarse')}, O-net followed {f.get('followed')}, "
+          f"identical {f.get('identical')}; full pyramid by reason {f.get('full_by_reason')}")
+    if f.get("look_changes") is not None:
+        print(f"  look/block changes while the camera is on: {f['look_changes']}, followed by a scene-change "
+              f"pyramid within 1 s: {f['changes_with_pyramid']}; scene-change pyramids not at a change: "
+              f"{f['scene_changes_elsewhere']}; cell change of scene-change pyramids (p10/p50/p90): {f['change_quantiles']}")
+    for r in recordings or []:
+        print(f"  recording {r['name']}: {r['codec']} {r['width']}x{r['height']} {r['fps']:g} fps, {r['seconds']:.0f} s, "
+              f"{r['kbps']:.0f} kb/s")
     for name, c in clips.items():
         print(f"faces in {name} ({c['frames']} frames): ours {c['ours']}, full-resolution MTCNN {c['full']}, "
               f"of those ours found {c['ours_matched']}")

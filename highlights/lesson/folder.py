@@ -29,7 +29,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from highlights.core.faces import DTYPES, SCORE_COLUMNS, STORED_COLUMNS, TEXT_COLUMNS, TRACK_COLUMNS, FaceTable
+from highlights.core.faces import (
+    DTYPES,
+    PERSON_COLUMNS,
+    SCORE_COLUMNS,
+    STORED_COLUMNS,
+    TEXT_COLUMNS,
+    TRACK_COLUMNS,
+    FaceTable,
+)
 from highlights.core.plain import jsonable
 from highlights.core.result import LessonResult
 from highlights.files import PRIVATE_MODE, atomic_path, make_dirs, write_json_atomic, write_text_atomic
@@ -81,7 +89,12 @@ def read_scores(path: Path) -> FaceTable:
         return assign_tracks(typed[list(SCORE_COLUMNS)])
     typed["track"] = typed["track"].fillna(-1).astype("int64")
     typed["in_frame"] = typed["in_frame"].astype(float) if "in_frame" in typed.columns else float("nan")
-    return FaceTable(typed[[*SCORE_COLUMNS, *TRACK_COLUMNS]])
+    columns = [*SCORE_COLUMNS, *TRACK_COLUMNS]
+    if all(name in typed.columns for name in PERSON_COLUMNS):  # (a file written before persons is judged by track)
+        typed = typed.astype({name: DTYPES[name] for name in PERSON_COLUMNS if name != "person"})
+        typed["person"] = typed["person"].fillna(-1).astype("int64")
+        columns += PERSON_COLUMNS
+    return FaceTable(typed[columns])
 
 
 def write_analytics(analytics: LessonAnalytics, folder: Path) -> tuple[Path, Path]:

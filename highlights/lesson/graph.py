@@ -37,6 +37,7 @@ from highlights.lesson.resume import StageState, code_fingerprint, digest, input
 from highlights.media.decode import frames_at_points, prefetch, read_frame_at
 from highlights.stages.analytics import lesson_analytics
 from highlights.stages.gif import GifFrame, GifInfo, build_gif, public_gif_name
+from highlights.stages.persons import assign_persons
 from highlights.stages.report import render_report
 from highlights.stages.selection import Pick, Selection, select_highlights
 from highlights.stages.snippet import render_snippet
@@ -241,15 +242,22 @@ def _score_stream(c: LessonRun, frames: Iterator[Any], scorer: Any) -> FaceTable
             sizes[int(frame.ref.index)] = tuple(frame.image.shape[:2])
             yield frame
 
+    lookout = scorer.lookout() if callable(getattr(scorer, "lookout", None)) else None
     table = score_frames(remember_sizes(frames), scorer, batch_size=c.settings.score_batch_size,
-                         progress=on_frames, keep=c.kept_frames)
-    # Face tracks: a pure step after scoring (highlights.stages.tracks).
-    return assign_tracks(table, sizes, c.settings.selection.tracks)
+                         progress=on_frames, keep=c.kept_frames, lookout=lookout)
+    # Face tracks, then persons: pure steps after scoring (highlights.stages.tracks, .persons). The
+    # face chips and the identity embeddings made of them stay in this function's memory.
+    table = assign_tracks(table, sizes, c.settings.selection.tracks)
+    if lookout is None:
+        return table
+    embedder = lookout.people.embedder
+    return assign_persons(table, lookout.chips, embedder.embed_chips if embedder is not None else None,
+                          c.settings.selection.persons)
 
 
 SCORES = Stage(
     "scores", ("timeline", "models"),
-    settings=lambda s: {"detection": s.detection, "tracks": s.selection.tracks},
+    settings=lambda s: {"detection": s.detection, "tracks": s.selection.tracks, "persons": s.selection.persons},
     files=(files.SCORES_FILE,), run=_scores, load=lambda c, record: files.read_scores(c.folder / files.SCORES_FILE),
     notes=lambda c, table: {"frames": table.frame_count},
 )  # fmt: skip
@@ -262,14 +270,16 @@ def _analytics(c: LessonRun, table: FaceTable, plan: LessonPlan) -> None:
     s = c.settings
     analytics = lesson_analytics(c.lesson.lesson_id, table, plan.timeline, bucket_s=s.analytics_bucket_s,
                                  smile_threshold=s.selection.min_smile, options=s.analytics,
-                                 tracks=s.selection.tracks)
+                                 tracks=s.selection.tracks, persons=s.selection.persons,
+                                 student_age_group=s.selection.student_age_group)
     files.write_analytics(analytics, c.folder)
 
 
 ANALYTICS = Stage(
     "analytics", ("scores", "timeline"),
     settings=lambda s: {"bucket_s": s.analytics_bucket_s, "options": s.analytics, "min_smile": s.selection.min_smile,
-                        "tracks": s.selection.tracks},
+                        "tracks": s.selection.tracks, "persons": s.selection.persons,
+                        "student_age_group": s.selection.student_age_group},
     files=(files.ANALYTICS_FILE, files.ANALYTICS_CSV), run=_analytics,
 )  # fmt: skip
 
@@ -382,13 +392,15 @@ def _report(c: LessonRun, plan: LessonPlan, table: FaceTable, selection: Selecti
     assert c.result is not None, "the flow sets the lesson's result before its report"
     s = c.settings
     html = render_report(c.result, plan.timeline, table, selection, info, smile_threshold=s.selection.min_smile,
-                         templates_dir=s.email.templates_dir, analytics=s.analytics, track_options=s.selection.tracks)
+                         templates_dir=s.email.templates_dir, analytics=s.analytics, track_options=s.selection.tracks,
+                         person_options=s.selection.persons, student_age_group=s.selection.student_age_group)
     files.write_report(html, c.folder)
 
 
 REPORT = Stage(
     "report", ("timeline", "scores", "selection", "gif", "info"),
     settings=lambda s: {"min_smile": s.selection.min_smile, "analytics": s.analytics, "tracks": s.selection.tracks,
+                        "persons": s.selection.persons, "student_age_group": s.selection.student_age_group,
                         "templates": s.email.templates_dir, "public_base_url": s.email.public_base_url},
     files=(files.REPORT_FILE,), run=_report,
 )  # fmt: skip

@@ -20,7 +20,32 @@ def load_scorer(settings: Settings) -> Any:
 
     smile = load_face_model("smile", settings.smile_weights) if settings.smile_weights else None
     age = load_face_model("age", settings.age_weights) if settings.age_weights else None
-    return FaceScorer(detector=FaceDetector(settings.detection), smile_model=smile, age_model=age)
+    return FaceScorer(detector=FaceDetector(settings.detection), smile_model=smile, age_model=age,
+                      people=load_people_models(settings))
+
+
+def load_people_models(settings: Settings) -> Any:
+    """The models that tell who is in the lesson (``[selection.persons]`` switches each), or None
+    when all three are off."""
+    from highlights.stages.scores import PeopleModels
+
+    options = settings.selection.persons
+    if not (options.identity or options.bodies or options.second_detector):
+        return None
+    embedder = segmenter = second = None
+    if options.identity:
+        from highlights.models.embedding import FaceEmbedder
+
+        embedder = FaceEmbedder()
+    if options.bodies:
+        from highlights.models.segmentation import PersonSegmenter
+
+        segmenter = PersonSegmenter()
+    if options.second_detector:
+        from highlights.models.blazeface import BlazeFaceDetector
+
+        second = BlazeFaceDetector()
+    return PeopleModels(embedder=embedder, segmenter=segmenter, second_detector=second)
 
 
 def scorer_versions(scorer: Any, settings: Settings) -> dict[str, Any]:
@@ -31,4 +56,4 @@ def scorer_versions(scorer: Any, settings: Settings) -> dict[str, Any]:
     return versions
 
 
-__all__ = ["load_scorer", "scorer_versions"]
+__all__ = ["load_people_models", "load_scorer", "scorer_versions"]

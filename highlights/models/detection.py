@@ -429,7 +429,7 @@ def _mtcnn_detect(mtcnn, images: Sequence[np.ndarray], min_face_size: int) -> li
     returning per image ``(boxes (N, 4), probs (N,))`` largest face first as ``MTCNN.detect``
     with ``select_largest``. The arithmetic is facenet's; the resampling is read from one
     :class:`_SummedArea` per image (the same numbers) and the crops of each stage are cut in
-    one go. Same boxes as ``mtcnn.detect`` (``tests/test_detection.py`` compares them)."""
+    one go. Same boxes as ``mtcnn.detect`` (``tests/models/test_detection.py`` compares them)."""
     import torch
     from facenet_pytorch.models.utils import detect_face as facenet
 

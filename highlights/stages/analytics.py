@@ -10,8 +10,10 @@ column              meaning
 bucket              0, 1, 2, ... (bucket ``i`` covers ``[i * bucket_s, (i + 1) * bucket_s)``)
 start_s, end_s      the bucket's bounds in seconds since lesson start
 frames              sampled frames in the bucket
-child_frames        frames with at least one face judged a child (by its face track)
-adult_frames        frames with at least one face judged an adult (by its track; undecided too)
+child_frames        frames with the student in view (by face, or by body while leaning out); in a
+                    table without persons: frames with a face judged a child (by its face track)
+adult_frames        frames with an adult other than the student in view, by face (a person judged
+                    adult or undecided) or by body alone; without persons: any face not a child
 adult_only_frames   frames with an adult and no child
 smile_frames        frames where a child face smiles (its smile, smoothed within its track,
                     passes the smile threshold)
@@ -49,7 +51,8 @@ import numpy as np
 import pandas as pd
 
 from highlights.core.faces import FaceTable
-from highlights.stages.tracks import TrackOptions, judge_faces
+from highlights.stages.persons import Judged, PersonOptions, judge_lesson
+from highlights.stages.tracks import TrackOptions
 
 SERIES_COLUMNS = [
     "bucket",
@@ -140,8 +143,13 @@ def _overlap_s(intervals: Iterable[Any], start: float, end: float) -> float:
     return total
 
 
-def frame_table(scores: pd.DataFrame, smile_threshold: float) -> pd.DataFrame:
+def frame_table(scores: pd.DataFrame, smile_threshold: float, judged: Judged | None = None) -> pd.DataFrame:
     """One row per sampled frame: ``frame, t, child, adult, smile, child_smile``.
+
+    With ``judged`` (:func:`highlights.stages.persons.judge_lesson`, the decisions the GIF is made
+    with): ``child`` is the student in view (by face, or by their body alone when they lean out),
+    ``adult`` an adult other than the student in view (by face, or someone else by their body),
+    ``smile`` the subject's face smiling (its smile smoothed within its track).
 
     ``child`` / ``adult``: some face in the frame is judged a child / an adult; ``smile``: some
     child face smiles; ``child_smile``: the highest smile probability among child faces (NaN if none).
@@ -153,6 +161,15 @@ def frame_table(scores: pd.DataFrame, smile_threshold: float) -> pd.DataFrame:
     """
     if scores.empty:
         return pd.DataFrame(columns=["frame", "t", "child", "adult", "smile", "child_smile"])
+    if judged is not None and judged.by_person:
+        frames = judged.frames().set_index("frame")
+        faces = judged.faces
+        subject = faces[faces["subject"]]
+        smile = subject.groupby("frame")["track_smile"].max()
+        out = pd.DataFrame({"t": frames["t"], "child": frames["student"], "adult": frames["adult"]})
+        out["child_smile"] = smile.reindex(out.index)
+        out["smile"] = (out["child_smile"].fillna(0.0) >= smile_threshold) & frames["subject"]
+        return out.reset_index()[["frame", "t", "child", "adult", "smile", "child_smile"]]
     faces = scores[scores["face"] >= 0]
     child_column = "track_child" if "track_child" in faces.columns else "is_child"
     smile_column = "track_smile" if "track_smile" in faces.columns else "smile_prob"
@@ -182,6 +199,7 @@ def lesson_series(
     lesson_start: float | None = None,
     student_online: Sequence[Any] = (),
     teacher_online: Sequence[Any] = (),
+    judged: Judged | None = None,
 ) -> pd.DataFrame:
     """The per-bucket series (columns :data:`SERIES_COLUMNS`).
 
@@ -190,7 +208,7 @@ def lesson_series(
     """
     if bucket_s <= 0:
         raise ValueError("bucket_s must be positive")
-    frames = frame_table(scores, smile_threshold)
+    frames = frame_table(scores, smile_threshold, judged)
     n_buckets = max(1, math.ceil(max(duration_s, 0.0) / bucket_s))
     frames = frames.assign(bucket=np.minimum((frames["t"].astype(float) // bucket_s), n_buckets - 1))
     rows = []
@@ -275,6 +293,8 @@ def lesson_analytics(
     smile_threshold: float = 0.5,
     options: AnalyticsOptions | None = None,
     tracks: TrackOptions | None = None,
+    persons: PersonOptions | None = None,
+    student_age_group: str = "child",
 ) -> LessonAnalytics:
     """Analytics of one lesson from its scores and its timeline (``LessonTimeline``);
     ``options`` leaves out the smile and / or presence figures. With ``tracks`` (the selection's
@@ -282,8 +302,10 @@ def lesson_analytics(
     exactly as the GIF's selection judges them; without, per face and frame."""
     options = options or AnalyticsOptions()
     scores = scores.data if isinstance(scores, FaceTable) else scores
+    judged = None
     if tracks is not None and not scores.empty:
-        scores = judge_faces(scores, tracks)
+        judged = judge_lesson(scores, persons or PersonOptions(), tracks, student_age_group)
+        scores = judged.table
     series = lesson_series(
         scores,
         float(timeline.duration_s or 0.0),
@@ -292,6 +314,7 @@ def lesson_analytics(
         lesson_start=_posix(timeline.start) if timeline.start is not None else None,
         student_online=timeline.student.online,
         teacher_online=timeline.teacher.online,
+        judged=judged,
     )
     summary = summarise(series, timeline)
     # Switched-off figures are dropped before anything is written: they never reach a file.

@@ -41,9 +41,10 @@ from highlights.core.lesson import LessonInfo
 from highlights.core.result import LessonResult
 from highlights.render import TEMPLATES_DIR, template_environment
 from highlights.stages.analytics import AnalyticsOptions, frame_table
+from highlights.stages.persons import Judged, PersonOptions, judge_lesson
 from highlights.stages.selection import Pick, Selection, SelectionOptions
 from highlights.stages.timeline import Interval, LessonTimeline
-from highlights.stages.tracks import TrackOptions, judge_faces, tracks_of
+from highlights.stages.tracks import TrackOptions, tracks_of
 
 REPORT_TEMPLATE = "report.html.j2"
 
@@ -410,6 +411,23 @@ def frame_rows(picks: Sequence[Pick]) -> list[FrameRow]:
     ]
 
 
+def person_rows(judged: Judged) -> list[dict[str, str]]:
+    """One row per person (:mod:`highlights.stages.persons`): who (the student, another child, an
+    adult, a picture), when on camera, for how many sampled seconds, the evidence of the verdict
+    (clear and dim faces, the child probability), and their face tracks."""
+    rows = []
+    for person in judged.persons:
+        who = "student" if person.student else ("picture" if person.kind == "picture" else "other")
+        rows.append({
+            "id": str(person.id), "who": who, "kind": person.kind, "from": format_clock(person.first_s),
+            "to": format_clock(person.last_s), "seconds": str(person.seconds),
+            "child": "–" if math.isnan(person.child_prob) else f"{person.child_prob:.2f}",
+            "evidence": f"{person.clear_faces} clear, {person.dim_faces} dim",
+            "tracks": ", ".join(str(t) for t in person.tracks),
+        })  # fmt: skip
+    return rows
+
+
 def track_rows(scores: pd.DataFrame, options: TrackOptions | None = None) -> list[dict[str, str]]:
     """One row per face track (:mod:`highlights.stages.tracks`): when it was on camera, for how many
     sampled frames, and how it was judged (child, adult, or undecided, which counts as adult),
@@ -438,6 +456,8 @@ def render_report(
     templates_dir: Path | None = None,
     analytics: AnalyticsOptions | None = None,
     track_options: TrackOptions | None = None,
+    person_options: PersonOptions | None = None,
+    student_age_group: str = "child",
 ) -> str:
     """The lesson's report page (HTML, self-contained: inline CSS and SVG, no scripts).
 
@@ -449,11 +469,14 @@ def render_report(
     """
     analytics = analytics or AnalyticsOptions()
     threshold = SelectionOptions().min_smile if smile_threshold is None else float(smile_threshold)
-    # Judged once by face track, as the selection judges: the presence and smile charts and the
-    # tracks table show the decisions behind the GIF.
+    # Judged once by track and person, as the selection and the analytics judge: the presence and
+    # smile charts and the persons table show the decisions behind the GIF.
     scores = FaceTable.of(table).data
-    scores = judge_faces(scores, track_options) if not scores.empty else scores
-    frames = frame_table(scores, threshold)
+    judged = None
+    if not scores.empty:
+        judged = judge_lesson(scores, person_options, track_options, student_age_group)
+        scores = judged.table
+    frames = frame_table(scores, threshold, judged)
     frames = frames.sort_values("t", kind="stable").reset_index(drop=True)
     origin = lesson_origin(timeline)
     axis = chart_axis(timeline, origin, frames)
@@ -481,6 +504,7 @@ def render_report(
         "threshold": threshold,
         "frames": frame_rows(selection.picks),
         "tracks": track_rows(scores, track_options),
+        "persons": person_rows(judged) if judged is not None else [],
         "gif_kb": f"{result.gif_bytes / 1024:.0f}" if result.gif_bytes else None,
         "email": {
             "locale": info.locale,

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import imagehash
@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from highlights.core.faces import NO_FACE, FaceTable
+from highlights.core.boxes import box_iou
+from highlights.core.faces import BODY_COLUMNS, NO_FACE, FaceTable
 from highlights.models.detection import DetectionOptions, Detections, FaceDetector, FaceFollower
 from highlights.models.face_cnn import FaceModel, load_face_model
 from highlights.models.preprocess import (
@@ -51,6 +52,8 @@ __all__ = [
     "FaceScore",
     "FaceScorer",
     "KeptFrames",
+    "Lookout",
+    "PeopleModels",
     "crop_quality",
     "score_frames",
 ]
@@ -92,6 +95,89 @@ def _crop_hash(gray64: np.ndarray) -> str:
     return str(imagehash.phash(Image.fromarray(gray64)))
 
 
+@dataclass
+class PeopleModels:
+    """The models that tell who is in view besides the face scores, each optional: a face-identity
+    embedding (:class:`highlights.models.embedding.FaceEmbedder`), a whole-frame person model
+    (:class:`highlights.models.segmentation.PersonSegmenter`) and a second face detector for the
+    faces MTCNN misses in the dark or cut by the frame's edge
+    (:class:`highlights.models.blazeface.BlazeFaceDetector`)."""
+
+    embedder: Any = None
+    segmenter: Any = None
+    second_detector: Any = None
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {name: str(getattr(model, "version", type(model).__name__))
+                for name, model in (("embedding", self.embedder), ("segmentation", self.segmenter),
+                                    ("second_detector", self.second_detector)) if model is not None}
+
+
+class Lookout:
+    """What one stream of frames shows besides the scored faces, gathered while scoring
+    (:func:`score_frames`): aligned face chips for the persons' identities, the person region no
+    face explains, and the faces the second detector finds that MTCNN did not.
+
+    Chips are kept for every face of every ``chip_every``-th frame and for every face that is
+    where no face was the frame before (a track's first), so that every track has a few to choose
+    from (:func:`highlights.stages.persons.faces_to_embed`); at most ``chip_limit`` (67 KB each).
+    They are pixels of faces, kept in memory only, and dropped with the lookout."""
+
+    def __init__(self, people: PeopleModels, *, chip_every: int = 5, chip_limit: int = 3000,
+                 body_every: int = 1, second_min_score: float = 0.5) -> None:
+        self.people = people
+        self.chip_every = max(1, chip_every)
+        self.chip_limit = chip_limit
+        self.body_every = max(1, body_every)
+        self.second_min_score = second_min_score
+        self.chips: dict[tuple[int, int], np.ndarray] = {}
+        self._previous: np.ndarray = np.zeros((0, 4))
+        self._seen = 0
+
+    def more_faces(self, images: Sequence[np.ndarray], detections: Sequence[Detections]) -> list[Detections]:
+        """``detections`` with the second detector's faces that none of MTCNN's covers, mapped to
+        MTCNN's framing (the face models were trained on its crops), its score as ``det_prob``."""
+        detector = self.people.second_detector
+        if detector is None:
+            return list(detections)
+        from highlights.core.boxes import box_iou
+
+        out = []
+        for image, found in zip(images, detections):
+            boxes, scores = detector.detect_mtcnn_like(image, min_score=self.second_min_score)
+            keep = [k for k in range(len(boxes))
+                    if not len(found.boxes) or box_iou(boxes[k:k + 1], found.boxes).max() < 0.3]
+            if keep:
+                found = Detections(np.concatenate([np.asarray(found.boxes, np.float32).reshape(-1, 4), boxes[keep]]),
+                                   np.concatenate([np.asarray(found.probs, np.float32), scores[keep]]))
+            out.append(found)
+        return out
+
+    def look(self, frame: SampledFrame, faces: Sequence[FaceScore]) -> dict[str, float]:
+        """Keep the frame's chips where due; the body columns of its rows."""
+        from highlights.stages.persons import NOT_MEASURED, unexplained_body
+
+        index = int(frame.ref.index)
+        boxes = np.array([face.box for face in faces], dtype=float).reshape(-1, 4)
+        embedder = self.people.embedder
+        if embedder is not None and len(boxes) and len(self.chips) < self.chip_limit:
+            periodic = self._seen % self.chip_every == 0
+            new = [k for k in range(len(boxes))
+                   if not len(self._previous) or box_iou(boxes[k:k + 1], self._previous).max() < 0.3]
+            wanted = list(range(len(boxes))) if periodic else new
+            if wanted:
+                for k, chip in zip(wanted, embedder.chips(frame.image, boxes[wanted])):
+                    self.chips[(index, faces[k].face)] = chip
+        self._previous = boxes
+        self._seen += 1
+        segmenter = self.people.segmenter
+        if segmenter is None or (self._seen - 1) % self.body_every:
+            return dict(NOT_MEASURED)
+        prob = segmenter.mask(frame.image)
+        return unexplained_body(prob, boxes, frame.image.shape[:2]).columns()
+
+
 class FaceScorer:
     """Detector plus the smile and child/adult models; turns images into :class:`FaceScore` lists.
 
@@ -105,6 +191,7 @@ class FaceScorer:
         detector: FaceDetector | None = None,
         smile_model: FaceModel | None = None,
         age_model: FaceModel | None = None,
+        people: PeopleModels | None = None,
     ) -> None:
         smile_model = smile_model if smile_model is not None else load_face_model("smile")
         age_model = age_model if age_model is not None else load_face_model("age")
@@ -117,6 +204,7 @@ class FaceScorer:
         # stay as they were.
         self.smile_model = smile_model.folded(self.device)
         self.age_model = age_model.folded(self.device)
+        self.people = people
 
     @property
     def options(self) -> DetectionOptions:
@@ -129,7 +217,13 @@ class FaceScorer:
             "detector": self.detector.version,
             "smile": self.smile_model.version,
             "age": self.age_model.version,
+            **(self.people.versions if getattr(self, "people", None) is not None else {}),
         }
+
+    def lookout(self, **options: Any) -> Lookout | None:
+        """A :class:`Lookout` for one stream of frames (None: no people models)."""
+        people = getattr(self, "people", None)
+        return Lookout(people, **options) if people is not None else None
 
     def follower(self) -> FaceFollower | None:
         """A :class:`FaceFollower` for one stream of frames (None: the detector cannot follow,
@@ -197,8 +291,8 @@ class FaceScorer:
         return np.concatenate(smile), np.concatenate(child)
 
 
-def _rows(frame: SampledFrame, faces: list[FaceScore]) -> Iterator[dict]:
-    common = frame.ref.to_record()
+def _rows(frame: SampledFrame, faces: list[FaceScore], extra: dict[str, float] | None = None) -> Iterator[dict]:
+    common = {**frame.ref.to_record(), **(extra or {})}
     if not faces:
         yield {**common, **NO_FACE}
         return
@@ -260,6 +354,7 @@ def score_frames(
     batch_size: int = 16,
     progress: Callable[[int], object] | None = None,
     keep: KeptFrames | None = None,
+    lookout: Lookout | None = None,
 ) -> FaceTable:
     """Score a stream of sampled frames into a :class:`~highlights.core.faces.FaceTable` (the
     scores stage's columns, :data:`~highlights.core.faces.SCORE_COLUMNS`).
@@ -267,7 +362,9 @@ def score_frames(
     Frames are consumed ``batch_size`` at a time and their images dropped once scored, so memory
     stays bounded for a lesson of any length. ``progress`` is called with the number of frames
     just scored after each batch (``tqdm(...).update`` fits). Rows come in input order, faces
-    largest first. ``keep`` is offered every scored frame (:class:`KeptFrames`).
+    largest first. ``keep`` is offered every scored frame (:class:`KeptFrames`); ``lookout``
+    (:meth:`FaceScorer.lookout`) adds the second detector's faces, keeps face chips and measures
+    the person region no face explains (the table then has the body columns).
 
     With :class:`FaceScorer`, the frames are one stream: its :meth:`FaceScorer.follower` finds
     the faces (the full detector every few frames and on change, O-net in between).
@@ -289,7 +386,7 @@ def score_frames(
 
     def finish(done: list[SampledFrame], scores: list[list[FaceScore]]) -> None:
         for frame, faces in zip(done, scores):
-            rows.extend(_rows(frame, faces))
+            rows.extend(_rows(frame, faces, lookout.look(frame, faces) if lookout is not None else None))
             if keep is not None:
                 keep.offer(frame, faces)
         if progress is not None:
@@ -300,14 +397,17 @@ def score_frames(
         current = list(batch)
         batch.clear()
         images = [frame.image for frame in current]
-        if follower is None:
+        if follower is None and lookout is None:
             finish(current, scorer.score_images(images))
             return
         keys = [(str(frame.ref.source), int(frame.ref.index)) for frame in current]
+        detections = follower.detect(images, keys) if follower is not None else scorer.detector.detect(images)
+        if lookout is not None:
+            detections = lookout.more_faces(images, detections)
         if pool is None:
-            finish(current, scorer.score_images(images, follower=follower, keys=keys))
+            finish(current, scorer.score_detections(images, detections))
             return
-        future = pool.submit(scorer.score_detections, images, follower.detect(images, keys))
+        future = pool.submit(scorer.score_detections, images, detections)
         if pending is not None:
             finish(pending[0], pending[1].result())
         pending = (current, future)
@@ -324,4 +424,6 @@ def score_frames(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+    if lookout is not None:
+        return FaceTable.from_records(rows, extra=BODY_COLUMNS)
     return FaceTable.from_records(rows)

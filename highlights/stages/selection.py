@@ -60,7 +60,8 @@ from highlights.core.boxes import Box
 from highlights.core.faces import FaceTable
 from highlights.core.frameref import FRAME_COLUMNS, FrameRef
 from highlights.core.result import HighlightFrame
-from highlights.stages.tracks import TrackOptions, judge_faces, phash_distance
+from highlights.stages.persons import Judged, PersonOptions, judge_lesson
+from highlights.stages.tracks import TrackOptions, phash_distance
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class SelectionOptions:
         stay short (moments are distinct anyway; 5 s keeps picks apart in time).
     tracks: :class:`~highlights.stages.tracks.TrackOptions` — linking faces into tracks and judging
         them (``[selection.tracks]`` in the config).
+    persons: :class:`~highlights.stages.persons.PersonOptions` — grouping tracks into persons,
+        pictures, bodies without a face, and judging persons (``[selection.persons]``).
     """
 
     max_frames: int = 9
@@ -120,6 +123,7 @@ class SelectionOptions:
     max_moment_s: float = 20.0
     min_gap_floor_s: float = 5.0
     tracks: TrackOptions = field(default_factory=TrackOptions)
+    persons: PersonOptions = field(default_factory=PersonOptions)
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_frames <= self.max_frames:
@@ -220,18 +224,42 @@ def _smile(faces: pd.DataFrame) -> pd.Series:
     return faces["track_smile"] if "track_smile" in faces.columns else faces["smile_prob"]
 
 
-def judged_faces(scores: pd.DataFrame, options: SelectionOptions) -> pd.DataFrame:
-    """The face rows of ``scores`` with their track decisions (:func:`highlights.stages.tracks.judge_faces`)."""
-    judged = judge_faces(scores, options.tracks)
-    return judged[judged["face"] >= 0]
+def judge(scores: FaceTable | pd.DataFrame, options: SelectionOptions) -> Judged:
+    """The lesson's faces judged by track and person (:func:`highlights.stages.persons.judge_lesson`)."""
+    return judge_lesson(scores, options.persons, options.tracks, options.student_age_group)
 
 
-def candidate_faces(scores: pd.DataFrame, options: SelectionOptions, faces: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per usable frame: its best child face, after the adult rule and quality filters.
+def judged_faces(scores: FaceTable | pd.DataFrame, options: SelectionOptions, judged: Judged | None = None) -> pd.DataFrame:
+    """The face rows (pictures left out) with their decisions; ``track_child`` and ``is_child``
+    read "is the subject" (:attr:`Judged.table`'s ``subject``), which the rest of the selection
+    reads. In an adult student's lesson without persons, the subject is the face alone in view
+    (:func:`main_face_subject`)."""
+    judged = judged if judged is not None else judge(scores, options)
+    faces = judged.faces
+    if options.student_age_group == "adult" and not judged.by_person:
+        return main_face_subject(faces)
+    return faces.assign(is_child=faces["subject"], track_child=faces["subject"])
+
+
+def _exclusion_times(faces: pd.DataFrame, judged: Judged | None) -> np.ndarray:
+    """The seconds in which someone other than the subject is in view: their faces' frames (every
+    face that is not the subject's, as before persons) and the frames with someone else's body."""
+    times = faces.loc[~_child_mask(faces), "t"].to_numpy(dtype=float)
+    if judged is not None and judged.by_person:
+        body = judged.table.loc[judged.table["other_body"], "t"].to_numpy(dtype=float)
+        times = np.concatenate([times, body])
+    return np.unique(times)
+
+
+def candidate_faces(scores: FaceTable | pd.DataFrame, options: SelectionOptions, faces: pd.DataFrame | None = None,
+                    judged: Judged | None = None) -> pd.DataFrame:
+    """One row per usable frame: its best subject face, after the privacy rule and quality filters.
 
     ``faces``: the judged face rows (:func:`judged_faces`) when the caller has them already.
     """
-    faces = judged_faces(scores, options) if faces is None else faces
+    if faces is None:
+        judged = judged if judged is not None else judge(scores, options)
+        faces = judged_faces(scores, options, judged)
     child = _child_mask(faces)
     side = np.maximum(faces["x2"] - faces["x1"], faces["y2"] - faces["y1"])
     # NaN in any column fails its comparison, so a face with missing scores is never chosen.
@@ -244,7 +272,7 @@ def candidate_faces(scores: pd.DataFrame, options: SelectionOptions, faces: pd.D
         & (side >= options.min_face_px)
         & (faces["det_prob"] >= options.min_det_prob)
     )
-    adult_times = np.sort(faces.loc[~child, "t"].to_numpy(dtype=float))
+    adult_times = _exclusion_times(faces, judged)
     if not options.allow_adult and len(adult_times):
         # The adult's own frames (distance 0) and those within the margin.
         good &= ~_near_any(faces["t"].to_numpy(dtype=float), adult_times, options.adult_margin_s)
@@ -346,12 +374,6 @@ def _to_pick(row: Any, rank: int) -> Pick:
     )
 
 
-def child_subject(faces: pd.DataFrame) -> pd.DataFrame:
-    """A child's lesson: the subject is any face whose track is judged a child
-    (``track_child``, :mod:`highlights.stages.tracks`); every other face counts as an adult."""
-    return faces
-
-
 def main_face_subject(faces: pd.DataFrame) -> pd.DataFrame:
     """An adult student's lesson: the subject is the main face, the one face of a frame with
     exactly one face in view; in a frame with two or more faces none is the subject, so the whole
@@ -363,8 +385,8 @@ def main_face_subject(faces: pd.DataFrame) -> pd.DataFrame:
     return faces.assign(is_child=alone, track_child=alone)
 
 
-SUBJECT_RULES = {"child": child_subject, "adult": main_face_subject}
-"""``student_age_group`` -> the rule that marks the subject's faces (``track_child`` True) among the judged faces."""
+SUBJECT_RULES = ("child", "adult")
+"""The values of ``student_age_group``: whose face the GIF is made of (:func:`judged_faces`)."""
 
 
 def select_highlights(table: FaceTable | pd.DataFrame, options: SelectionOptions | None = None) -> Selection:
@@ -379,8 +401,9 @@ def select_highlights(table: FaceTable | pd.DataFrame, options: SelectionOptions
     if options.student_age_group != "child":
         options = replace(options, allow_adult=False)  # anyone else in view always keeps a frame out
 
-    faces = SUBJECT_RULES[options.student_age_group](judged_faces(scores, options))
-    candidates = candidate_faces(scores, options, faces)
+    judged = judge(scores, options)
+    faces = judged_faces(scores, options, judged)
+    candidates = candidate_faces(scores, options, faces, judged)
     moments = smiling_moments(faces, options)
     best = best_per_moment(candidates, moments)
     stats = selection_stats(scores, options, candidates=int(len(candidates)), faces=faces,

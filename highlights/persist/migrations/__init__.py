@@ -40,7 +40,7 @@ How to add a column (or a table): one revision file per change, never edit a rel
 
    :func:`schema_differences` (used by the test ``test_models_match_migrations``) lists what
    still differs between the models and the upgraded database: [] when the revision is right.
-3. Run ``pytest tests/test_migrations.py``: it upgrades a fresh database, a 0.1.0 database and
+3. Run ``pytest tests/persist/test_migrations.py``: it upgrades a fresh database, a 0.1.0 database and
    each revision in turn on SQLite and PostgreSQL, and compares the result with the models.
 
 The next job that opens the database upgrades it; nothing else to run.

@@ -34,6 +34,8 @@ from highlights.lesson.folder import read_result, read_scores
 from highlights.media.container import RecordingError
 from highlights.media.decode import iter_frames_at
 from highlights.models.preprocess import crop_square
+from highlights.stages.persons import PersonOptions, judge_lesson
+from highlights.stages.tracks import TrackOptions
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,11 @@ class Face:
     child_prob: float
     smile_prob: float
     is_child: bool
+    judged_child: bool = False
+    """The job's verdict on this face's person (:func:`highlights.stages.persons.judge_lesson`):
+    what the GIF and the analytics went by, and the labeller's pre-label."""
+    picture: bool = False
+    """The face is a picture's (a poster, a photo on the wall): never offered for labelling."""
 
     @property
     def frame(self) -> int:
@@ -98,8 +105,8 @@ class ProcessedLesson:
         self.status = result.status if result else "unknown"
         self.duration_s = float(result.lesson.duration_s) if result and result.lesson else 0.0
         try:
-            scores = read_scores(folder / "scores.csv").data
-            self.scores = scores.sort_values(["frame", "face"], kind="stable").reset_index(drop=True)
+            judged = judge_lesson(read_scores(folder / "scores.csv"), PersonOptions(), TrackOptions()).table
+            self.scores = judged.sort_values(["frame", "face"], kind="stable").reset_index(drop=True)
             frames = self.scores.drop_duplicates("frame")[list(FRAME_COLUMNS)]
             # The pipeline's own FrameRef of each sampled frame (a bad time fails here, as a bad cell).
             self.frames = [FrameRef.from_record(record) for record in frames.to_dict("records")]
@@ -114,8 +121,11 @@ class ProcessedLesson:
                 lesson_id, self._frame_by_index[int(r.frame)], int(r.face),
                 (float(r.x1), float(r.y1), float(r.x2), float(r.y2)),
                 float(r.child_prob), float(r.smile_prob), bool(r.is_child),
+                judged_child=r.person_kind == "child" if r.person_kind else bool(r.track_child),
+                picture=bool(r.picture),
             )
             for r in faces.itertuples(index=False)
+            if not r.picture
         ]  # fmt: skip
         self._times = np.array([f.t for f in self.frames])
         # Each frame's recording, once: by file name and the start its instant and offset imply

@@ -230,7 +230,7 @@ class Labeller:
         if mode == "negative":
             return 0
         if task == "age":
-            return int(face.is_child)
+            return int(face.judged_child)  # the decision the GIF and the analytics went by
         return int(face.smile_prob >= self.smile_threshold)
 
     def new_batch(self, lesson_id: str, start: float, end: float, task: str = "age", mode: str = "model",

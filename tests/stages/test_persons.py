@@ -1,0 +1,303 @@
+"""Persons (highlights/stages/persons.py): tracks grouped by identity, pictures, bodies without a
+face, the verdict per person, the student, and what they mean for the GIF and the analytics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from highlights.core.faces import FaceTable
+from highlights.stages.persons import (
+    PersonOptions,
+    assign_persons,
+    choose_students,
+    group_persons,
+    judge_lesson,
+    judge_persons,
+    picture_tracks,
+    unexplained_body,
+)
+from highlights.stages.selection import SelectionOptions, select_highlights
+from highlights.stages.tracks import assign_tracks
+
+CHILD, PARENT, SIBLING = np.eye(128)[0], np.eye(128)[1], np.eye(128)[2]
+
+
+_WALKS: dict[int, list[int]] = {}
+
+
+def live_hash(t: float, face: int) -> str:
+    """A live face's crop hash: a few bits change every second, so a second apart the hashes are
+    close (the track links) and minutes apart they are far (the face is no picture)."""
+    walk = _WALKS.setdefault(face, [int(np.random.default_rng(face).integers(0, 2**63))])
+    rng = np.random.default_rng([face, len(walk)])
+    while len(walk) <= int(t):
+        flips = 0
+        for bit in rng.choice(63, size=3, replace=False):
+            flips |= 1 << int(bit)
+        walk.append(walk[-1] ^ flips)
+    return f"{walk[int(t)]:016x}"
+
+
+def row(t, box, *, face=0, child=0.97, smile=0.1, det=0.99, size=None, crop_hash=None, body=0.0, body_box=None) -> dict:
+    x1, y1, x2, y2 = box
+    bx = body_box or (math.nan,) * 4
+    return {
+        "frame": int(t), "t": float(t), "at": f"2026-11-21T15:{int(t) // 60:02d}:{int(t) % 60:02d}+00:00",
+        "source": "student.webm", "offset_s": float(t), "face": face, "x1": float(x1), "y1": float(y1),
+        "x2": float(x2), "y2": float(y2), "det_prob": det, "child_prob": child, "smile_prob": smile,
+        "is_child": child >= 0.87, "sharpness": 300.0, "brightness": 120.0,
+        "crop_hash": crop_hash or (live_hash(t, face) if face >= 0 else ""),
+        "body_share": body, "body_x1": bx[0], "body_y1": bx[1], "body_x2": bx[2], "body_y2": bx[3],
+    }  # fmt: skip
+
+
+def empty(t, body=0.0, body_box=None) -> dict:
+    out = row(t, (math.nan,) * 4, face=-1, child=math.nan, smile=math.nan, det=math.nan, body=body, body_box=body_box)
+    return {**out, "is_child": False, "crop_hash": "", "sharpness": math.nan, "brightness": math.nan}
+
+
+def wobble(t: float, box, amount: float = 6.0):
+    """A live face: it moves a little every second."""
+    dx, dy = amount * math.sin(t * 1.3), amount * math.cos(t * 0.7)
+    return (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy)
+
+
+def tracked(rows) -> pd.DataFrame:
+    return assign_tracks(pd.DataFrame(rows)).data
+
+
+def embed_by(mapping):
+    """A fake embedding: each chip is the identity vector it was labelled with."""
+    return lambda chips: np.stack(chips)
+
+
+def test_tracks_of_one_person_across_a_gap_are_one_and_two_people_at_once_are_two():
+    # The child's face, then a gap (the child was away), then again; the parent beside for a while.
+    rows = [row(t, wobble(t, (100, 80, 200, 200))) for t in range(0, 10)]
+    rows += [empty(t) for t in range(10, 20)]
+    rows += [row(t, wobble(t, (110, 85, 210, 205))) for t in range(20, 30)]
+    rows += [row(t, wobble(t, (330, 60, 450, 200)), face=1, child=0.05) for t in range(22, 28)]
+    table = tracked(rows)
+    assert table.loc[table["face"] >= 0, "track"].nunique() == 3
+    vectors = {}
+    for r in table[table["face"] >= 0].itertuples():
+        vectors[(int(r.frame), int(r.face))] = PARENT if r.face == 1 else CHILD + 0.01 * (r.t > 15)
+    persons = group_persons(table, vectors, PersonOptions())
+    faces = table.assign(person=persons)[table["face"] >= 0]
+    child_persons = faces.loc[faces["face"] == 0, "person"].unique()
+    assert len(child_persons) == 1  # one child across the gap
+    assert faces.loc[faces["face"] == 1, "person"].iat[0] not in child_persons
+    assert (persons[table["face"] < 0] == -1).all()
+
+
+def test_two_tracks_seen_together_are_never_one_person_however_alike():
+    rows = [row(t, wobble(t, (100, 80, 200, 200))) for t in range(10)]
+    rows += [row(t, wobble(t, (330, 80, 430, 200)), face=1) for t in range(10)]
+    table = tracked(rows)
+    vectors = {(int(r.frame), int(r.face)): CHILD for r in table.itertuples()}  # twins
+    persons = group_persons(table, vectors, PersonOptions())
+    assert persons.nunique() == 2
+
+
+def test_a_track_without_an_embedding_joins_the_person_at_its_place():
+    rows = [row(t, wobble(t, (100, 80, 200, 200))) for t in range(10)]
+    rows += [row(t, wobble(t, (104, 82, 204, 202)), det=0.7, crop_hash="ffffffff00000000") for t in range(13, 16)]
+    table = tracked(rows)
+    assert table["track"].nunique() == 2
+    first = table[table["track"] == 0]
+    vectors = {(int(r.frame), int(r.face)): CHILD for r in first.itertuples()}
+    persons = group_persons(table, vectors, PersonOptions())
+    assert persons.nunique() == 1
+
+
+def test_a_face_that_never_moves_nor_changes_for_minutes_is_a_picture_and_a_live_face_is_not():
+    # A photo: its crop's hash moves by a bit or two with the light.
+    poster = [row(t, (400 + 0.5 * math.sin(t), 40, 450, 100), face=1, smile=0.95,
+                  crop_hash="00ff00ff00ff00f" + "0123"[t % 4]) for t in range(120)]
+    student = [row(t, wobble(t, (100, 80, 200, 200), 8.0), smile=0.1 + 0.8 * (t % 30 < 8)) for t in range(120)]
+    table = tracked(student + poster)
+    pictures = picture_tracks(table)
+    poster_tracks = set(table.loc[table["face"] == 1, "track"])
+    assert pictures == poster_tracks
+    judged, persons = judge_persons(table)
+    assert {p.kind for p in persons if set(p.tracks) & poster_tracks} == {"picture"}
+
+
+def test_a_person_is_judged_on_all_their_faces_the_clear_ones_deciding_the_dim():
+    # A minute of clear faces judged child, then dim ones the age model doubts: one child.
+    clear = [row(t, wobble(t, (100, 80, 200, 200)), child=0.96) for t in range(60)]
+    dim = [dict(row(t, wobble(t, (100, 80, 200, 200)), child=0.3), brightness=30.0) for t in range(60, 120)]
+    table = tracked(clear + dim)
+    table["person"] = 0
+    judged, [person] = judge_persons(table)
+    assert person.kind == "child" and person.clear_faces == 60 and person.dim_faces == 60
+    assert judged.loc[judged["face"] >= 0, "person_kind"].eq("child").all()
+
+
+def test_a_child_whose_faces_are_mostly_doubted_is_still_a_child_and_an_adult_stays_adult():
+    # A degraded child: only a fifth of the clear faces pass the per-face threshold.
+    child = [row(t, wobble(t, (100, 80, 200, 200)), child=0.95 if t % 5 == 0 else 0.3) for t in range(100)]
+    table = tracked(child)
+    table["person"] = 0
+    assert judge_persons(table)[1][0].kind == "child"
+    adult = [row(t, wobble(t, (100, 80, 200, 200)), child=0.95 if t % 50 == 0 else 0.05) for t in range(100)]
+    table = tracked(adult)
+    table["person"] = 0
+    assert judge_persons(table)[1][0].kind == "adult"
+
+
+def test_the_student_is_the_child_seen_longest_unless_no_child_dominates():
+    rows = [row(t, wobble(t, (100, 80, 200, 200))) for t in range(100)]
+    rows += [row(t, wobble(t, (330, 80, 430, 200)), face=1, child=0.96) for t in range(40, 55)]
+    table = tracked(rows)
+    table["person"] = table["track"]
+    judged, persons = judge_persons(table)
+    students = [p for p in persons if p.student]
+    assert len(students) == 1 and students[0].seconds == 100
+    faces = judged[judged["face"] >= 0]
+    assert choose_students(persons, faces, PersonOptions()) == {students[0].id}
+    # Two children taking turns, neither seen for half the child seconds: both are the subject.
+    turns = [row(t, wobble(t, (100, 80, 200, 200)), crop_hash=None) for t in range(40)]
+    turns += [row(t, wobble(t, (300, 80, 400, 200))) for t in range(40, 80)]
+    turns += [row(t, wobble(t, (180, 80, 280, 200))) for t in range(80, 120)]
+    table = tracked(turns)
+    table["person"] = table["track"]
+    assert sum(p.student for p in judge_persons(table)[1]) == table["track"].nunique()
+
+
+def test_judge_lesson_marks_the_subject_someone_else_and_bodies():
+    rows = [row(t, wobble(t, (100, 80, 200, 200))) for t in range(60)]
+    rows += [row(t, wobble(t, (330, 60, 450, 200)), face=1, child=0.05) for t in range(20, 25)]
+    table = tracked(rows)
+    table["person"] = (table["face"] == 1).astype("int64")
+    table.loc[table["face"] < 0, "person"] = -1
+    # Someone's shoulder at the right edge in seconds 40-44, away from the student.
+    for t in range(40, 45):
+        table.loc[table["t"] == t, ["body_share", "body_x1", "body_y1", "body_x2", "body_y2"]] = [0.05, 560, 200, 640, 480]
+    judged = judge_lesson(table)
+    faces = judged.faces
+    assert faces.loc[faces["face"] == 0, "subject"].all() and not faces.loc[faces["face"] == 1, "subject"].any()
+    assert faces.loc[faces["face"] == 1, "adult_else"].all()
+    frames = judged.frames().set_index("t")
+    assert frames.loc[42.0, "other_body"] and frames.loc[42.0, "adult"] and not frames.loc[10.0, "adult"]
+    assert frames.loc[22.0, "adult"] and frames.loc[22.0, "student"]
+
+
+def test_the_student_leaning_out_of_the_picture_is_the_student_not_someone_else():
+    rows = [row(t, wobble(t, (270, 80, 370, 200))) for t in range(60)]
+    table = tracked(rows)
+    table["person"] = 0
+    # Seconds 30-34: no face, a body region under the student's usual place.
+    table = table[~table["t"].between(30, 34)]
+    extra = pd.DataFrame([empty(t, body=0.2, body_box=(240, 150, 420, 480)) for t in range(30, 35)])
+    extra["track"], extra["in_frame"], extra["person"] = -1, math.nan, -1
+    table = pd.concat([table, extra], ignore_index=True)
+    frames = judge_lesson(table).frames().set_index("t")
+    assert frames.loc[32.0, "student"] and not frames.loc[32.0, "adult"]
+
+
+def test_a_picture_is_never_picked_and_never_keeps_a_frame_out():
+    student = [row(t, wobble(t, (100, 80, 200, 200), 8.0), smile=0.9 if t % 30 < 6 else 0.1) for t in range(300)]
+    poster = [row(t, (400, 40, 450, 100), face=1, smile=0.97, child=0.95, crop_hash="00ff00ff00ff00ff") for t in range(300)]
+    table = tracked(student + poster)
+    table["person"] = (table["face"] == 1).astype("int64")
+    table.loc[table["face"] < 0, "person"] = -1
+    selection = select_highlights(table, SelectionOptions())
+    assert selection.status == "ok" and len(selection.picks) >= 3
+    assert all(pick.box[0] < 300 for pick in selection.picks)  # the student's, never the poster's
+
+
+def test_a_body_at_the_edge_keeps_its_seconds_and_the_margin_out_of_the_gif():
+    student = [row(t, wobble(t, (100, 80, 200, 200), 8.0), smile=0.9) for t in range(40)]
+    table = tracked(student)
+    table["person"] = 0
+    for t in range(10, 12):
+        table.loc[table["t"] == t, ["body_share", "body_x1", "body_y1", "body_x2", "body_y2"]] = [0.05, 560, 200, 640, 480]
+    options = SelectionOptions(min_gap_s=1.0, min_gap_floor_s=1.0, moment_gap_s=0.5, max_moment_s=1.0)
+    picked = {pick.ref.t for pick in select_highlights(table, options).picks}
+    assert not picked & set(np.arange(8.0, 14.0))
+
+
+def test_unexplained_body_finds_a_shoulder_at_the_edge_not_the_faces_own_body():
+    mask = np.zeros((240, 320), np.float32)
+    mask[60:240, 110:210] = 1.0  # the student's head and body under the face
+    face = np.array([[130, 60, 190, 130]]) * 2  # frame pixels: the frame is 480x640
+    assert unexplained_body(mask, face, (480, 640)).share == 0.0
+    mask[120:240, 290:320] = 1.0  # someone's shoulder at the right edge
+    body = unexplained_body(mask, face, (480, 640))
+    assert body.share == pytest.approx(30 * 120 / (240 * 320)) and body.box[0] == pytest.approx(580)
+    # Without any face the largest region counts (whose it is is decided over the lesson).
+    assert unexplained_body(mask, np.zeros((0, 4)), (480, 640)).share > 0.2
+
+
+def scene(*rects, size=(480, 640)) -> np.ndarray:
+    """A synthetic person mask: 1.0 inside each (x1, y1, x2, y2)."""
+    prob = np.zeros(size, np.float32)
+    for x1, y1, x2, y2 in rects:
+        prob[y1:y2, x1:x2] = 1.0
+    return prob
+
+
+FACE = np.array([[280, 100, 360, 200]])  # the main face: 80 px wide, centred
+MAIN_BODY = [(270, 90, 370, 210), (220, 210, 420, 480)]  # head and torso, joined
+
+
+def test_unexplained_body_flags_someone_at_the_side_or_a_head_at_the_top():
+    body = unexplained_body(scene(*MAIN_BODY, (0, 200, 90, 480)), FACE, (480, 640))
+    assert body.share == pytest.approx(90 * 280 / (480 * 640)) and body.box == (0, 200, 90, 480)
+    assert unexplained_body(scene(*MAIN_BODY, (450, 20, 540, 110)), FACE, (480, 640)).share > 0
+
+
+def test_unexplained_body_ignores_the_faces_own_arms_blobs_mid_frame_and_specks():
+    assert unexplained_body(scene(*MAIN_BODY), FACE, (480, 640)).box is None
+    # a hand raised beside the face, inside its body column (face +- half a face width)
+    assert unexplained_body(scene(*MAIN_BODY, (370, 60, 390, 160)), FACE, (480, 640)).box is None
+    # a blob away from every edge (middle band, outside the column)
+    assert unexplained_body(scene(*MAIN_BODY, (170, 150, 215, 260)), FACE, (480, 640)).box is None
+    # 0.3 % of the frame
+    assert unexplained_body(scene(*MAIN_BODY, (0, 300, 30, 330)), FACE, (480, 640)).box is None
+
+
+def test_unexplained_body_works_at_the_models_resolution():
+    """Boxes are in frame pixels, the mask at any size: a 256x256 mask gives the same answer."""
+    import cv2
+
+    small = cv2.resize(scene(*MAIN_BODY, (0, 200, 90, 480)), (256, 256), interpolation=cv2.INTER_LINEAR)
+    body = unexplained_body(small, FACE, (480, 640))
+    assert body.share == pytest.approx(90 * 280 / (480 * 640), rel=0.1)
+    assert body.box[0] == 0 and body.box[2] == pytest.approx(90, abs=3)
+
+
+def test_assign_persons_keeps_no_embedding_and_fills_unmeasured_bodies():
+    rows = [row(t, wobble(t, (100, 80, 200, 200))) for t in range(10)]
+    table = assign_tracks(pd.DataFrame(rows).drop(columns=["body_share", "body_x1", "body_y1", "body_x2", "body_y2"]))
+    chips = {(int(r.frame), int(r.face)): CHILD for r in table.data.itertuples()}
+    out = assign_persons(table, chips, embed_by(chips))
+    assert isinstance(out, FaceTable) and out.has_persons
+    assert out.data["person"].eq(0).all() and out.data["body_share"].isna().all()
+    assert not [c for c in out.data.columns if "embed" in c or "vector" in c]  # biometric data stays out
+
+
+def test_a_lesson_without_any_face_gets_no_person_and_no_error():
+    table = assign_tracks(pd.DataFrame([empty(t) for t in range(5)]))
+    out = assign_persons(table, {}, embed_by({}))
+    assert out.data["person"].eq(-1).all()
+    assert judge_lesson(out).persons == []
+
+
+def test_a_surely_adult_track_is_never_the_subject_whoever_it_is_grouped_with():
+    # The parent's face happens to look like the child's to the identity model: one person.
+    rows = [row(t, wobble(t, (100, 80, 200, 200)), child=0.97) for t in range(40)]
+    rows += [row(t, wobble(t, (104, 82, 204, 202)), child=0.02, crop_hash="ffffffff00000000") for t in range(50, 60)]
+    table = tracked(rows)
+    assert table["track"].nunique() == 2
+    table["person"] = 0
+    judged = judge_lesson(table)
+    faces = judged.faces
+    parent = faces["t"] >= 50
+    assert not faces.loc[parent, "subject"].any() and faces.loc[parent, "someone_else"].all()
+    assert faces.loc[~parent, "subject"].all()
