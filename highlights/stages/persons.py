@@ -97,12 +97,15 @@ class PersonOptions:
         other confident faces count with ``dim_weight``: one clear minute decides the dim seconds.
     child_threshold: 0.85 - on the person's weighted mean child probability (as a logit mean), as
         for tracks.
-    sure_adult: 0.1, sure_child: 0.9 - a track with three clear faces or more whose mean child
-        probability is under 0.1 is surely an adult's (over 0.9 surely a child's): it is never
-        the GIF's subject whatever its person's verdict, and keeps its frames out of the GIF
-        (privacy first: on the tuning lessons every parent's track and 5 of 86 of the child's
-        were under 0.1). Used as a cannot-link in the grouping it cost the child a third of its
-        seconds on the tuning lessons (a misjudged track of the child seeded a second person).
+    adult_veto: 0.15 - a track whose faces' mean child probability is under this is surely an
+        adult's: it is never the GIF's subject whatever its person's verdict, and keeps its frames
+        out of the GIF (privacy first: the identity model can join a parent's track to the child,
+        and a track the age model is that sure of is not worth the risk). Over the 17 bench
+        lessons it covers two thirds of the parents' faces and costs the student 39 of 4,095
+        faces (10 of 1,374 smiling ones); it was raised from 0.1 on three clear faces after a
+        parent's smiling face (mean 0.10) reached a report lesson's GIF. Used as a cannot-link in
+        the grouping, a sure age cost the child a third of its seconds on the tuning lessons (a
+        misjudged track of the child seeded a second person), so it is only a veto.
     child_share: 0.15 and child_min_faces: 5 - a person is also a child when at least this share of
         their confident faces (and this many) are each judged a child by the age model (its
         per-face threshold): the model calls a child's face an adult far more often in a dim,
@@ -137,8 +140,7 @@ class PersonOptions:
     clear_min_sharpness: float = 60.0
     dim_weight: float = 0.15
     child_threshold: float = 0.85
-    sure_adult: float = 0.1
-    sure_child: float = 0.9
+    adult_veto: float = 0.15
     child_share: float = 0.15
     child_min_faces: int = 5
     student_share: float = 0.5
@@ -147,6 +149,8 @@ class PersonOptions:
     def __post_init__(self) -> None:
         if not 0.0 < self.child_threshold < 1.0:
             raise ValueError("child_threshold must be in (0, 1)")
+        if not 0.0 <= self.adult_veto < 1.0:
+            raise ValueError("adult_veto must be in [0, 1)")
         if self.merge_distance <= 0 or self.faces_per_track < 1:
             raise ValueError("merge_distance > 0 and faces_per_track >= 1 needed")
         if not 0.0 <= self.dim_weight <= 1.0:
@@ -299,24 +303,12 @@ def _quality(rows: pd.DataFrame, o: PersonOptions) -> pd.Series:
 # --------------------------------------------------------------------------- grouping
 
 
-def sure_ages(faces: pd.DataFrame, options: PersonOptions | None = None,
-              tracks: TrackOptions | None = None) -> dict[int, str]:
-    """``adult`` or ``child`` for the tracks whose clear faces (:func:`clear_faces`, three or more)
-    leave no doubt (:attr:`PersonOptions.sure_adult`, :attr:`~PersonOptions.sure_child`)."""
-    o, t = options or PersonOptions(), tracks or TrackOptions()
+def surely_adult_tracks(faces: pd.DataFrame, options: PersonOptions | None = None) -> set[int]:
+    """The tracks whose faces' mean child probability is under :attr:`PersonOptions.adult_veto`."""
+    o = options or PersonOptions()
     faces = faces[(faces["face"] >= 0) & (faces["track"] >= 0)]
-    if faces.empty:
-        return {}
-    clear = faces[clear_faces(faces, o, t)]
-    out: dict[int, str] = {}
-    for track, rows in clear.groupby("track"):
-        if len(rows) >= 3:
-            mean = float(rows["child_prob"].mean())
-            if mean < o.sure_adult:
-                out[int(track)] = "adult"
-            elif mean > o.sure_child:
-                out[int(track)] = "child"
-    return out
+    means = faces.groupby("track")["child_prob"].mean()
+    return {int(track) for track, mean in means.items() if mean < o.adult_veto}
 
 
 def group_persons(table: FaceTable | pd.DataFrame, embeddings: Mapping[FaceKey, np.ndarray],
@@ -835,8 +827,7 @@ def judge_lesson(table: FaceTable | pd.DataFrame, options: PersonOptions | None 
             # A surely adult track is never a child's lesson's subject, whoever the identities
             # grouped it with, and it keeps its frames out of the GIF (the analytics still count
             # it as its person: the identity decides who is in view, the veto is the GIF's).
-            adult_tracks = [track for track, age in sure_ages(judged, o, tracks).items() if age == "adult"]
-            sure_adult = live & judged["track"].isin(adult_tracks)
+            sure_adult = live & judged["track"].isin(surely_adult_tracks(judged, o))
             subject &= judged["person_kind"].eq("child") & ~sure_adult
             someone_else |= sure_adult
     else:
@@ -877,7 +868,7 @@ __all__ = [
     "judge_lesson",
     "PersonOptions",
     "choose_students",
-    "sure_ages",
+    "surely_adult_tracks",
     "clear_faces",
     "faces_to_embed",
     "group_persons",
