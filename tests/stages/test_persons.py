@@ -301,3 +301,15 @@ def test_a_surely_adult_track_is_never_the_subject_whoever_it_is_grouped_with():
     parent = faces["t"] >= 50
     assert not faces.loc[parent, "subject"].any() and faces.loc[parent, "someone_else"].all()
     assert faces.loc[~parent, "subject"].all()
+
+
+def test_unexplained_body_finds_half_a_head_at_the_edge_joined_to_the_students_body():
+    """The mask joins a head half out of the frame to the student's torso (their shoulders touch):
+    the part beside the student's band and above the student's chin is someone else's."""
+    joined = scene(*MAIN_BODY, (560, 60, 640, 480), (420, 300, 640, 480))  # a head at the edge, its torso meeting the student's
+    body = unexplained_body(joined, FACE, (480, 640))
+    assert body.share > 0 and body.box[2] == 640 and body.box[3] <= 200
+    # the student's own broad shoulders below the chin are not someone else
+    assert unexplained_body(scene(*MAIN_BODY, (120, 200, 520, 480)), FACE, (480, 640)).box is None
+    # nor a small speck at the edge beside the face
+    assert unexplained_body(scene(*MAIN_BODY, (625, 100, 640, 115)), FACE, (480, 640)).box is None

@@ -280,7 +280,7 @@ def face_box(photo: Photo, shared_data: Path) -> tuple[float, float, float, floa
     key = f"{photo.set_path}/{photo.file}"
     if key not in _BOXES:
         if _DETECTOR is None:
-            from highlights.faces.detection import FaceDetector
+            from highlights.models.detection import FaceDetector
 
             _DETECTOR = FaceDetector()
         image = cv2.cvtColor(cv2.imread(str(photo.path(shared_data)), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
