@@ -127,6 +127,22 @@ def test_a_face_that_never_moves_nor_changes_for_minutes_is_a_picture_and_a_live
     assert {p.kind for p in persons if set(p.tracks) & poster_tracks} == {"picture"}
 
 
+def test_a_picture_stays_a_picture_through_a_few_seconds_of_odd_boxes_and_a_still_face_that_leans_is_not():
+    """The size spread is robust: in dim or half-hidden seconds the detector draws a poster's box
+    larger or smaller (a report lesson's poster: 7.4% by standard deviation, 3.9% robust)."""
+    def poster_box(t):
+        grow = 12 if t % 10 == 0 else 0  # every tenth second the box is drawn 24% larger
+        return (400 - grow, 40 - grow, 450 + grow, 100 + grow)
+    poster = [row(t, poster_box(t), face=1, smile=0.95, crop_hash="00ff00ff00ff00f" + "0123"[t % 4]) for t in range(120)]
+    size = np.array([poster_box(t)[2] - poster_box(t)[0] for t in range(120)], dtype=float)
+    assert size.std() / np.median(size) > 0.06  # a standard deviation would call it a live face
+    # the same crops, but the face comes closer and goes back over the minutes (a person leaning)
+    lean = [row(t, (100 - t // 4, 80 - t // 4, 200 + t // 4, 200 + t // 4), face=2, smile=0.95,
+                crop_hash="0f0f0f0f0f0f0f0" + "0123"[t % 4]) for t in range(120)]
+    table = tracked(poster + lean)
+    assert picture_tracks(table) == set(table.loc[table["face"] == 1, "track"])
+
+
 def test_a_person_is_judged_on_all_their_faces_the_clear_ones_deciding_the_dim():
     # A minute of clear faces judged child, then dim ones the age model doubts: one child.
     clear = [row(t, wobble(t, (100, 80, 200, 200)), child=0.96) for t in range(60)]
