@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from highlights.cli.common import (
+    InputLocation,
     MissingDatabase,
     OutFolder,
     UnusableInput,
@@ -116,17 +117,20 @@ EXIT_SIGTERM = 128 + signal.SIGTERM
 
 
 @click.command("run")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("manifest", type=InputLocation())
 @click.option("--lesson", "lesson_ids", multiple=True, metavar="ID", help="Run only this lesson (repeatable).")
-@click.option("--lessons", "lessons_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Lesson metadata CSV (student name, subject, locale, lesson URL).")
+@click.option("--lessons", "lessons_path", type=InputLocation(),
+              help="Lesson metadata CSV (student name, subject, locale, lesson URL); a file or an s3:// URL.")
 @click.option("--out", "out_dir", type=OutFolder(),
               help="Output folder (default: out); results go to OUT/<lesson_id>/.")
 @click.option("--db", "db_url", metavar="URL",
               help="SQLAlchemy URL (default: sqlite:///OUT/.highlights/highlights.sqlite; OUT/highlights.sqlite where that exists).")
 @click.option("--force", is_flag=True, default=None, help="Redo lessons already done with the same inputs.")
 @click.option("--timezone", metavar="ZONE", help="IANA zone for manifest times without an offset.")
-@click.option("--public-base-url", metavar="URL", help="Where OUT/ is served; the GIF's public URL starts with it.")
+@click.option("--public-base-url", metavar="URL",
+              help="Where OUT/ (or the --publish prefix) is served; the GIF's public URL starts with it.")
+@click.option("--publish", metavar="s3://BUCKET/PREFIX",
+              help="Upload each GIF to BUCKET under PREFIX/<lesson_id>/ (needs --public-base-url).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML settings file (see README, Configuration).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
@@ -144,7 +148,7 @@ EXIT_SIGTERM = 128 + signal.SIGTERM
 @click.option("--wait", is_flag=True, help="Wait for lessons another run is doing instead of reporting them busy.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per log line (time, level, run_id, lesson_id, stage, event, duration_s).")
-def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, timezone, public_base_url,
+def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, timezone, public_base_url, publish,
                 config_path, progress, workers, executor, ray_address, threads, retries, time_limit_s, wait,
                 log_format) -> None:
     """Run every lesson of MANIFEST (or those named by --lesson): GIF, snippet, report, database row.
@@ -174,9 +178,10 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     try:
         settings = load_settings(
             config_path, out_dir=out_dir, db_url=db_url, force=force, timezone=timezone,
-            email__public_base_url=public_base_url,
+            email__public_base_url=public_base_url, publish=publish,
         )
-    except ConfigError as error:
+        settings.check_publishing()
+    except (ConfigError, ValueError) as error:
         raise click.UsageError(str(error)) from error
     database = database_option(settings.database_url)
     check_out_dir(Path(settings.out_dir))
@@ -250,9 +255,11 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
 @click.option("--out", "out_dir", type=OutFolder(),
               help="Output folder of the runs (default: out).")
 @click.option("--db", "db_url", metavar="URL", help="SQLAlchemy URL (default: as for `highlights run`).")
+@click.option("--publish", metavar="s3://BUCKET/PREFIX",
+              help="Where the runs published the GIFs (as for `highlights run`): the object is deleted.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML settings file (see README, Configuration).")
-def withdraw_command(lesson_ids, out_dir, db_url, config_path) -> None:
+def withdraw_command(lesson_ids, out_dir, db_url, publish, config_path) -> None:
     """Withdraw the highlight of each LESSON_ID on purpose: delete its GIF and snippets, mark its
     result.json and database row `withdrawn` (the campaign's query then finds nothing). Later runs
     skip the lesson; `highlights run MANIFEST --lesson ID --force` makes a new GIF (a new name).
@@ -268,7 +275,7 @@ def withdraw_command(lesson_ids, out_dir, db_url, config_path) -> None:
     from highlights.persist.store import NoDatabase, ResultStore, StoreError
 
     try:
-        settings = load_settings(config_path, out_dir=out_dir, db_url=db_url)
+        settings = load_settings(config_path, out_dir=out_dir, db_url=db_url, publish=publish)
     except ConfigError as error:
         raise click.UsageError(str(error)) from error
     database_option(settings.database_url)
@@ -319,7 +326,7 @@ def _timeline_table(plans) -> str:
 
 
 @click.command("timeline")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("manifest", type=InputLocation())
 @click.option("--lesson", "lesson_ids", multiple=True, metavar="ID", help="Only this lesson (repeatable).")
 @click.option("--lessons", "lessons_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Lesson metadata CSV or JSON Lines (validated and joined as in `highlights run`).")

@@ -32,7 +32,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -447,6 +447,19 @@ def download(url: str, dest: Path) -> ObjectInfo:
             part.unlink()
 
 
+@contextlib.contextmanager
+def local_copy(url: str) -> Iterator[Path]:
+    """A private temporary copy of a small object (a manifest, a lessons file) under its own
+    file name (messages name it so), deleted on the way out."""
+    import tempfile
+
+    where = parse_url(url)
+    with tempfile.TemporaryDirectory(prefix="highlights-") as folder:  # 0700
+        path = Path(folder) / (where.name or "object")
+        download(url, path)
+        yield path
+
+
 def list_objects(url: str) -> list[ObjectInfo]:
     """The objects whose keys start with the URL's key."""
     import obstore
@@ -514,6 +527,7 @@ __all__ = [
     "is_object_url",
     "join_url",
     "list_objects",
+    "local_copy",
     "looks_like_url",
     "mask_url",
     "object_kind",

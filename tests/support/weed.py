@@ -243,3 +243,30 @@ def use_s3(monkeypatch, endpoint: str, identity: tuple[str, str] = ADMIN) -> Non
     monkeypatch.setattr(objects, "_STORE_RETRY", {**objects._STORE_RETRY, "max_retries": 1,
                                                   "backoff": {"init_backoff": datetime.timedelta(milliseconds=20)}})
     objects.forget_clients()
+
+
+def upload_tree(root: Path, prefix: str) -> str:
+    """Every file under ``root`` uploaded to ``prefix`` (``s3://bucket/key-prefix``) by its path
+    relative to ``root``; returns ``prefix``."""
+    from highlights.storage import objects
+
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        objects.upload(objects.prefix_url(prefix, *path.relative_to(root).parts), path,
+                       content_type="application/octet-stream")
+    return prefix
+
+
+def object_headers(url: str) -> dict:
+    """The object's attributes (Content-Type, Cache-Control...), ETag and Last-Modified."""
+    import obstore
+
+    from highlights.storage import objects
+
+    where = objects.parse_url(url)
+    response = obstore.get(objects._client(where.bucket), where.key)
+    return {**response.attributes, "etag": response.meta.get("e_tag"), "modified": response.meta["last_modified"],
+            "body": bytes(response.bytes())}
+
+
+SECRETS_OF = [secret for identity in (ADMIN, READER, WRITER) for secret in identity]
+"""Every key and secret the test server knows: none may appear in a message, row or file."""
