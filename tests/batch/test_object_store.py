@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -22,21 +21,10 @@ from highlights.storage import objects
 
 from support.fakes import FakeScorer
 from support.faultproxy import FaultProxy
-from support.lessons import db_row, lesson_rows, write_manifest
-from support.weed import ADMIN, READER, SECRETS_OF, object_headers, start_weed_server, upload_tree, use_s3
+from support.lessons import db_row
+from support.weed import ADMIN, READER, SECRETS_OF, bucket_lessons, object_headers, start_weed_server, use_s3
 
 CDN = "https://cdn.example.com/highlights"
-
-
-def bucket_lessons(videos, tmp_path: Path, ids=("L-1", "L-2"), *, extra_rows=()) -> tuple[str, str, Path]:
-    """Lessons ``ids`` on disk (their manifest) and the same tree uploaded under a prefix of its
-    own in bucket ``rec``: (manifest URL, publish prefix, the local manifest)."""
-    root = tmp_path / "rec"
-    rows = [row for lesson_id in ids for row in lesson_rows(videos, root, lesson_id)] + list(extra_rows)
-    manifest = write_manifest(root, rows)
-    run = uuid.uuid4().hex[:8]
-    upload_tree(root, f"s3://rec/{run}/2026-12-01")
-    return f"s3://rec/{run}/2026-12-01/manifest.csv", f"s3://pub/{run}/highlights", manifest
 
 
 def published(settings: Settings, publish: str) -> Settings:

@@ -270,3 +270,18 @@ def object_headers(url: str) -> dict:
 
 SECRETS_OF = [secret for identity in (ADMIN, READER, WRITER) for secret in identity]
 """Every key and secret the test server knows: none may appear in a message, row or file."""
+
+
+def bucket_lessons(videos, tmp_path: Path, ids=("L-1", "L-2"), *, extra_rows=()) -> tuple[str, str, Path]:
+    """Lessons ``ids`` on disk (their manifest) and the same tree uploaded under a prefix of its
+    own in bucket ``rec``: (manifest URL, publish prefix, the local manifest)."""
+    import uuid
+
+    from support.lessons import lesson_rows, write_manifest
+
+    root = tmp_path / "rec"
+    rows = [row for lesson_id in ids for row in lesson_rows(videos, root, lesson_id)] + list(extra_rows)
+    manifest = write_manifest(root, rows)
+    run = uuid.uuid4().hex[:8]
+    upload_tree(root, f"s3://rec/{run}/2026-12-01")
+    return f"s3://rec/{run}/2026-12-01/manifest.csv", f"s3://pub/{run}/highlights", manifest
