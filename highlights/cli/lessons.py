@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +326,37 @@ def _timeline_table(plans) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def _local_recordings(manifest, lesson_ids):
+    """The manifest's lessons (those named) with their recordings in a bucket downloaded to a
+    private temporary folder where the timeline must read them (a recording without
+    ``ended_at``); a download that fails is a problem of the lesson's row. Deleted on the way out."""
+    import tempfile
+    from contextlib import ExitStack
+    from dataclasses import replace
+
+    from highlights.core.lesson import InputProblem
+    from highlights.lesson.staging import local_recordings
+
+    with ExitStack() as stack:
+        folder = None
+        for lesson_id in lesson_ids or list(manifest.lessons):
+            lesson = manifest.lessons.get(lesson_id)
+            if lesson is None or not any(r.url and r.ended_at is None for r in lesson.recordings):
+                continue
+            folder = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="highlights-")))
+            try:
+                manifest.lessons[lesson_id] = stack.enter_context(local_recordings(lesson, folder / lesson_id))
+            except Exception as error:  # noqa: BLE001 - the download's error, as the lesson's problem
+                cause = error.__cause__ or error
+                recording = lesson.recording_of(cause)
+                where = recording.source if recording is not None else None
+                problem = InputProblem(where.file if where else manifest.path, where.row if where else None,
+                                       lesson_id, str(cause))
+                manifest.lessons[lesson_id] = replace(lesson, problems=[*lesson.problems, problem])
+        yield
+
+
 @click.command("timeline")
 @click.argument("manifest", type=InputLocation())
 @click.option("--lesson", "lesson_ids", multiple=True, metavar="ID", help="Only this lesson (repeatable).")
@@ -369,7 +401,9 @@ def timeline_command(manifest, lesson_ids, lessons_path, timezone, gap_tolerance
     except InputError as error:
         raise UnusableInput(str(error)) from error
 
-    plans = plan_manifest(parsed, list(lesson_ids) or None, gap_tolerance_s=settings.gap_tolerance_s, fps=settings.fps)
+    with _local_recordings(parsed, list(lesson_ids) or None):
+        plans = plan_manifest(parsed, list(lesson_ids) or None, gap_tolerance_s=settings.gap_tolerance_s,
+                              fps=settings.fps)
     if as_json:
         for plan in plans:
             click.echo(json.dumps(plan.to_dict(), ensure_ascii=False))

@@ -56,3 +56,16 @@ def test_a_manifest_url_that_is_not_there_is_an_unreadable_manifest(s3, clean_en
     ran = clean_env.invoke(main, ["run", "s3://rec/nowhere/manifest.csv", "--out", str(tmp_path / "out")])
     assert ran.exit_code == 2, ran.output
     assert "file s3://rec/nowhere/manifest.csv does not exist (HTTP 404, NoSuchKey)" in ran.output
+
+
+def test_timeline_reads_a_bucket_manifest_and_its_recordings(s3, clean_env, videos, tmp_path: Path) -> None:
+    manifest_url, _, local_manifest = bucket_lessons(videos, tmp_path, ids=("L-1", "L-2"))
+    objects.delete(manifest_url.rsplit("/", 1)[0] + "/L-2/teacher.mp4")
+    remote = clean_env.invoke(main, ["timeline", manifest_url, "--json"])
+    local = clean_env.invoke(main, ["timeline", str(local_manifest), "--json"])
+    assert remote.exit_code == 1, remote.output
+    first_remote, first_local = (json.loads(result.output.splitlines()[0]) for result in (remote, local))
+    assert first_remote == first_local and first_remote["status"] == "ok"
+    second = json.loads(remote.output.splitlines()[1])
+    assert second["status"] == "failed" and "manifest.csv row 4" in second["reason"]
+    assert "L-2/teacher.mp4 does not exist (HTTP 404, NoSuchKey)" in second["reason"]
