@@ -114,8 +114,9 @@ def test_a_manifest_that_is_not_there_is_an_input_error(s3, tmp_path: Path) -> N
         run_manifest("s3://rec/nowhere/manifest.csv", Settings(out_dir=tmp_path / "out"), scorer=FakeScorer())
 
 
-def test_publishing_without_the_right_fails_the_lesson_and_writes_no_url(weed, monkeypatch, videos,
-                                                                         tmp_path: Path) -> None:
+def test_publishing_without_the_right_fails_the_lesson_and_writes_no_url(weed, monkeypatch, videos, tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
     use_s3(monkeypatch, weed.endpoint, ADMIN)
     manifest_url, publish, _ = bucket_lessons(videos, tmp_path, ids=("L-1",))
     use_s3(monkeypatch, weed.endpoint, READER)  # reads rec, may not write pub
@@ -126,7 +127,9 @@ def test_publishing_without_the_right_fails_the_lesson_and_writes_no_url(weed, m
                         r"accessed: access denied \(HTTP 403, AccessDenied\)", result.reason), result.reason
     row, campaign = db_row(settings, "L-1")
     assert row["status"] == "failed" and row["gif_url"] is None and campaign is None
-    assert not [secret for secret in SECRETS_OF if secret in json.dumps(row, default=str)]
+    stored = json.dumps(row, default=str) + (settings.out_dir / "L-1" / "result.json").read_text()
+    assert not [secret for secret in SECRETS_OF if secret in stored + caplog.text]
+    assert "lesson L-1: gif stage failed" in caplog.text
 
 
 def test_an_upload_cut_every_time_fails_the_lesson_and_keeps_what_was_published(weed, monkeypatch, videos,
