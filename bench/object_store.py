@@ -64,7 +64,7 @@ def run_lesson_once(manifest: str, lessons: str, publish: str | None) -> dict:
         [result] = run_manifest(manifest, settings, lessons_path=lessons, progress=clock)
         wall, cpu = time.perf_counter() - started, _cpu_s() - cpu
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "status": result.status, "reason": result.reason,
-            "frames": [frame.get("t") if isinstance(frame, dict) else frame for frame in result.frames],
+            "frames": [round(float(frame.ref.t), 3) for frame in result.frames],
             "before_first_stage_s": round((clock.first_stage_at or started) - started, 2),
             "gif_url": result.gif_url}
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         _, manifest, lessons, publish = args.child
-        print(json.dumps(run_lesson_once(manifest, lessons, publish or None)))
+        print(json.dumps(run_lesson_once(manifest, lessons, publish or None), default=str))
         return 0
 
     import lesson as bench_lesson
