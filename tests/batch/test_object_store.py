@@ -188,3 +188,16 @@ def test_a_batch_in_worker_processes_reads_the_bucket(s3, videos, tmp_path: Path
     assert [r.status for r in results] == ["ok", "ok"], [r.reason for r in results]
     for result in results:
         assert object_headers(f"{publish}/{result.lesson_id}/{result.gif}")["Content-Type"] == "image/gif"
+
+
+def test_a_clean_rerun_without_a_highlight_takes_the_published_gif_down(s3, videos, tmp_path: Path) -> None:
+    manifest_url, publish, _ = bucket_lessons(videos, tmp_path, ids=("L-1",))
+    settings = published(Settings(out_dir=tmp_path / "out"), publish)
+    [first] = run_manifest(manifest_url, settings, scorer=FakeScorer())
+    key_url = f"{publish}/L-1/{first.gif}"
+    assert objects.stat(key_url).size > 0
+    forced = Settings(out_dir=settings.out_dir, publish=publish, email=settings.email, force=True)
+    [again] = run_manifest(manifest_url, forced, scorer=FakeScorer(smiles=False))  # a new model sees no smile
+    assert again.status == "no_highlight" and again.gif is None
+    with pytest.raises(objects.ObjectStoreError, match="does not exist"):
+        objects.stat(key_url)
