@@ -6,6 +6,10 @@
 ...                        batch=BatchOptions(workers=2))              # doctest: +SKIP
 >>> [(r.lesson_id, r.status, r.gif_path) for r in results]            # doctest: +SKIP
 
+A manifest, a lessons file and the recordings may be ``s3://`` URLs, and
+``Settings(publish="s3://bucket/prefix", email=EmailOptions(public_base_url=...))`` publishes
+the GIFs (README, Object storage).
+
 ``run_manifest`` runs a manifest's lessons (in this process by default); ``run_lesson`` one
 lesson, the unit of work of every pool; ``withdraw_lesson`` takes a published highlight down;
 ``plan_manifest`` prints what ``highlights timeline`` shows.

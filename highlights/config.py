@@ -144,6 +144,12 @@ class Settings:
     gif: GifOptions = field(default_factory=GifOptions)
     email: EmailOptions = field(default_factory=EmailOptions)
     analytics: AnalyticsOptions = field(default_factory=AnalyticsOptions)
+    publish: str | None = None
+    """``s3://bucket/prefix``: each lesson's GIF is uploaded to ``<prefix>/<lesson_id>/<random>.gif``
+    (content type, year-long immutable cache headers) before its row is written, and
+    ``email.public_base_url`` must then say where the prefix is served (a CDN in front of the
+    bucket): the GIF's URL is ``<public_base_url>/<lesson_id>/<random>.gif``. None: the GIF
+    stays in ``out_dir`` only, served from there."""
 
     def __post_init__(self) -> None:
         # Ranges are checked here, so a bad value stops the run before any lesson (exit 2 naming
@@ -159,6 +165,21 @@ class Settings:
         if not MIN_BUCKET_S <= self.analytics_bucket_s <= MAX_LESSON_S:
             raise ValueError(f"analytics_bucket_s must be at least {MIN_BUCKET_S:g} and at most {MAX_LESSON_S}, "
                              f"not {self.analytics_bucket_s:g}")
+
+        if self.publish is not None:
+            from highlights.storage.objects import ObjectStoreError, parse_url
+
+            try:
+                parse_url(self.publish)
+            except ObjectStoreError as error:
+                raise ValueError(f"publish {self.publish!r} is not a bucket prefix: {error.detail}") from None
+
+    def check_publishing(self) -> None:
+        """ValueError unless publishing, where set, has a public base URL to link the GIFs with
+        (checked once all settings are in: they are set one at a time)."""
+        if self.publish and not self.email.public_base_url:
+            raise ValueError(f"publish {self.publish} needs public_base_url (--public-base-url): the URL at "
+                             "which the bucket prefix is served, which the emails link")
 
     @property
     def database_url(self) -> str:

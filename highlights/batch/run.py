@@ -38,8 +38,10 @@ def run_manifest(
     on a Ray cluster. The run is recorded in ``highlight_runs``. A lesson named but absent from the
     manifest, or whose rows are bad, comes back ``failed`` with a reason naming the lesson, the
     file and the row; one another run holds comes back ``busy``; the others run. Raises
-    :class:`~highlights.inputs.rows.InputError` only when the manifest itself is unusable.
+    :class:`~highlights.inputs.rows.InputError` only when the manifest itself is unusable, and
+    ValueError for ``publish`` without a ``public_base_url``.
     """
+    settings.check_publishing()
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
     for problem in manifest.problems:

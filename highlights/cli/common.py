@@ -45,6 +45,27 @@ class OutFolder(click.Path):
     def convert(self, value, param, ctx):
         if isinstance(value, str) and not value.strip():
             self.fail("is empty: name the output folder (e.g. --out out)", param, ctx)
+        if isinstance(value, str) and "://" in value:
+            self.fail("must be a local (or shared) folder: the private outputs are not written to a bucket "
+                      "(publish the GIFs with --publish s3://BUCKET/PREFIX)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class InputLocation(click.Path):
+    """A manifest or lessons file: an existing local file, or an object URL (``s3://bucket/key``,
+    read when the command runs; a URL of another scheme is refused here)."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        from highlights.storage.objects import SCHEMES, is_object_url, looks_like_url
+
+        if isinstance(value, str) and looks_like_url(value):
+            if not is_object_url(value):
+                self.fail(f"{value.split('://', 1)[0]}:// URLs are not supported (only {', '.join(SCHEMES)}://)",
+                          param, ctx)
+            return value
         return super().convert(value, param, ctx)
 
 

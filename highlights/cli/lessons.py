@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import signal
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from highlights.cli.common import (
+    InputLocation,
     MissingDatabase,
     OutFolder,
     UnusableInput,
@@ -116,17 +118,20 @@ EXIT_SIGTERM = 128 + signal.SIGTERM
 
 
 @click.command("run")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("manifest", type=InputLocation())
 @click.option("--lesson", "lesson_ids", multiple=True, metavar="ID", help="Run only this lesson (repeatable).")
-@click.option("--lessons", "lessons_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Lesson metadata CSV (student name, subject, locale, lesson URL).")
+@click.option("--lessons", "lessons_path", type=InputLocation(),
+              help="Lesson metadata CSV (student name, subject, locale, lesson URL); a file or an s3:// URL.")
 @click.option("--out", "out_dir", type=OutFolder(),
               help="Output folder (default: out); results go to OUT/<lesson_id>/.")
 @click.option("--db", "db_url", metavar="URL",
               help="SQLAlchemy URL (default: sqlite:///OUT/.highlights/highlights.sqlite; OUT/highlights.sqlite where that exists).")
 @click.option("--force", is_flag=True, default=None, help="Redo lessons already done with the same inputs.")
 @click.option("--timezone", metavar="ZONE", help="IANA zone for manifest times without an offset.")
-@click.option("--public-base-url", metavar="URL", help="Where OUT/ is served; the GIF's public URL starts with it.")
+@click.option("--public-base-url", metavar="URL",
+              help="Where OUT/ (or the --publish prefix) is served; the GIF's public URL starts with it.")
+@click.option("--publish", metavar="s3://BUCKET/PREFIX",
+              help="Upload each GIF to BUCKET under PREFIX/<lesson_id>/ (needs --public-base-url).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML settings file (see README, Configuration).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
@@ -144,7 +149,7 @@ EXIT_SIGTERM = 128 + signal.SIGTERM
 @click.option("--wait", is_flag=True, help="Wait for lessons another run is doing instead of reporting them busy.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per log line (time, level, run_id, lesson_id, stage, event, duration_s).")
-def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, timezone, public_base_url,
+def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, timezone, public_base_url, publish,
                 config_path, progress, workers, executor, ray_address, threads, retries, time_limit_s, wait,
                 log_format) -> None:
     """Run every lesson of MANIFEST (or those named by --lesson): GIF, snippet, report, database row.
@@ -174,9 +179,10 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     try:
         settings = load_settings(
             config_path, out_dir=out_dir, db_url=db_url, force=force, timezone=timezone,
-            email__public_base_url=public_base_url,
+            email__public_base_url=public_base_url, publish=publish,
         )
-    except ConfigError as error:
+        settings.check_publishing()
+    except (ConfigError, ValueError) as error:
         raise click.UsageError(str(error)) from error
     database = database_option(settings.database_url)
     check_out_dir(Path(settings.out_dir))
@@ -250,9 +256,11 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
 @click.option("--out", "out_dir", type=OutFolder(),
               help="Output folder of the runs (default: out).")
 @click.option("--db", "db_url", metavar="URL", help="SQLAlchemy URL (default: as for `highlights run`).")
+@click.option("--publish", metavar="s3://BUCKET/PREFIX",
+              help="Where the runs published the GIFs (as for `highlights run`): the object is deleted.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML settings file (see README, Configuration).")
-def withdraw_command(lesson_ids, out_dir, db_url, config_path) -> None:
+def withdraw_command(lesson_ids, out_dir, db_url, publish, config_path) -> None:
     """Withdraw the highlight of each LESSON_ID on purpose: delete its GIF and snippets, mark its
     result.json and database row `withdrawn` (the campaign's query then finds nothing). Later runs
     skip the lesson; `highlights run MANIFEST --lesson ID --force` makes a new GIF (a new name).
@@ -268,7 +276,7 @@ def withdraw_command(lesson_ids, out_dir, db_url, config_path) -> None:
     from highlights.persist.store import NoDatabase, ResultStore, StoreError
 
     try:
-        settings = load_settings(config_path, out_dir=out_dir, db_url=db_url)
+        settings = load_settings(config_path, out_dir=out_dir, db_url=db_url, publish=publish)
     except ConfigError as error:
         raise click.UsageError(str(error)) from error
     database_option(settings.database_url)
@@ -318,8 +326,39 @@ def _timeline_table(plans) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def _local_recordings(manifest, lesson_ids):
+    """The manifest's lessons (those named) with their recordings in a bucket downloaded to a
+    private temporary folder where the timeline must read them (a recording without
+    ``ended_at``); a download that fails is a problem of the lesson's row. Deleted on the way out."""
+    import tempfile
+    from contextlib import ExitStack
+    from dataclasses import replace
+
+    from highlights.core.lesson import InputProblem
+    from highlights.lesson.staging import local_recordings
+
+    with ExitStack() as stack:
+        folder = None
+        for lesson_id in lesson_ids or list(manifest.lessons):
+            lesson = manifest.lessons.get(lesson_id)
+            if lesson is None or not any(r.url and r.ended_at is None for r in lesson.recordings):
+                continue
+            folder = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="highlights-")))
+            try:
+                manifest.lessons[lesson_id] = stack.enter_context(local_recordings(lesson, folder / lesson_id))
+            except Exception as error:  # noqa: BLE001 - the download's error, as the lesson's problem
+                cause = error.__cause__ or error
+                recording = lesson.recording_of(cause)
+                where = recording.source if recording is not None else None
+                problem = InputProblem(where.file if where else manifest.path, where.row if where else None,
+                                       lesson_id, str(cause))
+                manifest.lessons[lesson_id] = replace(lesson, problems=[*lesson.problems, problem])
+        yield
+
+
 @click.command("timeline")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("manifest", type=InputLocation())
 @click.option("--lesson", "lesson_ids", multiple=True, metavar="ID", help="Only this lesson (repeatable).")
 @click.option("--lessons", "lessons_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Lesson metadata CSV or JSON Lines (validated and joined as in `highlights run`).")
@@ -362,7 +401,9 @@ def timeline_command(manifest, lesson_ids, lessons_path, timezone, gap_tolerance
     except InputError as error:
         raise UnusableInput(str(error)) from error
 
-    plans = plan_manifest(parsed, list(lesson_ids) or None, gap_tolerance_s=settings.gap_tolerance_s, fps=settings.fps)
+    with _local_recordings(parsed, list(lesson_ids) or None):
+        plans = plan_manifest(parsed, list(lesson_ids) or None, gap_tolerance_s=settings.gap_tolerance_s,
+                              fps=settings.fps)
     if as_json:
         for plan in plans:
             click.echo(json.dumps(plan.to_dict(), ensure_ascii=False))

@@ -44,7 +44,14 @@ class SourceRow:
 @dataclass(frozen=True)
 class Recording:
     """One recording segment of one role. ``path`` is absolute; ``ended_at`` is None until
-    :func:`highlights.media.probe.resolve_end_times` reads it from the media."""
+    :func:`highlights.media.probe.resolve_end_times` reads it from the media.
+
+    A recording in an object store has its ``url`` (``s3://bucket/key``); its ``path`` is then
+    ``Path(url)`` (whose name is the object's file name, and which opens no local file), until
+    the lesson's run downloads it
+    (:mod:`highlights.lesson.staging`) and puts the local copy's path there. Outputs name a
+    recording by its file name either way, so a lesson read from a bucket gives the same
+    files as read from disk."""
 
     lesson_id: str
     role: Role
@@ -52,6 +59,12 @@ class Recording:
     started_at: datetime
     ended_at: datetime | None
     source: SourceRow
+    url: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the recording is, as the manifest named it: its URL, or its local path."""
+        return self.url or str(self.path)
 
 
 SAME_FRAME_TOLERANCE_S = 0.001
@@ -138,6 +151,9 @@ class LessonInput:
     def recording_of(self, error: BaseException) -> Recording | None:
         """The recording a read error is about (its ``path`` or ``filename``), if it is one of
         this lesson's: to name the manifest row in the error's message."""
+        error_url = getattr(error, "url", None)
+        if error_url is not None:
+            return next((recording for recording in self.recordings if recording.url == error_url), None)
         error_path = getattr(error, "path", None) or getattr(error, "filename", None)
         if error_path is None:
             return None

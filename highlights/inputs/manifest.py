@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from datetime import timezone as dt_timezone
@@ -45,6 +46,7 @@ from highlights.core.lesson import (
 )
 from highlights.inputs.lessons_file import bad_id_message, read_lessons_rows
 from highlights.inputs.rows import InputError, read_rows
+from highlights.storage import objects
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +57,14 @@ MANIFEST_COLUMNS = ("lesson_id", "role", "path", "started_at")
 @dataclass
 class Manifest:
     """A read manifest: lessons in first-seen order (a lesson only in the lessons file is not
-    one), and the problems of rows that belong to no lesson of it."""
+    one), and the problems of rows that belong to no lesson of it. ``path`` is the file that was
+    read (for a manifest in an object store, a temporary copy under the object's name, gone
+    since: only its name is shown), ``location`` where it is (its URL, or ``path``)."""
 
     path: Path
     lessons: dict[str, LessonInput]
     problems: list[InputProblem] = field(default_factory=list)
+    location: str | None = None
 
 
 def read_manifest(
@@ -67,12 +72,52 @@ def read_manifest(
 ) -> Manifest:
     """Read and validate a recordings manifest (CSV, or JSON Lines by extension or content).
 
+    ``path`` and ``lessons_path`` may be object URLs (``s3://bucket/key``; see
+    :mod:`highlights.storage.objects`): they are read from a private temporary copy. A row's
+    relative ``path`` is taken from the manifest's own folder, wherever it is (a manifest at
+    ``s3://b/2026-12-01/manifest.csv`` and ``L-1/student.webm`` give
+    ``s3://b/2026-12-01/L-1/student.webm``); a row may name an object URL itself.
+
     ``timezone``: an IANA name (``Europe/Berlin``) given to ``started_at``/``ended_at`` values
     that carry no UTC offset; without it such values are problems, since guessing the zone would
     silently shift the lesson.
+
+    Raises :class:`InputError` for a manifest (or lessons file) that is unusable as a whole,
+    an object among them that cannot be read included.
     """
-    path = Path(path)
     zone = _zone(timezone)
+    with _readable(path) as local:
+        manifest = _read_manifest(local, str(path) if objects.is_object_url(str(path)) else None, zone)
+    manifest.location = str(path) if objects.is_object_url(str(path)) else str(local)
+    if lessons_path is not None:
+        with _readable(lessons_path) as lessons_local:
+            named_elsewhere = _join_lessons_file(manifest, lessons_local)
+    else:
+        named_elsewhere = 0
+    for lesson in manifest.lessons.values():
+        lesson.unattributed_rows = len(manifest.problems) - named_elsewhere
+        if lesson.problems:
+            log.warning("lesson %s: %d input problem(s)", lesson.lesson_id, len(lesson.problems))
+    return manifest
+
+
+@contextmanager
+def _readable(location: Path | str) -> Iterator[Path]:
+    """The local file to read for ``location``: itself, or a temporary copy of an object."""
+    text = str(location)
+    if not objects.looks_like_url(text):
+        yield Path(location)
+        return
+    try:
+        with objects.local_copy(text) as local:
+            yield local
+    except objects.ObjectStoreError as error:
+        raise InputError(str(error)) from None
+
+
+def _read_manifest(path: Path, base_url: str | None, zone: tzinfo | None) -> Manifest:
+    """The manifest in the local file ``path``; ``base_url``: where it really is (an object
+    URL), to resolve relative row paths against."""
     lessons: dict[str, LessonInput] = {}
     problems: list[InputProblem] = []
     seen_files: dict[object, tuple[int, str, str]] = {}  # file identity: (row, lesson, name) of its first mention
@@ -87,10 +132,10 @@ def read_manifest(
         if error is not None:
             lesson.problems.append(InputProblem(path, row_no, lesson_id, error))
             continue
-        recording, errors = _recording(path, row_no, lesson_id, values, zone)
+        recording, errors = _recording(path, base_url, row_no, lesson_id, values, zone)
         if recording is not None:
             # A file is one person's camera in one lesson: listed again (any role, any lesson) is a mistake.
-            identity = _file_identity(recording.path)
+            identity = recording.url if recording.url is not None else _file_identity(recording.path)
             if identity in seen_files:
                 first_row, first_lesson, first_name = seen_files[identity]
                 name = recording.path.name
@@ -110,16 +155,9 @@ def read_manifest(
         if recording is not None and not errors:
             lesson.recordings.append(recording)
 
-    unattributed_here = len(problems)
-    manifest = Manifest(path, lessons, problems)
-    named_elsewhere = _join_lessons_file(manifest, Path(lessons_path)) if lessons_path is not None else 0
-    for lesson in manifest.lessons.values():
-        lesson.unattributed_rows = len(manifest.problems) - named_elsewhere
-        if lesson.problems:
-            log.warning("lesson %s: %d input problem(s)", lesson.lesson_id, len(lesson.problems))
-    if unattributed_here:
-        log.warning("%s: %d row(s) belong to no valid lesson", path.name, unattributed_here)
-    return manifest
+    if problems:
+        log.warning("%s: %d row(s) belong to no valid lesson", path.name, len(problems))
+    return Manifest(path, lessons, problems)
 
 
 def _file_identity(path: Path) -> object:
@@ -164,7 +202,7 @@ def _join_lessons_file(manifest: Manifest, lessons_path: Path) -> int:
 
 
 def _recording(
-    path: Path, row_no: int, lesson_id: str, values: Mapping[str, str], zone: tzinfo | None
+    path: Path, base_url: str | None, row_no: int, lesson_id: str, values: Mapping[str, str], zone: tzinfo | None
 ) -> tuple[Recording | None, list[str]]:
     errors: list[str] = []
     role = values.get("role", "").strip().lower()
@@ -172,8 +210,23 @@ def _recording(
         errors.append(f"role {values.get('role', '')!r} is not 'student' or 'teacher'")
     raw_path = values.get("path", "").strip()
     media: Path | None = None
+    url: str | None = None
     if not raw_path:
         errors.append("path is empty")
+    elif objects.looks_like_url(raw_path) or (base_url is not None and not raw_path.startswith("/")):
+        # An object: checked when the lesson's run downloads it (one request per recording there,
+        # with retries and the lesson's own error), not here in the driver.
+        try:
+            url = str(objects.parse_url(objects.join_url(base_url, raw_path) if base_url and not
+                                        objects.looks_like_url(raw_path) else raw_path))
+            # Never a local file: "s3:/bucket/key" opens nothing by mistake before the download,
+            # and its name is the object's file name, which the outputs show.
+            media = Path(url)
+            if not objects.parse_url(url).name:
+                errors.append(f"recording {raw_path!r} names a folder, not an object")
+        except objects.ObjectStoreError as error:
+            errors.append(f"recording {raw_path!r} is not a usable object URL ({error.detail})")
+            media = None
     else:
         try:
             media = Path(raw_path).expanduser()
@@ -197,7 +250,7 @@ def _recording(
                       f"a recording lasts at most {MAX_LESSON_S // 3600} hours")
     if errors or media is None or started_at is None:
         return None, errors
-    return Recording(lesson_id, role, media, started_at, ended_at, SourceRow(path, row_no)), errors  # type: ignore[arg-type]
+    return Recording(lesson_id, role, media, started_at, ended_at, SourceRow(path, row_no), url), errors  # type: ignore[arg-type]
 
 
 def _span(delta: timedelta) -> str:

@@ -36,6 +36,7 @@ from highlights.lesson.graph import (
     produce,
 )
 from highlights.stages.selection import Selection, SelectionStats
+from highlights.storage import objects
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def run_stages(c: LessonRun) -> LessonResult:
     if timeline.status != "ok":
         # No lesson, but the report still shows both cameras: the data team sees why.
         c.result = LessonResult(status="no_lesson", reason=timeline.reason or "no lesson took place", **base)
+        _unpublish_stale(c)
         files.remove_stale_gifs(folder, keep=None)  # an earlier run's GIF no longer stands
         values.update(scores=FaceTable.empty(), selection=Selection("no_highlight", c.result.reason, [], SelectionStats()),
                       gif=None)
@@ -100,9 +102,23 @@ def run_stages(c: LessonRun) -> LessonResult:
         status, reason = "ok", ""
     else:
         status, reason = "no_highlight", selection.reason or "no highlight"
+    if not base.get("gif"):
+        _unpublish_stale(c)
     files.remove_stale_gifs(folder, keep=base.get("gif"))
     c.result = LessonResult(status=status, reason=reason, **base)
     return _report(c, values)
+
+
+def _unpublish_stale(c: LessonRun) -> None:
+    """Delete the object an earlier run published when this clean run's outcome has no GIF (no
+    lesson, no highlight), as its local file goes: a GIF nothing stands behind any more must not
+    stay public. Before the local file: a delete that fails fails the lesson, and the earlier
+    highlight (result.json, row, GIF, object) stays whole. A missing object is no error."""
+    record = c.state.earlier.get(GIF.name)
+    url = record.get("published") if isinstance(record, dict) else None
+    if isinstance(url, str) and objects.is_object_url(url):
+        objects.delete(url)
+        log.warning("lesson %s: its earlier published GIF no longer stands: deleted", c.lesson.lesson_id)
 
 
 def _report(c: LessonRun, values: dict[str, Any]) -> LessonResult:

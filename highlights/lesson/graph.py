@@ -43,6 +43,7 @@ from highlights.stages.selection import Pick, Selection, select_highlights
 from highlights.stages.snippet import render_snippet
 from highlights.stages.timeline import LessonPlan, plan_lesson
 from highlights.stages.tracks import assign_tracks
+from highlights.storage import objects
 
 log = logging.getLogger(__name__)
 
@@ -314,11 +315,13 @@ SELECTION = Stage(
 
 @dataclass(frozen=True)
 class MadeGif:
-    """The GIF stage's value, as ``stages.json`` records it: the file's name and what
-    :func:`highlights.stages.gif.build_gif` reported (as JSON)."""
+    """The GIF stage's value, as ``stages.json`` records it: the file's name, what
+    :func:`highlights.stages.gif.build_gif` reported (as JSON) and, where it was published, the
+    object's URL (``s3://bucket/prefix/<lesson_id>/<name>``)."""
 
     name: str
     info: dict[str, Any] | None
+    published: str | None = None
 
     def gif_info(self) -> GifInfo | None:
         """The recorded :class:`GifInfo` (fields this version knows), for the snippet's size."""
@@ -335,7 +338,29 @@ def _gif(c: LessonRun, selection: Selection, plan: LessonPlan) -> MadeGif:
     gif_name = c.state.previous_gif or public_gif_name(c.lesson.lesson_id)
     images = [GifFrame(_pick_image(plan.lesson, pick, c.kept_frames), tuple(pick.box)) for pick in selection.picks]
     gif_info = build_gif(images, c.folder / gif_name, c.settings.gif)
-    return MadeGif(gif_name, jsonable(gif_info))
+    return MadeGif(gif_name, jsonable(gif_info), _publish(c, gif_name))
+
+
+def published_gif_url(publish: str, lesson_id: str, gif_name: str) -> str:
+    """The object a lesson's GIF is published as: ``<publish>/<lesson_id>/<gif_name>``. The name
+    holds 128 random bits, so the key cannot be guessed from the lesson id; the public URL
+    (:func:`gif_url`) has the same shape under ``public_base_url``."""
+    return objects.prefix_url(publish, lesson_id, gif_name)
+
+
+def _publish(c: LessonRun, gif_name: str) -> str | None:
+    """Upload the lesson's GIF where ``settings.publish`` says (None: not published). Before the
+    snippet, result.json and the row are written (they come after this stage), so no row ever
+    names a GIF that is not there; a failed upload fails the stage, and the lesson, with the
+    object's error."""
+    if not c.settings.publish:
+        return None
+    gif_url(c, MadeGif(gif_name, None))  # no public URL to link it with: fail before uploading
+    url = published_gif_url(c.settings.publish, c.lesson.lesson_id, gif_name)
+    info = objects.upload(url, c.folder / gif_name, content_type=objects.GIF_CONTENT_TYPE,
+                          cache_control=objects.GIF_CACHE_CONTROL)
+    log.info("lesson %s: GIF published (%d bytes)", c.lesson.lesson_id, info.size)
+    return url
 
 
 def _pick_image(resolved: LessonInput, pick: Pick, kept: Any) -> Any:
@@ -357,9 +382,13 @@ def _read_pick(resolved: LessonInput, pick: Pick) -> Any:
 
 
 GIF = Stage(
-    "gif", ("selection", "timeline"), settings=lambda s: s.gif,
-    files=lambda gif: (gif.name,), run=_gif, load=lambda c, record: MadeGif(record["gif"], record.get("info")),
-    notes=lambda c, gif: {"gif": gif.name, "info": gif.info},
+    "gif", ("selection", "timeline"),
+    # Publishing is part of the stage: a new target uploads again (a lesson published nowhere
+    # keeps the key it always had).
+    settings=lambda s: {"gif": s.gif, "publish": s.publish} if s.publish else s.gif,
+    files=lambda gif: (gif.name,), run=_gif,
+    load=lambda c, record: MadeGif(record["gif"], record.get("info"), record.get("published")),
+    notes=lambda c, gif: {"gif": gif.name, "info": gif.info, "published": gif.published},
 )  # fmt: skip
 
 
@@ -367,7 +396,11 @@ GIF = Stage(
 
 
 def gif_url(c: LessonRun, gif: MadeGif) -> str:
-    """Where the email's readers fetch the lesson's GIF."""
+    """Where the email's readers fetch the lesson's GIF: under ``public_base_url`` (where the
+    output folder, or the publish prefix, is served), else its local file's URL."""
+    if c.settings.publish and not c.settings.email.public_base_url:
+        raise LessonFailed(f"the GIF is published to {c.settings.publish} but no public_base_url says where the "
+                           "emails find it (--public-base-url)")
     return files.public_url(c.settings.email.public_base_url, c.lesson.lesson_id, gif.name, c.folder)
 
 
@@ -425,5 +458,6 @@ __all__ = [
     "StageKeys",
     "gif_url",
     "produce",
+    "published_gif_url",
     "stage_keys",
 ]

@@ -30,6 +30,7 @@ from highlights.core.plain import jsonable
 from highlights.core.result import utc_now_iso
 from highlights.files import write_json_atomic
 from highlights.lesson.folder import read_result
+from highlights.storage import objects
 
 STAGES_FILE = "stages.json"
 
@@ -57,17 +58,26 @@ def code_fingerprint() -> str:
 
 
 def input_fingerprint(lesson: LessonInput) -> dict[str, Any]:
-    """The lesson's manifest rows and the identity (size, mtime) of each recording file."""
+    """The lesson's manifest rows and the identity of each recording: a file's size and mtime,
+    an object's size, ETag and last-modified time (one HEAD, no download: an unchanged lesson
+    in a bucket is skipped as cheaply as one on disk). None where it cannot be read; the
+    lesson's run then fails on it, with its own message."""
     recordings = []
-    for recording in sorted(lesson.recordings, key=lambda r: (r.role, str(r.path), str(r.started_at))):
-        path = Path(recording.path)
-        try:
-            stat = path.stat()
-            identity: Any = [stat.st_size, stat.st_mtime_ns]
-        except OSError:
-            identity = None
+    for recording in sorted(lesson.recordings, key=lambda r: (r.role, r.location, str(r.started_at))):
+        identity: Any = None
+        if recording.url is not None:
+            try:
+                identity = objects.stat(recording.url).identity()
+            except objects.ObjectStoreError:
+                identity = None
+        else:
+            try:
+                stat = Path(recording.path).stat()
+                identity = [stat.st_size, stat.st_mtime_ns]
+            except OSError:
+                identity = None
         recordings.append(
-            [recording.role, str(path), jsonable(recording.started_at), jsonable(recording.ended_at), identity]
+            [recording.role, recording.location, jsonable(recording.started_at), jsonable(recording.ended_at), identity]
         )
     return {"lesson_id": lesson.lesson_id, "recordings": recordings}
 

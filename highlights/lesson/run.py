@@ -28,8 +28,10 @@ from highlights.lesson.flow import run_stages
 from highlights.lesson.graph import LessonFailed, LessonRun, Progress, StageError, stage_keys
 from highlights.lesson.resume import StageState
 from highlights.lesson.scorer import load_scorer, scorer_versions
+from highlights.lesson.staging import local_recordings
 from highlights.lesson.withdraw import finish_withdrawal
 from highlights.persist.store import LessonRecord, sqlite_file
+from highlights.storage import objects
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +134,9 @@ def _run_locked(c: LessonRun, started: str) -> LessonResult:
     lesson, folder = c.lesson, c.folder
     files.remove_leftover_temp_files(folder)
     try:
-        result = run_stages(c)
+        with local_recordings(lesson, folder) as local_lesson:
+            c.lesson = local_lesson  # the stages read local files; reasons name the manifest's rows
+            result = run_stages(c)
     except Exception as error:
         stage = getattr(error, "stage", "pipeline")
         cause = error.__cause__ if isinstance(error, StageError) and error.__cause__ else error
@@ -166,7 +170,7 @@ def describe_error(lesson: LessonInput, stage: str, error: BaseException) -> str
         # the file's name only, as everywhere else.
         names = [Path(str(f)).name for f in (error.filename, error.filename2) if f is not None]
         message = f"{error.strerror or 'cannot be used'}: {' -> '.join(names)}"
-    if type(error).__name__ not in message and not isinstance(error, LessonFailed):
+    if type(error).__name__ not in message and not isinstance(error, (LessonFailed, objects.ObjectStoreError)):
         message = f"{type(error).__name__}: {message}"
     return f"lesson {lesson.lesson_id}: {stage} stage failed{where}: {message}"
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from highlights.config import Settings
 from highlights.core.lesson import is_valid_lesson_id
 from highlights.core.result import LessonResult, utc_now_iso
 from highlights.lesson import folder as files
-from highlights.lesson.graph import GIF, REPORT, SNIPPET
+from highlights.lesson.graph import GIF, REPORT, SNIPPET, published_gif_url
 from highlights.lesson.resume import StageState
 from highlights.persist.store import ResultStore
 from highlights.stages.report import mark_withdrawn
+from highlights.storage import objects
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
                              gif_bytes=None, snippet=None, snippet_text=None, finished_at=when, folder=folder)
         else:
             result = LessonResult(lesson_id, "withdrawn", reason=reason, started_at=when, finished_at=when)
+        published = published_object(folder, settings, lesson_id, previous, row)
         if folder.is_dir():
             with files.lesson_lock(folder) as locked:
                 if not locked:
@@ -75,11 +78,15 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
                     if report is not None:
                         files.write_report(report, folder)
                     raise
+                # The published object before the local files and the GIF's record, which name
+                # it: a delete that fails leaves both, and the next withdraw or run finishes it.
+                _unpublish(lesson_id, published)
                 files.delete_published_files(folder)
                 # A forced rerun draws a new GIF name, and writes its own report.
                 StageState(folder).forget(GIF.name, SNIPPET.name, REPORT.name)
         else:
             store.save(result)
+            _unpublish(lesson_id, published)
         log.warning("lesson %s: highlight withdrawn by hand", lesson_id)
         return result
     finally:
@@ -89,8 +96,9 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
 
 def finish_withdrawal(folder: Path) -> None:
     """Delete what a withdrawal that stopped half way left (its result.json and row were written,
-    then the process died before the files went): a withdrawn GIF must not stay public. Only
-    while no other run holds the lesson (a rerun by name may be making a new GIF)."""
+    then the process died, or the store failed, before the files and the published object went):
+    a withdrawn GIF must not stay public. Only while no other run holds the lesson (a rerun by
+    name may be making a new GIF)."""
     if not files.has_published_files(folder):
         return
     with files.lesson_lock(folder) as locked:
@@ -99,8 +107,42 @@ def finish_withdrawal(folder: Path) -> None:
         current = files.read_result(folder)
         if current is None or current.status != "withdrawn":
             return  # made again meanwhile
+        _unpublish(folder.name, _recorded_object(folder))
         files.delete_published_files(folder)
+        StageState(folder).forget(GIF.name, SNIPPET.name, REPORT.name)
         log.warning("lesson %s: removed the files a withdrawal had left", folder.name)
+
+
+def published_object(folder: Path, settings: Settings, lesson_id: str, previous: LessonResult | None,
+                     row: dict[str, Any] | None) -> str | None:
+    """The object the lesson's GIF was published as: as its GIF stage recorded it, or else (no
+    lesson folder here: a Ray node without a shared file system ran it) under the ``publish``
+    setting with the GIF's name from ``result.json`` or the row's URL. None: never published."""
+    recorded = _recorded_object(folder)
+    if recorded or not settings.publish:
+        return recorded
+    name = previous.gif if previous is not None else None
+    if not name and row is not None and row.get("gif_url"):
+        name = str(row["gif_url"]).rsplit("/", 1)[-1]
+    return published_gif_url(settings.publish, lesson_id, name) if name and name.endswith(".gif") else None
+
+
+def _recorded_object(folder: Path) -> str | None:
+    record = StageState(folder).earlier.get(GIF.name) if folder.is_dir() else None
+    url = record.get("published") if isinstance(record, dict) else None
+    return url if isinstance(url, str) and objects.is_object_url(url) else None
+
+
+def _unpublish(lesson_id: str, url: str | None) -> None:
+    """Delete the published GIF (a missing one is no error: withdrawing twice is fine)."""
+    if url is None:
+        return
+    try:
+        objects.delete(url)
+    except objects.ObjectStoreError as error:
+        raise RuntimeError(f"lesson {lesson_id}: withdrawn in the database, but its published {error}; "
+                           f"run `highlights withdraw {lesson_id}` again") from None
+    log.warning("lesson %s: published GIF deleted", lesson_id)
 
 
 def _mark_report_withdrawn(folder: Path, reason: str) -> str | None:

@@ -474,3 +474,35 @@ def test_undecodable_header(tmp_path: Path):
     (tmp_path / "m.csv").write_bytes(b"lesson_id,r\xffole,path,started_at\n")
     with pytest.raises(InputError, match="m.csv"):
         read_manifest(tmp_path / "m.csv")
+
+
+def test_a_manifest_in_a_bucket_resolves_its_rows_against_its_own_location(s3, tmp_path: Path) -> None:
+    """A manifest (and lessons file) given as s3:// URLs: relative rows are objects beside it,
+    URLs stay as given, other schemes and paths out of the bucket are the row's problem, and an
+    object listed twice spoils both lessons as a file would. Nothing but the two files is read."""
+    import uuid
+
+    from highlights.storage import objects
+
+    base = f"s3://rec/{uuid.uuid4().hex[:8]}/2026-12-01"
+    when = "2026-12-01T15:00:00+00:00"
+    rows = ["lesson_id,role,path,started_at",
+            f"L-1,teacher,L-1/teacher.mp4,{when}",
+            f"L-1,student,s3://other-bucket/exports/L-1/student.webm,{when}",
+            f"L-2,student,gs://bucket/L-2/student.webm,{when}",
+            f"L-3,student,../../../x.webm,{when}",
+            f"L-4,student,L-1/teacher.mp4,{when}"]
+    objects.upload(f"{base}/manifest.csv", "\n".join(rows).encode(), content_type="text/csv")
+    objects.upload(f"{base}/lessons.csv", b"lesson_id,subject\nL-1,Maths\n", content_type="text/csv")
+    manifest = read_manifest(f"{base}/manifest.csv", lessons_path=f"{base}/lessons.csv")
+
+    assert manifest.location == f"{base}/manifest.csv" and manifest.path.name == "manifest.csv"
+    teacher, student = manifest.lessons["L-1"].recordings
+    assert teacher.url == f"{base}/L-1/teacher.mp4" and teacher.path.name == "teacher.mp4"
+    assert student.url == "s3://other-bucket/exports/L-1/student.webm" and student.location == student.url
+    assert manifest.lessons["L-1"].info.subject == "Maths"
+    [l2] = manifest.lessons["L-2"].problems
+    assert "'gs://bucket/L-2/student.webm' is not a usable object URL" in str(l2) and "supported schemes: s3" in str(l2)
+    assert "a path out of the bucket" in str(manifest.lessons["L-3"].problems[0])
+    assert str(manifest.lessons["L-4"].problems[0]) == "manifest.csv row 6 (lesson L-4): teacher.mp4 is listed twice (also row 2)"
+    assert "listed again for lesson L-4" in str(manifest.lessons["L-1"].problems[0])

@@ -1,0 +1,61 @@
+"""The Ray executor without a shared file system: the manifest and recordings in a bucket, the
+GIFs published to one, against a real local Ray (as ``test_ray_pool.py``) and the session's
+real S3 server. The actors get the store's ``AWS_*`` variables through Ray's runtime
+environment, as every node of a cluster needs them.
+
+Skipped where Ray is not installed (the ray extra: ``pip install '.[ray]'``); CI installs it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from highlights.batch.options import BatchOptions
+from highlights.batch.run import run_manifest
+from highlights.config import Settings
+from highlights.stages.snippet import EmailOptions
+
+from support.fakes import FakeScorer
+from support.lessons import db_row
+from support.paths import REPO_ROOT, TESTS
+from support.weed import bucket_lessons, object_headers, s3_environment
+
+ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra (pip install '.[ray]')")
+
+CDN = "https://cdn.example.com/highlights"
+
+
+@pytest.fixture(scope="module")
+def ray_with_store(weed):
+    """A Ray head on 127.0.0.1 (2 CPUs, an 80 MB object store) whose workers reach the S3 server."""
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(
+        num_cpus=2, object_store_memory=80 * 1024**2, include_dashboard=False, _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(TESTS),
+                                                                 *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]),
+                                  "TORCH_HOME": os.environ.get("TORCH_HOME", ""),
+                                  "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                                  **s3_environment(weed.endpoint)}},
+    )
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_actors_read_the_bucket_and_publish_to_it(ray_with_store, s3, videos, tmp_path: Path) -> None:
+    manifest_url, publish, local_manifest = bucket_lessons(videos, tmp_path)
+    settings = Settings(out_dir=tmp_path / "out", publish=publish, email=EmailOptions(public_base_url=CDN))
+    results = run_manifest(manifest_url, settings, scorer=FakeScorer(), batch=BatchOptions(executor="ray", workers=2))
+    assert [(r.lesson_id, r.status) for r in results] == [("L-1", "ok"), ("L-2", "ok")], [r.reason for r in results]
+    from_disk = run_manifest(local_manifest, Settings(out_dir=tmp_path / "disk"), scorer=FakeScorer())
+    for result, local in zip(results, from_disk):
+        assert result.frames == local.frames
+        headers = object_headers(f"{publish}/{result.lesson_id}/{result.gif}")
+        assert headers["Content-Type"] == "image/gif"
+        row, _ = db_row(settings, result.lesson_id)
+        assert row["status"] == "ok" and row["gif_url"] == f"{CDN}/{result.lesson_id}/{result.gif}"
+        assert result.gif_url in row["snippet_html"]
