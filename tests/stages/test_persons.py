@@ -301,3 +301,52 @@ def test_a_surely_adult_track_is_never_the_subject_whoever_it_is_grouped_with():
     parent = faces["t"] >= 50
     assert not faces.loc[parent, "subject"].any() and faces.loc[parent, "someone_else"].all()
     assert faces.loc[~parent, "subject"].all()
+
+
+def _merge_pairwise(clusters: list[dict], merge_distance: float) -> None:
+    """The plain average-linkage scan (every pair's linkage again after each merge): what
+    ``_merge_by_identity`` must agree with."""
+    def linkage(a, b):
+        x, y = np.stack(a), np.stack(b)
+        return float(np.sqrt(np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T, 0)).mean())
+
+    while True:
+        best, pair = merge_distance, None
+        live = [i for i, c in enumerate(clusters) if c["vectors"] and not c["picture"]]
+        for n, i in enumerate(live):
+            for j in live[n + 1:]:
+                if clusters[i]["frames"] & clusters[j]["frames"]:
+                    continue
+                d = linkage(clusters[i]["vectors"], clusters[j]["vectors"])
+                if d < best:
+                    best, pair = d, (i, j)
+        if pair is None:
+            return
+        i, j = pair
+        clusters[i] = {"tracks": clusters[i]["tracks"] + clusters[j]["tracks"],
+                       "vectors": clusters[i]["vectors"] + clusters[j]["vectors"],
+                       "frames": clusters[i]["frames"] | clusters[j]["frames"], "picture": False}
+        del clusters[j]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_identity_merging_takes_the_same_pairs_as_the_pairwise_scan(seed):
+    from highlights.stages.persons import _merge_by_identity
+
+    rng = np.random.default_rng(seed)
+    people = rng.normal(size=(5, 128))
+    people /= np.linalg.norm(people, axis=1, keepdims=True) * 1.6
+    clusters = []
+    for track in range(40):
+        who = people[int(rng.integers(len(people)))]
+        count = int(rng.integers(0, 4))  # 0: a track without an embedding stays alone
+        vectors = [who + rng.normal(scale=0.02, size=128) for _ in range(count)]
+        start = int(rng.integers(0, 300))
+        clusters.append({"tracks": [track], "vectors": vectors, "frames": set(range(start, start + int(rng.integers(1, 30)))),
+                         "picture": bool(rng.random() < 0.05)})
+    expected = [dict(c, vectors=list(c["vectors"]), frames=set(c["frames"])) for c in clusters]
+    _merge_pairwise(expected, PersonOptions().merge_distance)
+    _merge_by_identity(clusters, PersonOptions())
+    assert [c["tracks"] for c in clusters] == [c["tracks"] for c in expected]
+    assert [c["frames"] for c in clusters] == [c["frames"] for c in expected]
+    assert len(clusters) < 40  # some merged: the comparison is not vacuous
