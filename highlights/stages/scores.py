@@ -165,8 +165,8 @@ class Lookout:
         from highlights.core.boxes import box_iou
 
         out = []
-        for image, found in zip(images, detections):
-            boxes, scores = detector.detect_mtcnn_like(image, min_score=self.second_min_score)
+        seconds = detector.detect_mtcnn_like_batch(images, min_score=self.second_min_score)  # one pass per batch
+        for (boxes, scores), found in zip(seconds, detections):
             keep = [k for k in range(len(boxes))
                     if not len(found.boxes) or box_iou(boxes[k:k + 1], found.boxes).max() < 0.3]
             if keep:
