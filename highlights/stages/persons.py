@@ -76,11 +76,6 @@ class PersonOptions:
     faces_per_track: 3 - embeddings per track at most (a track under 10 faces gets one, under 60
         two: a descriptor costs about 0.1 CPU-s): the best faces (sure, large, sharp, lit), spread
         over the track.
-    embed_min_faces: 3 - a track of fewer faces (a face found for a second or two: a flicker of
-        the detector, a head passing the edge) gets no embedding; it joins the person whose face
-        was at its place just before or after (``attach_gap_s``), as any track without one. On
-        the 45-minute webcam lesson of ``bench/lesson.py`` (issue 25) 113 of its 362 tracks were
-        that short: 11 CPU-s of descriptors of 40.
     attach_gap_s: 20 s and attach_shift: 1.0 face size - a track without an embedding joins the
         person whose face was within this time and this distance of its own (the same place).
     picture_min_faces: 60 - a face seen at one place for less than a minute of sampled seconds is
@@ -131,7 +126,6 @@ class PersonOptions:
     merge_distance: float = 0.62
     reassign_margin: float = 0.03
     faces_per_track: int = 3
-    embed_min_faces: int = 3
     attach_gap_s: float = 20.0
     attach_shift: float = 1.0
     picture_min_faces: int = 60
@@ -281,12 +275,8 @@ def faces_to_embed(table: FaceTable | pd.DataFrame, available: Sequence[FaceKey]
     all_faces = frame[(frame["face"] >= 0) & (frame["track"] >= 0)]
     seen = all_faces.groupby("track").size()
     for track, rows in faces.groupby("track", sort=True):
-        # A descriptor costs 0.1 CPU-s: none for a flicker, one for a track of a few seconds, more
-        # for longer ones.
-        if seen[track] < o.embed_min_faces:
-            continue
+        # A descriptor costs 0.1 CPU-s: one for a track of a few seconds, more for longer ones.
         wanted = 1 if seen[track] < 10 else (2 if seen[track] < 60 else o.faces_per_track)
-        wanted = min(wanted, o.faces_per_track)
         quality = _quality(rows, o)
         order = np.argsort(-quality.to_numpy(), kind="stable")
         picked: list[int] = []
