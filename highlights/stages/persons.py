@@ -276,7 +276,7 @@ def faces_to_embed(table: FaceTable | pd.DataFrame, available: Sequence[FaceKey]
     seen = all_faces.groupby("track").size()
     for track, rows in faces.groupby("track", sort=True):
         # A descriptor costs 0.1 CPU-s: one for a track of a few seconds, more for longer ones.
-        wanted = 1 if seen[track] < 10 else (2 if seen[track] < 60 else o.faces_per_track)
+        wanted = min(1 if seen[track] < 10 else (2 if seen[track] < 60 else o.faces_per_track), o.faces_per_track)
         quality = _quality(rows, o)
         order = np.argsort(-quality.to_numpy(), kind="stable")
         picked: list[int] = []

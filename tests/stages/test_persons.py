@@ -350,3 +350,29 @@ def test_identity_merging_takes_the_same_pairs_as_the_pairwise_scan(seed):
     assert [c["tracks"] for c in clusters] == [c["tracks"] for c in expected]
     assert [c["frames"] for c in clusters] == [c["frames"] for c in expected]
     assert len(clusters) < 40  # some merged: the comparison is not vacuous
+
+
+def test_embeddings_are_asked_for_a_few_faces_per_track():
+    from highlights.stages.persons import faces_to_embed
+
+    # Tracks of 2, 5, 30 and 100 faces, each at a place of its own and apart in time.
+    rows, start = [], 0
+    for place, length in enumerate((2, 5, 30, 100)):
+        rows += [row(t, wobble(t, (20 + 120 * place, 80, 110 + 120 * place, 200)), face=0)
+                 for t in range(start, start + length)]
+        rows += [empty(t) for t in range(start + length, start + length + 5)]
+        start += length + 5
+    table = tracked(rows)
+    faces = table[table["face"] >= 0]
+    lengths = faces.groupby("track").size()
+    assert sorted(lengths) == [2, 5, 30, 100]
+    every = [(int(r.frame), int(r.face)) for r in faces.itertuples()]
+    track_of = {(int(r.frame), int(r.face)): int(r.track) for r in faces.itertuples()}
+    chosen = faces_to_embed(table, every, PersonOptions())
+    per_track = pd.Series([track_of[key] for key in chosen]).value_counts()
+    # A descriptor costs ~0.1 CPU-s: one for a short track, two under a minute, three at most.
+    assert {int(lengths[t]): int(per_track.get(t, 0)) for t in lengths.index} == {2: 1, 5: 1, 30: 2, 100: 3}
+    # Never more than faces_per_track, and only faces whose chips were kept.
+    few = faces_to_embed(table, every[::7], PersonOptions(faces_per_track=1))
+    assert set(few) <= set(every[::7])
+    assert pd.Series([track_of[key] for key in few]).value_counts().max() == 1
