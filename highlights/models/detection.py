@@ -95,21 +95,12 @@ class DetectionOptions:
     ``full_every``-th frame, on a scene change, after a gap and wherever a known face is lost;
     in between, MTCNN's last stage (O-net) re-finds each face of the frame before around its box.
     1: the full detector on every frame. Measured with ``bench/lesson.py`` (see the README)."""
-    scene_change: float = 25.0
-    """A frame whose 64x48 gray thumbnail differs (mean absolute difference, in gray levels of a
-    frame of :data:`THUMBNAIL_CONTRAST`, after taking the light out: :func:`thumbnail`) by more
-    than this in any cell of a ``scene_grid`` grid from the frame of the last detection gets the
-    full detector: someone came in or the camera moved. Half of it where the frame before showed
-    nobody (a face coming back into an empty room changed a cell by 15-17 on the bench lesson; an
-    empty room's noise is 1-3).
-
-    Measured 2026-12-07 (issue 25) on the 45-minute webcam lesson of ``bench/lesson.py``, whose
-    light and colour change every few seconds, the follower alone against full-resolution MTCNN
-    on its 2,645 sampled frames (4,972 faces): the former thumbnail (brightness removed, contrast
-    kept) at 20 ran the whole pyramid 920 times and matched 4,814 faces; with the contrast
-    scaled too, 25 ran it 852 times and matched 4,830, 30 723 times and 4,797, 40 573 times and
-    4,753 (a dimming no longer trips it; what still does is a hand, a lean or a turned head, which
-    change the picture's shapes). 25 is fewer pyramids for more faces; above it faces are lost.
+    scene_change: float = 20.0
+    """A frame whose 64x48 gray thumbnail differs (mean absolute difference, 0-255, after removing
+    the overall brightness change) by more than this in any cell of a ``scene_grid`` grid from
+    the frame of the last detection gets the full detector: someone came in or the camera moved.
+    Half of it where the frame before showed nobody (a face coming back into an empty room
+    changed a cell by 15-17 on the bench lesson; an empty room's noise is 1-3).
 
     Measured 2026-12-02 against full-resolution MTCNN on every frame of the 10-minute bench
     lesson and the real clips (841 faces), frames held in memory, one torch thread: this 4x4 test
@@ -278,9 +269,8 @@ class FaceDetector:
         # "sat": MTCNN's resampling read from a summed-area table (boxes equal facenet's to ~1e-4 px).
         version = f"mtcnn-facenet-pytorch-{_facenet_version()}-sat-{options.max_side}-{options.min_face_size}"
         if options.full_every > 1:  # how a stream is followed changes its boxes: a rerun rescores
-            # "n": the thumbnail's contrast is normalised (thumbnail()), so the same threshold trips less.
             version += (f"-follow{options.full_every}c{options.coarse_face_fraction:g}p{options.pyramid_every}"
-                        f"g{options.scene_grid}{'m' if options.scene_mask else ''}n{options.scene_change:g}")
+                        f"g{options.scene_grid}{'m' if options.scene_mask else ''}{options.scene_change:g}")
         return version
 
     def detect(self, images: Sequence[np.ndarray], min_face_size: int | None = None) -> list[Detections]:
@@ -554,23 +544,12 @@ def _dedupe(boxes: np.ndarray, probs: np.ndarray, iou: float = 0.5) -> tuple[np.
     return boxes[kept], probs[kept]
 
 
-THUMBNAIL_CONTRAST = 40.0
-"""The standard deviation every thumbnail is scaled to (:func:`thumbnail`): about a lit webcam
-frame's own, so that :attr:`DetectionOptions.scene_change` reads in gray levels of such a frame."""
-
-
-def thumbnail(image: np.ndarray) -> np.ndarray:
-    """64x48 gray, float32, with the light taken out: the overall brightness removed and the
-    contrast scaled to :data:`THUMBNAIL_CONTRAST`. What scene changes are judged on: a webcam
-    that dims, brightens or shifts colour scales the whole picture's contrast, which this undoes,
-    while someone coming in changes the picture's shapes, which it keeps. (A flat picture's
-    contrast is scaled up at most 4x: an empty dark room's noise is not made into a change.)"""
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    """64x48 gray, float32, brightness removed: what scene changes are judged on."""
     rgb = _as_rgb(image)
     gray = cv2.cvtColor(cv2.resize(rgb, (64, 48), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     gray = gray.astype(np.float32)
-    gray -= gray.mean()
-    gray *= THUMBNAIL_CONTRAST / max(float(gray.std()), THUMBNAIL_CONTRAST / 4)
-    return gray
+    return gray - gray.mean()
 
 
 class FaceFollower:
@@ -622,7 +601,7 @@ class FaceFollower:
             self._key = key
             self.identical += 1
             return self._last
-        thumb = thumbnail(image)
+        thumb = _thumbnail(image)
         same_stream = (
             self._last is not None
             and self._reference is not None
@@ -675,7 +654,7 @@ class FaceFollower:
         and its head and shoulders may cover (:func:`_face_territory`)."""
         boxes = self._last.boxes if self._last is not None else np.zeros((0, 4), np.float32)
         mask = _face_territory(boxes, image_shape, self.options.scene_grid) if self.options.scene_mask else None
-        return picture_change(thumb, self._reference, self.options.scene_grid, mask)
+        return _cell_change(thumb, self._reference, self.options.scene_grid, mask)
 
 
 def _face_territory(boxes: np.ndarray, image_shape: tuple[int, ...], grid: int) -> np.ndarray:
@@ -696,7 +675,7 @@ def _face_territory(boxes: np.ndarray, image_shape: tuple[int, ...], grid: int) 
     return mask
 
 
-def picture_change(a: np.ndarray, b: np.ndarray, grid: int = 4, skip: np.ndarray | None = None) -> float:
+def _cell_change(a: np.ndarray, b: np.ndarray, grid: int = 4, skip: np.ndarray | None = None) -> float:
     """The largest mean absolute difference over the cells of a ``grid`` x ``grid`` grid
     (leaving out the cells where ``skip`` is true; 0 where every cell is skipped)."""
     diff = np.abs(a - b)

@@ -465,39 +465,3 @@ def test_a_tiny_recording_gives_frames_without_a_face(tmp_path: Path) -> None:
     images = [image for image in iter_frames_at(path, [0.0, 1.0]) if image is not None]
     assert images and images[0].shape[:2] == (12, 16)
     assert [len(d) for d in FaceDetector().detect(images)] == [0] * len(images)
-
-
-def _light_and_visitor():
-    """A lit frame, the same dimmed and with a colour cast (as webcams do every few seconds),
-    and the cast one with a second face come in at the side."""
-    lit = astronaut_canvas()
-    dim = (lit * 0.45).astype(np.uint8)
-    cast = np.clip(lit * np.array([1.15, 1.0, 0.7]), 0, 255).astype(np.uint8)
-    visitor = cast.copy()
-    visitor[300:480, 0:150] = lit[40:220, 220:370]  # another face, in the corner
-    return lit, dim, cast, visitor
-
-
-def test_a_change_of_light_does_not_trip_the_scene_test_and_a_new_face_does():
-    from highlights.models.detection import picture_change, thumbnail
-
-    lit, dim, cast, visitor = _light_and_visitor()
-    limit = DetectionOptions().scene_change
-    assert picture_change(thumbnail(dim), thumbnail(lit)) < limit / 2
-    assert picture_change(thumbnail(cast), thumbnail(lit)) < limit / 2
-    assert picture_change(thumbnail(visitor), thumbnail(cast)) > limit
-    # A flat, dark, empty room's noise is not blown up into a change.
-    rng = np.random.default_rng(0)
-    empty = [np.clip(20 + rng.normal(0, 2, (480, 640, 3)), 0, 255).astype(np.uint8) for _ in range(2)]
-    assert picture_change(thumbnail(empty[0]), thumbnail(empty[1])) < limit / 4
-
-
-def test_the_follower_follows_through_a_change_of_light_and_runs_the_full_detector_for_a_visitor(detector):
-    counting = _CountingDetector(detector, full_every=50, pyramid_every=50)
-    follower = FaceFollower(counting)
-    lit, dim, cast, visitor = _light_and_visitor()
-    follower.detect([lit, dim, cast], [("a", 0), ("a", 1), ("a", 2)])
-    assert follower.full_detections == 1 and follower.followed == 2
-    found = follower.detect([visitor], [("a", 3)])
-    assert follower.full_detections == 2
-    assert len(found[0]) == 2
