@@ -1,7 +1,7 @@
 """One lesson end to end against its decode floor and the straightforward pipeline (issue 14).
 
     python bench/lesson.py [--minutes 45] [--lesson busy|steady|webcam] [--json] [--skip-straightforward]
-                           [--skip-clips] [--skip-faces] [--regenerate]
+                           [--skip-clips] [--skip-faces] [--regenerate] [--runs N]
 
 Generates once (cached in ``~/.cache/highlights/bench/lesson-<minutes>m-v1``, outside the
 repository, since its faces come from ``../shared/data``) a lesson like the nightly job sees:
@@ -56,7 +56,9 @@ student recordings' codecs and bitrates. Faces: with ``--skip-straightforward``,
 MTCNN runs on every sampled frame in a process of its own (``full_faces``, cached in the lesson
 folder; ``--skip-faces`` leaves it out). ``--json`` prints one object with ``floor_s``,
 ``straightforward_s``, ``ours_s``, ``peak_rss_mb``, ``ours_cpu_s_per_lesson_min``,
-``floor_cpu_s_per_lesson_min``, ``cpu_by_model``, ``faces_lesson`` and the rest.
+``floor_cpu_s_per_lesson_min``, ``cpu_by_model``, ``faces_lesson`` and the rest. ``--runs N``
+runs the floor and ours N times, alternately, and reports the median run of each (issue 25's
+figures are medians of 3), with every run's wall and CPU seconds.
 """
 
 from __future__ import annotations
@@ -595,6 +597,14 @@ def _run_child(kind: str, folder: Path) -> dict:
 # --------------------------------------------------------------------------- the report
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run of median wall time (the lower middle one of an even count), with every run's
+    wall and CPU seconds."""
+    chosen = sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2]
+    return {**chosen, "runs_wall_s": [round(r["wall_s"], 2) for r in runs],
+            "runs_cpu_s": [round(r["cpu_s"], 2) for r in runs]}
+
+
 LOAD_MODELS = "load models"
 
 
@@ -700,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-clips", action="store_true", help="Not the real clips.")
     parser.add_argument("--skip-faces", action="store_true",
                         help="Not full-resolution MTCNN on the lesson's sampled frames (cached per lesson once run).")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="Run the floor and ours this many times, alternately; report the median of each.")
     parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._child:
@@ -708,8 +720,13 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = build_lesson(args.minutes, args.regenerate, args.lesson)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
-    floor = _run_child("floor", folder)
-    ours = _run_child("ours", folder)
+    # --runs N: the floor and ours alternately N times; the median run of each is reported (ours'
+    # stages and models from its median run), with every run's wall and CPU.
+    floors, ourses = [], []
+    for _ in range(max(1, args.runs)):
+        floors.append(_run_child("floor", folder))
+        ourses.append(_run_child("ours", folder))
+    floor, ours = _median_run(floors), _median_run(ourses)
     straight = None if args.skip_straightforward else _run_child("straightforward", folder)
     load_after = Path("/proc/loadavg").read_text().split()[:3]  # after the timed runs
     full = straight if straight or args.skip_faces else _run_child("full_faces", folder)
@@ -749,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
         "models_on": ours.get("models_on"), "cpu_by_model": models, "threads_cpu_s": ours.get("threads"),
         "other_threads_cpu_s": ours.get("other_threads"),
         "follower": {**ours.get("follower", {}), **_full_reasons(ours, folder)},
+        "runs": len(ourses), "ours_runs_wall_s": ours["runs_wall_s"], "ours_runs_cpu_s": ours["runs_cpu_s"],
+        "floor_runs_wall_s": floor["runs_wall_s"], "floor_runs_cpu_s": floor["runs_cpu_s"],
     }
     recordings = _recordings(folder)
     if recordings:
@@ -766,6 +785,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{ours['peak_rss_mb']:7.0f} MB peak  ({ours['status']})")
     for s in ours["stages"]:
         print(f"  {s['stage']:<17} {s['wall_s']:8.2f} s wall {s['cpu_s']:8.2f} s CPU  {s['peak_rss_mb']:7.0f} MB")
+    if len(ourses) > 1:
+        print(f"median of {len(ourses)} runs; wall (CPU) s of each: ours {ours['runs_wall_s']} ({ours['runs_cpu_s']}), "
+              f"floor {floor['runs_wall_s']} ({floor['runs_cpu_s']})")
     print(f"ours / floor = {report['ours_over_floor']:.2f}  (target <= 2)   CPU: ours / floor = "
           f"{report['ours_cpu_over_floor_cpu']:.2f}")
     print(f"CPU-s per lesson-minute: ours {report['ours_cpu_s_per_lesson_min']:.2f}, "

@@ -174,9 +174,18 @@ class BlazeFaceDetector:
     def detect_mtcnn_like(self, frame: np.ndarray, min_score: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`detect`, the boxes framed as MTCNN frames faces (:func:`mtcnn_framing`), only
         those scoring ``min_score`` or more (default: the detector's own)."""
-        boxes, scores = self.detect(frame)
-        keep = scores >= (self.min_score if min_score is None else min_score)
-        return mtcnn_framing(boxes[keep]), scores[keep]
+        return self.detect_mtcnn_like_batch([frame], min_score)[0]
+
+    def detect_mtcnn_like_batch(self, frames: Sequence[np.ndarray],
+                                min_score: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`detect_mtcnn_like` for several frames, ``batch_size`` per forward pass (the
+        scoring stage's batches of frames: 4.0 ms per 640x480 frame one at a time)."""
+        least = self.min_score if min_score is None else min_score
+        out = []
+        for boxes, scores in self.detect_batch(frames):
+            keep = scores >= least
+            out.append((mtcnn_framing(boxes[keep]), scores[keep]))
+        return out
 
     def detect_batch(self, frames: Sequence[np.ndarray], keypoints: bool = False) -> list[tuple[np.ndarray, ...]]:
         """:meth:`detect` for several frames (any sizes), ``batch_size`` frames per forward pass."""

@@ -544,8 +544,14 @@ def _dedupe(boxes: np.ndarray, probs: np.ndarray, iou: float = 0.5) -> tuple[np.
     return boxes[kept], probs[kept]
 
 
-def _thumbnail(image: np.ndarray) -> np.ndarray:
-    """64x48 gray, float32, brightness removed: what scene changes are judged on."""
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """64x48 gray, float32, brightness removed: what scene changes are judged on (the follower's
+    test, and whether the scoring stage's person mask still fits a frame).
+
+    Tried for issue 25 and dropped: the contrast normalised too (a dimming no longer trips it):
+    on the 45-minute webcam lesson it ran the whole pyramid 852 instead of 920 times at a
+    threshold of 25, but on the tuning lessons of ``bench/persons.py`` it cost child recall
+    (0.852 -> 0.839) and put a pick beside a parent's half face into a GIF."""
     rgb = _as_rgb(image)
     gray = cv2.cvtColor(cv2.resize(rgb, (64, 48), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     gray = gray.astype(np.float32)
@@ -601,7 +607,7 @@ class FaceFollower:
             self._key = key
             self.identical += 1
             return self._last
-        thumb = _thumbnail(image)
+        thumb = thumbnail(image)
         same_stream = (
             self._last is not None
             and self._reference is not None
@@ -654,7 +660,7 @@ class FaceFollower:
         and its head and shoulders may cover (:func:`_face_territory`)."""
         boxes = self._last.boxes if self._last is not None else np.zeros((0, 4), np.float32)
         mask = _face_territory(boxes, image_shape, self.options.scene_grid) if self.options.scene_mask else None
-        return _cell_change(thumb, self._reference, self.options.scene_grid, mask)
+        return picture_change(thumb, self._reference, self.options.scene_grid, mask)
 
 
 def _face_territory(boxes: np.ndarray, image_shape: tuple[int, ...], grid: int) -> np.ndarray:
@@ -675,7 +681,7 @@ def _face_territory(boxes: np.ndarray, image_shape: tuple[int, ...], grid: int) 
     return mask
 
 
-def _cell_change(a: np.ndarray, b: np.ndarray, grid: int = 4, skip: np.ndarray | None = None) -> float:
+def picture_change(a: np.ndarray, b: np.ndarray, grid: int = 4, skip: np.ndarray | None = None) -> float:
     """The largest mean absolute difference over the cells of a ``grid`` x ``grid`` grid
     (leaving out the cells where ``skip`` is true; 0 where every cell is skipped)."""
     diff = np.abs(a - b)

@@ -281,7 +281,7 @@ def faces_to_embed(table: FaceTable | pd.DataFrame, available: Sequence[FaceKey]
     seen = all_faces.groupby("track").size()
     for track, rows in faces.groupby("track", sort=True):
         # A descriptor costs 0.1 CPU-s: one for a track of a few seconds, more for longer ones.
-        wanted = 1 if seen[track] < 10 else (2 if seen[track] < 60 else o.faces_per_track)
+        wanted = min(1 if seen[track] < 10 else (2 if seen[track] < 60 else o.faces_per_track), o.faces_per_track)
         quality = _quality(rows, o)
         order = np.argsort(-quality.to_numpy(), kind="stable")
         picked: list[int] = []
@@ -331,12 +331,15 @@ def group_persons(table: FaceTable | pd.DataFrame, embeddings: Mapping[FaceKey, 
     if faces.empty:
         return out
     tracks = sorted(int(t) for t in faces["track"].unique())
-    frames_of = {t: set(faces.loc[faces["track"] == t, "frame"].astype(int)) for t in tracks}
+    # One pass over the rows (not a scan of the table per track and per embedding).
+    frames_of = {int(t): set(rows.astype(int)) for t, rows in faces.groupby("track")["frame"]}
+    track_of: dict[FaceKey, int] = {}
+    for f, n, t in zip(faces["frame"].to_numpy(), faces["face"].to_numpy(), faces["track"].to_numpy()):
+        track_of.setdefault((int(f), int(n)), int(t))
     vectors: dict[int, list[np.ndarray]] = {t: [] for t in tracks}
     for (f, n), vector in embeddings.items():
-        hit = faces[(faces["frame"] == f) & (faces["face"] == n)]
-        if len(hit):
-            vectors[int(hit["track"].iat[0])].append(np.asarray(vector, dtype=np.float64))
+        if (int(f), int(n)) in track_of:
+            vectors[track_of[(int(f), int(n))]].append(np.asarray(vector, dtype=np.float64))
 
     # Each cluster: its tracks, its vectors, the frames it is seen in. Pictures and tracks
     # without vectors start alone. Sure ages do not keep tracks apart here: the identity model
@@ -371,24 +374,47 @@ def _linkage(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 def _merge_by_identity(clusters: list[dict], o: PersonOptions) -> None:
     """Average-linkage clustering: merge the closest pair under ``merge_distance`` that never
-    shares a frame, until none is left."""
+    shares a frame, until none is left.
+
+    The distances between every two embeddings are computed once and each pair of clusters keeps
+    the sum of its distances (a merged cluster's sums are its parts' added), so a merge costs a
+    row of sums instead of every pair's linkage again: on a 45-minute webcam lesson (430
+    embeddings over 320 tracks) this was 83 of the run's 250 CPU-seconds. The pair taken is the
+    one the pairwise scan would take (the closest, the first in list order on a tie)."""
+    live = [i for i, c in enumerate(clusters) if c["vectors"] and not c["picture"]]
+    if len(live) < 2:
+        return
+    groups = [np.stack(clusters[i]["vectors"]) for i in live]
+    counts = np.array([len(g) for g in groups], np.float64)
+    every = np.concatenate(groups)
+    d2 = (every * every).sum(1)[:, None] + (every * every).sum(1)[None, :] - 2 * every @ every.T
+    starts = np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.intp)
+    sums = np.add.reduceat(np.add.reduceat(np.sqrt(np.maximum(d2, 0)), starts, axis=0), starts, axis=1)
+    frames = [clusters[i]["frames"] for i in live]
+    m = len(live)
+    apart = np.array([[a != b and frames[a].isdisjoint(frames[b]) for b in range(m)] for a in range(m)], bool)
+    alive = np.ones(m, bool)
+    upper = np.triu(np.ones((m, m), bool), 1)
+    merged = {a: clusters[i] for a, i in enumerate(live)}
     while True:
-        best, pair = o.merge_distance, None
-        live = [i for i, c in enumerate(clusters) if c["vectors"] and not c["picture"]]
-        for n, i in enumerate(live):
-            for j in live[n + 1:]:
-                if clusters[i]["frames"] & clusters[j]["frames"]:
-                    continue  # seen together: two people
-                d = _linkage(clusters[i]["vectors"], clusters[j]["vectors"])
-                if d < best:
-                    best, pair = d, (i, j)
-        if pair is None:
-            return
-        i, j = pair
-        clusters[i] = {"tracks": clusters[i]["tracks"] + clusters[j]["tracks"],
-                       "vectors": clusters[i]["vectors"] + clusters[j]["vectors"],
-                       "frames": clusters[i]["frames"] | clusters[j]["frames"], "picture": False}
-        del clusters[j]
+        usable = upper & apart & alive[:, None] & alive[None, :]
+        linkage = np.where(usable, sums / np.outer(counts, counts), np.inf)
+        flat = int(np.argmin(linkage))  # row-major: the first closest pair, as the scan finds it
+        a, b = divmod(flat, m)
+        if not linkage[a, b] < o.merge_distance:
+            break
+        sums[a, :] += sums[b, :]
+        sums[:, a] += sums[:, b]
+        counts[a] += counts[b]
+        apart[a, :] &= apart[b, :]
+        apart[:, a] &= apart[:, b]
+        alive[b] = False
+        first, second = merged[a], merged.pop(b)
+        merged[a] = {"tracks": first["tracks"] + second["tracks"], "vectors": first["vectors"] + second["vectors"],
+                     "frames": first["frames"] | second["frames"], "picture": False}
+    gone = {live[a] for a in range(m) if not alive[a]}
+    replaced = {live[a]: cluster for a, cluster in merged.items()}
+    clusters[:] = [replaced.get(i, c) for i, c in enumerate(clusters) if i not in gone]
 
 
 def _reassign_tracks(clusters: list[dict], vectors: Mapping[int, list[np.ndarray]],

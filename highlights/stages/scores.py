@@ -33,7 +33,14 @@ from PIL import Image
 
 from highlights.core.boxes import box_iou
 from highlights.core.faces import BODY_COLUMNS, NO_FACE, FaceTable
-from highlights.models.detection import DetectionOptions, Detections, FaceDetector, FaceFollower
+from highlights.models.detection import (
+    DetectionOptions,
+    Detections,
+    FaceDetector,
+    FaceFollower,
+    picture_change,
+    thumbnail,
+)
 from highlights.models.face_cnn import FaceModel, load_face_model
 from highlights.models.preprocess import (
     Box,
@@ -122,18 +129,37 @@ class Lookout:
     Chips are kept for every face of every ``chip_every``-th frame and for every face that is
     where no face was the frame before (a track's first), so that every track has a few to choose
     from (:func:`highlights.stages.persons.faces_to_embed`); at most ``chip_limit`` (67 KB each).
-    They are pixels of faces, kept in memory only, and dropped with the lookout."""
+    They are pixels of faces, kept in memory only, and dropped with the lookout.
+
+    The person model's mask of a frame is used again, with the frame's own face boxes, for up to
+    ``mask_reuse`` frames after it while the picture stays the same: the same number of faces,
+    each where one was (IoU >= 0.3), and no cell of the frame's thumbnail changed by more than
+    ``mask_change`` gray levels (the face follower's test on the frame's thumbnail with its
+    brightness removed, :func:`highlights.models.detection.picture_change`). Someone coming in by
+    a shoulder changes the picture, so the model looks again at once. On the 45-minute webcam
+    lesson of ``bench/lesson.py`` the model ran on 1,548 of 2,645 frames (issue 25, 19 -> 12
+    CPU-s); the tuning lessons of ``bench/persons.py`` kept their figures (child recall 0.852 ->
+    0.851, one second), but on its report lessons one pick moved from beside a parent's shoulder
+    to beside a half face: so it is off by default (``mask_reuse`` 0) until the body rule is
+    measured with it."""
 
     def __init__(self, people: PeopleModels, *, chip_every: int = 5, chip_limit: int = 3000,
-                 body_every: int = 1, second_min_score: float = 0.5) -> None:
+                 body_every: int = 1, second_min_score: float = 0.5, mask_reuse: int = 0,
+                 mask_change: float = 12.0) -> None:
         self.people = people
         self.chip_every = max(1, chip_every)
         self.chip_limit = chip_limit
         self.body_every = max(1, body_every)
         self.second_min_score = second_min_score
+        self.mask_reuse = max(0, mask_reuse)
+        self.mask_change = mask_change
         self.chips: dict[tuple[int, int], np.ndarray] = {}
         self._previous: np.ndarray = np.zeros((0, 4))
         self._seen = 0
+        self._mask: tuple[np.ndarray, np.ndarray, np.ndarray, tuple] | None = None  # prob, boxes, thumbnail, shape
+        self._mask_uses = 0
+        self.masks_computed = 0
+        self.masks_reused = 0
 
     def more_faces(self, images: Sequence[np.ndarray], detections: Sequence[Detections]) -> list[Detections]:
         """``detections`` with the second detector's faces that none of MTCNN's covers, mapped to
@@ -144,8 +170,8 @@ class Lookout:
         from highlights.core.boxes import box_iou
 
         out = []
-        for image, found in zip(images, detections):
-            boxes, scores = detector.detect_mtcnn_like(image, min_score=self.second_min_score)
+        seconds = detector.detect_mtcnn_like_batch(images, min_score=self.second_min_score)  # one pass per batch
+        for (boxes, scores), found in zip(seconds, detections):
             keep = [k for k in range(len(boxes))
                     if not len(found.boxes) or box_iou(boxes[k:k + 1], found.boxes).max() < 0.3]
             if keep:
@@ -174,8 +200,27 @@ class Lookout:
         segmenter = self.people.segmenter
         if segmenter is None or (self._seen - 1) % self.body_every:
             return dict(NOT_MEASURED)
-        prob = segmenter.mask(frame.image)
+        prob = self._reusable_mask(frame.image, boxes)
+        if prob is None:
+            prob = segmenter.mask(frame.image)
+            self._mask = (prob, boxes, thumbnail(frame.image), frame.image.shape)
+            self._mask_uses = 0
+            self.masks_computed += 1
+        else:
+            self._mask_uses += 1
+            self.masks_reused += 1
         return unexplained_body(prob, boxes, frame.image.shape[:2]).columns()
+
+    def _reusable_mask(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray | None:
+        """The last mask, where this frame shows the same picture (see the class)."""
+        if self._mask is None or self._mask_uses >= self.mask_reuse:
+            return None
+        prob, before, thumb, shape = self._mask
+        if image.shape != shape or len(boxes) != len(before):
+            return None
+        if len(boxes) and (box_iou(boxes, before).max(axis=1) < 0.3).any():
+            return None
+        return prob if picture_change(thumbnail(image), thumb) <= self.mask_change else None
 
 
 class FaceScorer:

@@ -90,6 +90,20 @@ def test_a_batch_gives_each_frame_its_own_faces(detector):
     assert [len(s) for _, s in batched] == [1, 0, 1, 1]
 
 
+def test_mtcnn_like_faces_of_a_batch_are_each_frames_own(detector):
+    from highlights.models.blazeface import mtcnn_framing
+
+    frame = astronaut_frame()
+    frames = [frame, np.zeros((480, 640, 3), np.uint8), np.ascontiguousarray(frame[:, ::-1])]
+    batched = detector.detect_mtcnn_like_batch(frames, min_score=0.5)
+    assert [len(scores) for _, scores in batched] == [1, 0, 1]
+    for (boxes, _), single in zip(batched, frames):
+        alone_boxes, alone_scores = detector.detect(single)
+        np.testing.assert_allclose(boxes, mtcnn_framing(alone_boxes[alone_scores >= 0.5]), atol=1e-3)
+    # Above the astronaut's score (0.89), none.
+    assert all(len(scores) == 0 for _, scores in detector.detect_mtcnn_like_batch(frames, min_score=0.95))
+
+
 def test_score_threshold(detector):
     strict = BlazeFaceDetector(model=detector._bytes, min_score=0.95)
     assert len(strict.detect(astronaut_frame())[0]) == 0  # the astronaut scores 0.89

@@ -329,3 +329,78 @@ def test_unexplained_body_finds_half_a_head_at_the_edge_joined_to_the_students_b
     assert unexplained_body(scene(*MAIN_BODY, (120, 200, 520, 480)), FACE, (480, 640)).box is None
     # nor a small speck at the edge beside the face
     assert unexplained_body(scene(*MAIN_BODY, (625, 100, 640, 115)), FACE, (480, 640)).box is None
+
+
+def _merge_pairwise(clusters: list[dict], merge_distance: float) -> None:
+    """The plain average-linkage scan (every pair's linkage again after each merge): what
+    ``_merge_by_identity`` must agree with."""
+    def linkage(a, b):
+        x, y = np.stack(a), np.stack(b)
+        return float(np.sqrt(np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T, 0)).mean())
+
+    while True:
+        best, pair = merge_distance, None
+        live = [i for i, c in enumerate(clusters) if c["vectors"] and not c["picture"]]
+        for n, i in enumerate(live):
+            for j in live[n + 1:]:
+                if clusters[i]["frames"] & clusters[j]["frames"]:
+                    continue
+                d = linkage(clusters[i]["vectors"], clusters[j]["vectors"])
+                if d < best:
+                    best, pair = d, (i, j)
+        if pair is None:
+            return
+        i, j = pair
+        clusters[i] = {"tracks": clusters[i]["tracks"] + clusters[j]["tracks"],
+                       "vectors": clusters[i]["vectors"] + clusters[j]["vectors"],
+                       "frames": clusters[i]["frames"] | clusters[j]["frames"], "picture": False}
+        del clusters[j]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_identity_merging_takes_the_same_pairs_as_the_pairwise_scan(seed):
+    from highlights.stages.persons import _merge_by_identity
+
+    rng = np.random.default_rng(seed)
+    people = rng.normal(size=(5, 128))
+    people /= np.linalg.norm(people, axis=1, keepdims=True) * 1.6
+    clusters = []
+    for track in range(40):
+        who = people[int(rng.integers(len(people)))]
+        count = int(rng.integers(0, 4))  # 0: a track without an embedding stays alone
+        vectors = [who + rng.normal(scale=0.02, size=128) for _ in range(count)]
+        start = int(rng.integers(0, 300))
+        clusters.append({"tracks": [track], "vectors": vectors, "frames": set(range(start, start + int(rng.integers(1, 30)))),
+                         "picture": bool(rng.random() < 0.05)})
+    expected = [dict(c, vectors=list(c["vectors"]), frames=set(c["frames"])) for c in clusters]
+    _merge_pairwise(expected, PersonOptions().merge_distance)
+    _merge_by_identity(clusters, PersonOptions())
+    assert [c["tracks"] for c in clusters] == [c["tracks"] for c in expected]
+    assert [c["frames"] for c in clusters] == [c["frames"] for c in expected]
+    assert len(clusters) < 40  # some merged: the comparison is not vacuous
+
+
+def test_embeddings_are_asked_for_a_few_faces_per_track():
+    from highlights.stages.persons import faces_to_embed
+
+    # Tracks of 2, 5, 30 and 100 faces, each at a place of its own and apart in time.
+    rows, start = [], 0
+    for place, length in enumerate((2, 5, 30, 100)):
+        rows += [row(t, wobble(t, (20 + 120 * place, 80, 110 + 120 * place, 200)), face=0)
+                 for t in range(start, start + length)]
+        rows += [empty(t) for t in range(start + length, start + length + 5)]
+        start += length + 5
+    table = tracked(rows)
+    faces = table[table["face"] >= 0]
+    lengths = faces.groupby("track").size()
+    assert sorted(lengths) == [2, 5, 30, 100]
+    every = [(int(r.frame), int(r.face)) for r in faces.itertuples()]
+    track_of = {(int(r.frame), int(r.face)): int(r.track) for r in faces.itertuples()}
+    chosen = faces_to_embed(table, every, PersonOptions())
+    per_track = pd.Series([track_of[key] for key in chosen]).value_counts()
+    # A descriptor costs ~0.1 CPU-s: one for a short track, two under a minute, three at most.
+    assert {int(lengths[t]): int(per_track.get(t, 0)) for t in lengths.index} == {2: 1, 5: 1, 30: 2, 100: 3}
+    # Never more than faces_per_track, and only faces whose chips were kept.
+    few = faces_to_embed(table, every[::7], PersonOptions(faces_per_track=1))
+    assert set(few) <= set(every[::7])
+    assert pd.Series([track_of[key] for key in few]).value_counts().max() == 1

@@ -221,3 +221,42 @@ def test_kept_frames_hold_the_best_smiling_child_frames_within_the_limit():
     assert len(kept) == 3
     assert sorted(i for i in range(100) if kept.get(i) is not None) == [1, 3, 5]
     assert kept.get(3)[0, 0, 0] == 3 and kept.get(0) is None and kept.get(99) is None
+
+
+class _CountingSegmenter:
+    """The real person model, counting the frames it looks at."""
+
+    def __init__(self):
+        from highlights.models.segmentation import PersonSegmenter
+
+        self.model, self.frames = PersonSegmenter(), 0
+
+    def mask(self, image):
+        self.frames += 1
+        return self.model.mask(image)
+
+
+def test_the_person_mask_is_reused_while_the_picture_stays_and_made_again_when_it_changes():
+    from highlights.stages.scores import Lookout, PeopleModels
+
+    segmenter = _CountingSegmenter()
+    lookout = Lookout(PeopleModels(segmenter=segmenter), mask_reuse=2)
+    room = textured(480, 640)
+    face = FaceScore(0, (250.0, 100.0, 390.0, 280.0), 0.99, 0.9, 0.1, True, 100.0, 120.0, "0" * 16)
+    moved = FaceScore(0, (254.0, 102.0, 394.0, 282.0), 0.99, 0.9, 0.1, True, 100.0, 120.0, "0" * 16)
+    dimmer = (room * 0.6).astype(np.uint8)
+    columns = [lookout.look(frame(i, image), [f]) for i, (image, f) in
+               enumerate([(room, face), (room, moved), (dimmer, face), (room, face)])]
+    # Frame 0 measured; 1 and 2 (the face moved a little, the light dimmed) reuse its mask with
+    # their own boxes; 3 is the mask's third reuse, over mask_reuse: measured again.
+    assert segmenter.frames == 2 and lookout.masks_reused == 2
+    assert all(not math.isnan(c["body_share"]) for c in columns)
+    # A second face came in: the picture changed, the model looks again.
+    visitor = room.copy()
+    visitor[160:, :160] = (230, 190, 170)  # a second person at the side
+    second = FaceScore(1, (20.0, 200.0, 120.0, 320.0), 0.99, 0.1, 0.1, False, 100.0, 120.0, "0" * 16)
+    lookout.look(frame(4, visitor), [face, second])
+    assert segmenter.frames == 3
+    # The same faces, but the picture changed (the second person left, their face was not found): again.
+    lookout.look(frame(5, room), [face, second])
+    assert segmenter.frames == 4
