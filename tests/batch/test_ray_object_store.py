@@ -20,7 +20,7 @@ from highlights.stages.snippet import EmailOptions
 
 from support.fakes import FakeScorer
 from support.lessons import db_row
-from support.paths import REPO_ROOT, TESTS
+from support.ray_head import local_ray_head
 from support.weed import bucket_lessons, object_headers, s3_environment
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra (pip install '.[ray]')")
@@ -31,19 +31,9 @@ CDN = "https://cdn.example.com/highlights"
 @pytest.fixture(scope="module")
 def ray_with_store(weed):
     """A Ray head on 127.0.0.1 (2 CPUs, an 80 MB object store) whose workers reach the S3 server."""
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(
-        num_cpus=2, object_store_memory=80 * 1024**2, include_dashboard=False, _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(TESTS),
-                                                                 *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]),
-                                  "TORCH_HOME": os.environ.get("TORCH_HOME", ""),
-                                  "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                                  **s3_environment(weed.endpoint)}},
-    )
-    yield ray
-    ray.shutdown()
+    env = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, **s3_environment(weed.endpoint)}
+    with local_ray_head(ray, env, keep_pythonpath=True) as head:
+        yield head
 
 
 def test_ray_actors_read_the_bucket_and_publish_to_it(ray_with_store, s3, videos, tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from highlights.config import Settings
 
 from support.fakes import FakeScorer
 from support.lessons import lesson_rows, write_manifest
-from support.paths import REPO_ROOT, TESTS
+from support.paths import REPO_ROOT
+from support.ray_head import local_ray_head
 from support.runs import run_record, snapshot
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra (pip install '.[ray]')")
@@ -29,16 +30,8 @@ ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra (p
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
     """A Ray head on 127.0.0.1: 2 CPUs, an 80 MB object store, no dashboard; shut down after."""
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(
-        num_cpus=2, object_store_memory=80 * 1024**2, include_dashboard=False, _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(TESTS)]),
-                                  "TORCH_HOME": os.environ.get("TORCH_HOME", "")}},
-    )
-    yield ray
-    ray.shutdown()
+    with local_ray_head(ray) as head:
+        yield head
 
 
 def test_ray_gives_the_serial_runs_statuses_files_and_rows(local_ray, mixed, serial_run, tmp_path: Path) -> None:
