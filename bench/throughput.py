@@ -205,15 +205,18 @@ def measure_startup(runs: int, threads: int = 1) -> dict:
     return out
 
 
-def measure_webcam(name: str, manifest: Path, lessons_path: Path, minutes: float, options: BatchOptions) -> dict:
+def _timed_batch(name: str, manifest: Path, options: BatchOptions, **run_options) -> tuple[list, float, float, float]:
+    """``run_manifest`` into a throw-away folder, timed: its results, wall seconds, this process's
+    and its children's CPU seconds, and the machine's CPU in % of one core (like top). A lesson
+    that neither ends ``ok`` nor ``no_highlight`` ends the bench."""
     out = Path(tempfile.mkdtemp(prefix="highlights-bench-"))
-    progress = _FirstStage()
+    progress = run_options.get("progress")
     try:
-        load0 = Path("/proc/loadavg").read_text().split()[0]
         busy0, total0 = machine_cpu()
         cpu0, start = own_cpu(), time.perf_counter()
-        progress.started = start
-        results = run_manifest(manifest, Settings(out_dir=out), lessons_path=lessons_path, batch=options, progress=progress)
+        if progress is not None:
+            progress.started = start
+        results = run_manifest(manifest, Settings(out_dir=out), batch=options, **run_options)
         wall = time.perf_counter() - start
         busy1, total1 = machine_cpu()
         cpu = own_cpu() - cpu0
@@ -222,12 +225,19 @@ def measure_webcam(name: str, manifest: Path, lessons_path: Path, minutes: float
     bad = [r for r in results if r.status not in ("ok", "no_highlight")]
     if bad:
         raise SystemExit(f"{name}: {bad[0].lesson_id} {bad[0].status}: {bad[0].reason}")
-    cores = os.cpu_count() or 1
+    machine = 100 * (busy1 - busy0) / max(1.0, total1 - total0) * (os.cpu_count() or 1)
+    return results, wall, cpu, machine
+
+
+def measure_webcam(name: str, manifest: Path, lessons_path: Path, minutes: float, options: BatchOptions) -> dict:
+    progress = _FirstStage()
+    load0 = Path("/proc/loadavg").read_text().split()[0]
+    results, wall, cpu, machine = _timed_batch(name, manifest, options, lessons_path=lessons_path, progress=progress)
     row = {
         "name": name, "lessons": len(results), "statuses": {s: sum(r.status == s for r in results) for s in {r.status for r in results}},
         "wall_s": round(wall, 1), "lesson_min_per_wall_s": round(minutes / wall, 3),
         "cpu_s": round(cpu, 1), "cpu_s_per_lesson_min": round(cpu / minutes, 2),
-        "machine_cpu_pct": round(100 * (busy1 - busy0) / max(1.0, total1 - total0) * cores),
+        "machine_cpu_pct": round(machine),
         "own_cpu_pct": round(100 * cpu / wall), "first_stage_s": round(progress.first, 1) if progress.first else None,
         "load_before": load0, "load_after": Path("/proc/loadavg").read_text().split()[0],
     }  # fmt: skip
@@ -292,23 +302,10 @@ def own_cpu() -> float:
 
 
 def measure(name: str, manifest: Path, options: BatchOptions, local: bool) -> dict:
-    out = Path(tempfile.mkdtemp(prefix="highlights-bench-"))
-    try:
-        busy0, total0 = machine_cpu()
-        cpu0, start = own_cpu(), time.perf_counter()
-        results = run_manifest(manifest, Settings(out_dir=out), batch=options)
-        wall = time.perf_counter() - start
-        busy1, total1 = machine_cpu()
-        cpu = own_cpu() - cpu0
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-    bad = [r for r in results if r.status not in ("ok", "no_highlight")]
-    if bad:
-        raise SystemExit(f"{name}: {bad[0].lesson_id} {bad[0].status}: {bad[0].reason}")
-    cores = os.cpu_count() or 1
+    results, wall, cpu, machine = _timed_batch(name, manifest, options)
     row = {
         "name": name, "wall": wall, "per_min": len(results) / (wall / 60),
-        "machine": 100 * (busy1 - busy0) / max(1.0, total1 - total0) * cores,  # % of one core, like top
+        "machine": machine,  # % of one core, like top
         "own": 100 * cpu / wall if local else None,
     }
     own = f"{row['own']:4.0f}% ({cpu / len(results):5.1f} CPU-s/lesson)" if row["own"] is not None else "   -"

@@ -33,7 +33,7 @@ from highlights.persist.store import ResultStore
 from support.fakes import FakeScorer
 from support.lessons import lesson_rows, write_manifest
 from support.paths import REPO_ROOT, TESTS
-from support.runs import run_record, snapshot
+from support.runs import run_record, snapshot, start_run_with_a_hanging_lesson
 
 
 def test_two_workers_give_the_serial_runs_statuses_files_and_rows(mixed, tmp_path: Path, serial_run) -> None:
@@ -247,15 +247,7 @@ def test_sigterm_stops_a_run_its_workers_and_records_it_interrupted(videos, tmp_
     systemd's default (``KillMode=control-group``) signals every process of the unit at once:
     the workers leave the stopping to the parent, so the lesson they were on is not recorded as
     a crash."""
-    root = tmp_path / "rec"
-    manifest = write_manifest(root, lesson_rows(videos, root, "L-1") + lesson_rows(videos, root, "L-2", student="shy"))
-    out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HIGHLIGHTS_")}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env[FAULTS_ENV] = "L-2=hang"
-    command = [sys.executable, "-c", "from highlights.cli import main; main()", "run", str(manifest), "--out", str(out),
-               "--workers", "1", "--no-progress"]
-    parent = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    parent, out = start_run_with_a_hanging_lesson(videos, tmp_path, "--workers", "1")
     worker = None
     try:
         deadline = time.monotonic() + 180

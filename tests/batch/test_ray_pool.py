@@ -21,9 +21,8 @@ from highlights.config import Settings
 
 from support.fakes import FakeScorer
 from support.lessons import lesson_rows, write_manifest
-from support.paths import REPO_ROOT
 from support.ray_head import local_ray_head
-from support.runs import run_record, snapshot
+from support.runs import run_record, snapshot, start_run_with_a_hanging_lesson
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra (pip install '.[ray]')")
 
@@ -68,19 +67,9 @@ def test_sigterm_stops_a_ray_run_with_exit_143_and_records_it_interrupted(videos
     """ray.init takes SIGTERM over: the run used to end in Ray's own exit (status 1, or SIGABRT
     with a stack dump when shutting down took over 3 s) instead of the local executor's 143."""
     import signal
-    import subprocess
-    import sys
     import time
 
-    root = tmp_path / "rec"
-    manifest = write_manifest(root, lesson_rows(videos, root, "L-1") + lesson_rows(videos, root, "L-2", student="shy"))
-    out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HIGHLIGHTS_")}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env[FAULTS_ENV] = "L-2=hang"
-    command = [sys.executable, "-c", "from highlights.cli import main; main()", "run", str(manifest), "--out", str(out),
-               "--executor", "ray", "--workers", "1", "--no-progress"]
-    parent = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    parent, out = start_run_with_a_hanging_lesson(videos, tmp_path, "--executor", "ray", "--workers", "1")
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and parent.poll() is None and not (out / "L-1" / "result.json").exists():

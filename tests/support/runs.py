@@ -4,6 +4,9 @@ snapshot with what legitimately differs between two runs taken out, and its run 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlalchemy import select
@@ -13,6 +16,7 @@ from highlights.core.result import LessonResult
 from highlights.persist.store import HighlightRun, ResultStore
 
 from support.lessons import lesson_rows, write_manifest
+from support.paths import REPO_ROOT
 
 
 def mixed_manifest(videos, root: Path) -> Path:
@@ -69,3 +73,21 @@ def run_record(settings: Settings) -> list[dict]:
             return [dict(r._mapping) for r in connection.execute(select(table).order_by(table.c.started_at))]
     finally:
         store.dispose()
+
+
+def start_run_with_a_hanging_lesson(videos, tmp_path: Path, *options: str) -> tuple[subprocess.Popen, Path]:
+    """``highlights run`` (with ``options``) in a process group of its own over two lessons, the
+    second of which hangs in its worker (``FAULTS_ENV``): for the SIGTERM tests. Returns the
+    process and its output folder."""
+    from highlights.batch.pools import FAULTS_ENV
+
+    root = tmp_path / "rec"
+    manifest = write_manifest(root, lesson_rows(videos, root, "L-1") + lesson_rows(videos, root, "L-2", student="shy"))
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIGHLIGHTS_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env[FAULTS_ENV] = "L-2=hang"
+    command = [sys.executable, "-c", "from highlights.cli import main; main()", "run", str(manifest), "--out", str(out),
+               *options, "--no-progress"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return process, out
