@@ -755,9 +755,7 @@ def unexplained_body(prob: np.ndarray, boxes: np.ndarray, frame_size: tuple[int,
     boxes = np.asarray(boxes, dtype=float).reshape(-1, 4) * np.array([sx, sy, sx, sy])
     for x1, y1, x2, y2 in boxes:
         fw, fh = x2 - x1, y2 - y1
-        inner = labels[int(np.clip(y1 + fh / 4, 0, h - 1)):int(np.clip(y2 - fh / 4, 1, h)),
-                       int(np.clip(x1 + fw / 4, 0, w - 1)):int(np.clip(x2 - fw / 4, 1, w))]
-        own[np.unique(inner)] = True
+        own[np.unique(_inner_half(labels, (x1, y1, x2, y2)))] = True
         column[int(max(0, y1 - 0.25 * fh)):, int(max(0, x1 - column_margin * fw)):int(min(w, x2 + column_margin * fw))] = True
     own[0] = True
     best: tuple[int, tuple[int, int, int, int]] | None = None
@@ -781,6 +779,15 @@ def unexplained_body(prob: np.ndarray, boxes: np.ndarray, frame_size: tuple[int,
     return Body(total / (h * w), (x1 / sx, y1 / sy, x2 / sx, y2 / sy))
 
 
+def _inner_half(grid: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The middle half of a face box (a quarter in from each side) on ``grid``, clipped to it."""
+    h, w = grid.shape[:2]
+    x1, y1, x2, y2 = box
+    fw, fh = x2 - x1, y2 - y1
+    return grid[int(np.clip(y1 + fh / 4, 0, h - 1)):int(np.clip(y2 - fh / 4, 1, h)),
+                int(np.clip(x1 + fw / 4, 0, w - 1)):int(np.clip(x2 - fw / 4, 1, w))]
+
+
 def _head_at_the_edge(mask: np.ndarray, boxes: np.ndarray, band_margin: float, min_area: float,
                       edge: float) -> tuple[tuple[int, tuple[int, int, int, int]] | None, int]:
     """The largest region of ``mask`` beside every face's band and above the lowest chin that
@@ -791,9 +798,8 @@ def _head_at_the_edge(mask: np.ndarray, boxes: np.ndarray, band_margin: float, m
     h, w = mask.shape
     beside = mask.copy()
     for x1, y1, x2, y2 in boxes:
-        fw, fh = x2 - x1, y2 - y1
-        inner = mask[int(np.clip(y1 + fh / 4, 0, h - 1)):int(np.clip(y2 - fh / 4, 1, h)),
-                     int(np.clip(x1 + fw / 4, 0, w - 1)):int(np.clip(x2 - fw / 4, 1, w))]
+        fw = x2 - x1
+        inner = _inner_half(mask, (x1, y1, x2, y2))
         if inner.size == 0 or inner.mean() < 0.5:
             continue  # a face the person model does not see as a person (a picture on the wall) explains no body
         beside[:, int(max(0, x1 - band_margin * fw)):int(min(w, x2 + band_margin * fw))] = False
