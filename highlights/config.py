@@ -91,6 +91,17 @@ def job_dir(out_dir: Path | str, *, create: bool = False) -> Path:
     return folder
 
 
+def default_work_dir(out_url: str) -> Path:
+    """The working folder of outputs in a bucket on this machine:
+    ``<temp>/highlights-<uid>/<hash of the URL>`` (one per bucket prefix, so that the lesson lock
+    taken there keeps two runs on this machine off the same lesson)."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(out_url.rstrip("/").encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"highlights-{os.getuid()}" / digest
+
+
 def default_database_path(out_dir: Path | str) -> Path:
     """The default SQLite file: ``out_dir/.highlights/highlights.sqlite``, or
     ``out_dir/highlights.sqlite`` where an older deployment already has that file."""
@@ -112,7 +123,18 @@ class Settings:
     """
 
     out_dir: Path = Path("out")
-    """Results go to ``out_dir/<lesson_id>/``."""
+    """Results go to ``out_dir/<lesson_id>/`` (unless ``out_url`` puts them in a bucket)."""
+    out_url: str | None = None
+    """``s3://bucket/prefix``: the lesson folders live in the bucket, as ``<prefix>/<lesson_id>/``
+    (result.json, stages.json, scores, analytics, report, snippets, the GIF). Each lesson's run
+    brings its folder's objects into a private working folder (:attr:`lessons_root`), runs there
+    and puts back what changed, ``result.json`` last (:mod:`highlights.lesson.bucket`); so a
+    rerun resumes, or skips the lesson, on any machine. ``out_dir`` is then not used, and the
+    database must be named (``db_url``): a bucket holds no SQLite file."""
+    work_dir: Path | None = None
+    """With ``out_url``: the local working folder the lessons run in (default: a private folder
+    under the system's temporary folder, :func:`default_work_dir`). A lesson's files there are
+    deleted once they are in the bucket."""
     db_url: str | None = None
     """SQLAlchemy URL of the results database (default: ``sqlite:///<out_dir>/.highlights/highlights.sqlite``,
     or ``<out_dir>/highlights.sqlite`` where that file already exists: see :func:`default_database_path`)."""
@@ -174,16 +196,50 @@ class Settings:
             except ObjectStoreError as error:
                 raise ValueError(f"publish {self.publish!r} is not a bucket prefix: {error.detail}") from None
 
+        if self.out_url is not None:
+            from highlights.storage.objects import ObjectStoreError, parse_url
+
+            try:
+                parse_url(self.out_url)
+            except ObjectStoreError as error:
+                raise ValueError(f"out_url {self.out_url!r} is not a bucket prefix: {error.detail}") from None
+        if "://" in str(self.out_dir) or str(self.out_dir).startswith("s3:/"):
+            raise ValueError(f"out_dir {str(self.out_dir)!r} is a URL, not a folder: set out_url for a bucket")
+
+    def check(self) -> None:
+        """ValueError unless the settings that go together are all there (checked once all are
+        in: they are set one at a time): :meth:`check_publishing`, :meth:`check_outputs`."""
+        self.check_publishing()
+        self.check_outputs()
+
     def check_publishing(self) -> None:
-        """ValueError unless publishing, where set, has a public base URL to link the GIFs with
-        (checked once all settings are in: they are set one at a time)."""
+        """Publishing needs a public base URL to link the GIFs with."""
         if self.publish and not self.email.public_base_url:
             raise ValueError(f"publish {self.publish} needs public_base_url (--public-base-url): the URL at "
                              "which the bucket prefix is served, which the emails link")
 
+    def check_outputs(self, *, linked: bool = True) -> None:
+        """Outputs in a bucket need a named database, and (``linked``: a run that makes GIFs) a
+        public base URL: the GIF's own place is no URL an email's reader can fetch (the working
+        folder's files are deleted, an ``s3://`` URL is not the web)."""
+        if self.out_url and not self.db_url:
+            raise ValueError(f"out_url {self.out_url} needs a database URL (--db / db_url): the default SQLite "
+                             "file cannot live in a bucket")
+        if linked and self.out_url and not self.email.public_base_url:
+            raise ValueError(f"out_url {self.out_url} needs public_base_url (--public-base-url): the URL at which "
+                             "the bucket prefix (or the --publish prefix) is served, which the emails link")
+
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{default_database_path(self.out_dir)}"
+
+    @property
+    def lessons_root(self) -> Path:
+        """The local folder of the lesson folders: ``out_dir``, or with ``out_url`` the working
+        folder (``work_dir``, or :func:`default_work_dir`)."""
+        if self.out_url is None:
+            return Path(self.out_dir)
+        return Path(self.work_dir) if self.work_dir is not None else default_work_dir(self.out_url)
 
     @property
     def job_dir(self) -> Path:
@@ -358,6 +414,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "default_database_path",
+    "default_work_dir",
     "job_dir",
     "load_settings",
     "settings_from_env",

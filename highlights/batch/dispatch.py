@@ -42,11 +42,13 @@ from highlights.batch.pools import FAULTS_ENV, Finished, Lost, Pool, ProcessPool
 from highlights.config import Settings
 from highlights.core.result import LessonResult, utc_now_iso
 from highlights.inputs.manifest import Manifest
+from highlights.lesson import bucket
 from highlights.lesson import folder as files
 from highlights.lesson.graph import Progress
 from highlights.lesson.run import failed_result
 from highlights.logs import context as log_context
 from highlights.persist.store import LessonRecord, ResultStore, StoreError
+from highlights.storage import objects
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +156,8 @@ class Batch:
             # is written then).
             failed = failed_result(result.lesson_id, database_problem(result.lesson_id, store, error),
                                    versions=result.versions, fingerprint=result.fingerprint)
-            failed.folder = result.folder
-            if result.folder is not None and not result.skipped:
+            failed.folder, failed.location = result.folder, result.location
+            if (result.folder is not None or result.location is not None) and not result.skipped:
                 mark_unrecorded(result, failed)
             return failed
         return result
@@ -180,21 +182,33 @@ def mark_unrecorded(done: LessonResult, failed: LessonResult) -> None:
     row could not be written), so the next run redoes the lesson. Only under the lesson's lock and
     only while the file is still that run's: another run (a rerun by hand) that took the lesson
     since then writes its own outcome, and that must not be overwritten."""
+    if done.location is not None:  # the lesson's folder is in a bucket
+        try:
+            if _still_theirs(done, bucket.read_result(done.location)):
+                bucket.write_result(failed, done.location)
+        except objects.ObjectStoreError as error:
+            log.warning("lesson %s: its result.json in the bucket cannot be marked failed: %s", done.lesson_id, error)
+        return
     folder = done.folder
     assert folder is not None
     with files.lesson_lock(folder) as locked:
         if not locked:
             log.warning("lesson %s: its result.json is left to the run now holding it", done.lesson_id)
             return
-        current = files.read_result(folder)
-        if done.status == "failed" and current is not None and current.status == "ok":
-            return  # the run kept a published highlight (bad input): its result.json stays
-        if current is not None and (current.fingerprint, current.status, current.finished_at) != (
-            done.fingerprint, done.status, done.finished_at,
-        ):
-            log.warning("lesson %s: another run has rewritten its result.json since; left as it is", done.lesson_id)
-            return
-        files.write_result(failed, folder)
+        if _still_theirs(done, files.read_result(folder)):
+            files.write_result(failed, folder)
+
+
+def _still_theirs(done: LessonResult, current: LessonResult | None) -> bool:
+    """Whether the lesson's ``result.json`` (``current``) is still the one ``done``'s run wrote."""
+    if done.status == "failed" and current is not None and current.status == "ok":
+        return False  # the run kept a published highlight (bad input): its result.json stays
+    if current is not None and (current.fingerprint, current.status, current.finished_at) != (
+        done.fingerprint, done.status, done.finished_at,
+    ):
+        log.warning("lesson %s: another run has rewritten its result.json since; left as it is", done.lesson_id)
+        return False
+    return True
 
 
 def is_transient(error: BaseException) -> bool:

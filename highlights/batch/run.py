@@ -39,9 +39,9 @@ def run_manifest(
     manifest, or whose rows are bad, comes back ``failed`` with a reason naming the lesson, the
     file and the row; one another run holds comes back ``busy``; the others run. Raises
     :class:`~highlights.inputs.rows.InputError` only when the manifest itself is unusable, and
-    ValueError for ``publish`` without a ``public_base_url``.
+    ValueError for settings that need one another (:meth:`Settings.check`).
     """
-    settings.check_publishing()
+    settings.check()
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
     for problem in manifest.problems:

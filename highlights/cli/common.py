@@ -35,7 +35,8 @@ class MissingDatabase(click.ClickException):
 
 
 class OutFolder(click.Path):
-    """``--out``: a folder, never the empty string. ``--out "$OUT"`` with ``OUT`` unset would
+    """``--out``: a folder, or a bucket prefix (``s3://bucket/prefix``, kept as a string: see
+    :func:`out_settings`); never the empty string. ``--out "$OUT"`` with ``OUT`` unset would
     otherwise be the working directory (click turns ``''`` into ``Path('.')``): lesson folders and
     a new database scattered over the checkout, as ``HIGHLIGHTS_OUT_DIR=''`` is refused."""
 
@@ -43,12 +44,28 @@ class OutFolder(click.Path):
         super().__init__(file_okay=False, path_type=Path)
 
     def convert(self, value, param, ctx):
+        from highlights.storage.objects import SCHEMES, ObjectStoreError, is_object_url, looks_like_url, parse_url
+
         if isinstance(value, str) and not value.strip():
             self.fail("is empty: name the output folder (e.g. --out out)", param, ctx)
-        if isinstance(value, str) and "://" in value:
-            self.fail("must be a local (or shared) folder: the private outputs are not written to a bucket "
-                      "(publish the GIFs with --publish s3://BUCKET/PREFIX)", param, ctx)
+        if isinstance(value, str) and looks_like_url(value):
+            if not is_object_url(value):
+                self.fail(f"{value.split('://', 1)[0]}:// URLs are not supported (a folder, or "
+                          f"{' or '.join(s + '://BUCKET/PREFIX' for s in SCHEMES)})", param, ctx)
+            try:
+                parse_url(value)
+            except ObjectStoreError as error:
+                self.fail(f"{value} is not a bucket prefix: {error.detail}", param, ctx)
+            return value
         return super().convert(value, param, ctx)
+
+
+def out_settings(out: Path | str | None, work_dir: Path | None) -> dict[str, object]:
+    """The settings ``--out`` (a folder or a bucket prefix, :class:`OutFolder`) and
+    ``--work-dir`` stand for, as overrides of :func:`highlights.config.load_settings`."""
+    if isinstance(out, str):
+        return {"out_url": out, "work_dir": work_dir}
+    return {"out_dir": out, "work_dir": work_dir}
 
 
 class InputLocation(click.Path):
@@ -112,5 +129,5 @@ def database_option(url: str) -> str:
 # --------------------------------------------------------------------------- highlights timeline
 
 
-__all__ = ["MissingDatabase", "OutFolder", "UnusableInput", "UnusableOutput", "UnusableWeights", "check_out_dir",
+__all__ = ["MissingDatabase", "OutFolder", "out_settings", "UnusableInput", "UnusableOutput", "UnusableWeights", "check_out_dir",
            "database_option"]

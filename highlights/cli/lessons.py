@@ -19,6 +19,7 @@ from highlights.cli.common import (
     UnusableWeights,
     check_out_dir,
     database_option,
+    out_settings,
 )
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,10 @@ EXIT_SIGTERM = 128 + signal.SIGTERM
 @click.option("--lessons", "lessons_path", type=InputLocation(),
               help="Lesson metadata CSV (student name, subject, locale, lesson URL); a file or an s3:// URL.")
 @click.option("--out", "out_dir", type=OutFolder(),
-              help="Output folder (default: out); results go to OUT/<lesson_id>/.")
+              help="Output folder (default: out), or a bucket prefix s3://BUCKET/PREFIX (needs --db); "
+                   "results go to OUT/<lesson_id>/.")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="With --out s3://...: the local folder lessons run in (default: a private temporary one).")
 @click.option("--db", "db_url", metavar="URL",
               help="SQLAlchemy URL (default: sqlite:///OUT/.highlights/highlights.sqlite; OUT/highlights.sqlite where that exists).")
 @click.option("--force", is_flag=True, default=None, help="Redo lessons already done with the same inputs.")
@@ -149,7 +153,7 @@ EXIT_SIGTERM = 128 + signal.SIGTERM
 @click.option("--wait", is_flag=True, help="Wait for lessons another run is doing instead of reporting them busy.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per log line (time, level, run_id, lesson_id, stage, event, duration_s).")
-def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, timezone, public_base_url, publish,
+def run_command(manifest, lesson_ids, lessons_path, out_dir, work_dir, db_url, force, timezone, public_base_url, publish,
                 config_path, progress, workers, executor, ray_address, threads, retries, time_limit_s, wait,
                 log_format) -> None:
     """Run every lesson of MANIFEST (or those named by --lesson): GIF, snippet, report, database row.
@@ -178,14 +182,14 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
 
     try:
         settings = load_settings(
-            config_path, out_dir=out_dir, db_url=db_url, force=force, timezone=timezone,
-            email__public_base_url=public_base_url, publish=publish,
+            config_path, db_url=db_url, force=force, timezone=timezone,
+            email__public_base_url=public_base_url, publish=publish, **out_settings(out_dir, work_dir),
         )
-        settings.check_publishing()
+        settings.check()
     except (ConfigError, ValueError) as error:
         raise click.UsageError(str(error)) from error
     database = database_option(settings.database_url)
-    check_out_dir(Path(settings.out_dir))
+    check_out_dir(settings.lessons_root)
     _check_weights(settings)
     try:
         parsed = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)
@@ -244,7 +248,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
     problems = manifest_problems(parsed)
     for problem in problems:
         click.echo(problem, err=True)  # "manifest problem: ..." or "lessons file problem: ..."
-    click.echo(f"results: {settings.out_dir}/<lesson_id>/result.json; database: {database}")
+    click.echo(f"results: {settings.out_url or settings.out_dir}/<lesson_id>/result.json; database: {database}")
     for r in [r for r in results if r.gif][:10]:
         click.echo(f"{r.lesson_id}: gif {r.gif_path}  snippet {r.path(r.snippet)}  report {r.path(r.report)}")
     if any(r.status == "failed" for r in results) or problems:
@@ -254,13 +258,15 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, db_url, force, time
 @click.command("withdraw")
 @click.argument("lesson_ids", nargs=-1, required=True, metavar="LESSON_ID...")
 @click.option("--out", "out_dir", type=OutFolder(),
-              help="Output folder of the runs (default: out).")
+              help="Output folder (or s3://BUCKET/PREFIX) of the runs (default: out).")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="With --out s3://...: the local folder to work in (default: a private temporary one).")
 @click.option("--db", "db_url", metavar="URL", help="SQLAlchemy URL (default: as for `highlights run`).")
 @click.option("--publish", metavar="s3://BUCKET/PREFIX",
               help="Where the runs published the GIFs (as for `highlights run`): the object is deleted.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML settings file (see README, Configuration).")
-def withdraw_command(lesson_ids, out_dir, db_url, publish, config_path) -> None:
+def withdraw_command(lesson_ids, out_dir, work_dir, db_url, publish, config_path) -> None:
     """Withdraw the highlight of each LESSON_ID on purpose: delete its GIF and snippets, mark its
     result.json and database row `withdrawn` (the campaign's query then finds nothing). Later runs
     skip the lesson; `highlights run MANIFEST --lesson ID --force` makes a new GIF (a new name).
@@ -276,8 +282,9 @@ def withdraw_command(lesson_ids, out_dir, db_url, publish, config_path) -> None:
     from highlights.persist.store import NoDatabase, ResultStore, StoreError
 
     try:
-        settings = load_settings(config_path, out_dir=out_dir, db_url=db_url, publish=publish)
-    except ConfigError as error:
+        settings = load_settings(config_path, db_url=db_url, publish=publish, **out_settings(out_dir, work_dir))
+        settings.check_outputs(linked=False)
+    except (ConfigError, ValueError) as error:
         raise click.UsageError(str(error)) from error
     database_option(settings.database_url)
     try:

@@ -100,13 +100,17 @@ class HighlightFrame:
 _HIGHLIGHT_KEYS = frozenset({"t", "at", "smile", "child", "source", "offset_s", "box"})
 
 
+_NOT_STORED = frozenset({"folder", "skipped", "location"})
+
+
 def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
 class LessonResult:
-    """What happened to one lesson. ``folder`` and ``skipped`` are not part of ``result.json``."""
+    """What happened to one lesson. ``folder``, ``skipped`` and ``location`` are not part of
+    ``result.json``."""
 
     lesson_id: str
     status: Status
@@ -132,6 +136,9 @@ class LessonResult:
     folder: Path | None = field(default=None, compare=False)
     skipped: bool = field(default=False, compare=False)
     """True when this run found the lesson already done and reused its result."""
+    location: str | None = field(default=None, compare=False)
+    """Where the lesson's folder is kept when the outputs live in a bucket
+    (``s3://bucket/prefix/<lesson_id>``); ``folder`` was then only where it ran."""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -156,7 +163,7 @@ class LessonResult:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"schema": SCHEMA_VERSION}
         for f in fields(self):
-            if f.name in ("folder", "skipped"):
+            if f.name in _NOT_STORED:
                 continue
             value = getattr(self, f.name)
             if f.name == "frames":
@@ -171,7 +178,7 @@ class LessonResult:
         schema = data.get("schema", SCHEMA_VERSION)
         if schema != SCHEMA_VERSION:
             raise ValueError(f"result schema {schema} is not supported (expected {SCHEMA_VERSION})")
-        known = {f.name for f in fields(cls)} - {"folder", "skipped"}
+        known = {f.name for f in fields(cls)} - _NOT_STORED
         values = {k: v for k, v in data.items() if k in known}
         if values.get("lesson") is not None:
             values["lesson"] = LessonBounds(**values["lesson"])

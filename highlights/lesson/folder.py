@@ -213,10 +213,15 @@ def lesson_record(result: LessonResult) -> LessonRecord:
 
 
 @contextmanager
-def lesson_lock(folder: Path) -> Iterator[bool]:
+def lesson_lock(folder: Path, *, held: bool = False) -> Iterator[bool]:
     """Hold ``folder/.lock`` (an advisory ``flock``) while a lesson runs; yields False when another
     process holds it (a nightly run and a rerun by hand on the same lesson). The lock goes with
-    the process, so a crash never leaves it stuck."""
+    the process, so a crash never leaves it stuck. ``held``: the caller holds it already."""
+    if held:
+        # The caller took it (outputs in a bucket: before the lesson's objects are brought in);
+        # a second flock on a new descriptor would find it taken, by this very run.
+        yield True
+        return
     make_dirs(folder)
     # Private, whatever the umask: another user who could replace the lock file could break it.
     descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_APPEND, PRIVATE_MODE & ~0o022)

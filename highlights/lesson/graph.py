@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +180,11 @@ def stage_keys(lesson: LessonInput, settings: Settings, versions: Mapping[str, A
     earlier one it depends on)."""
     code = {"highlights": highlights.__version__, "code": code_fingerprint()}
     models = {k: v for k, v in versions.items() if k not in code}
-    roots = {"recordings": input_fingerprint(lesson), "info": jsonable(lesson.info), "models": models}
+    # The lessons file's row without where it was read (``source``: its row number, and for a
+    # file in a bucket the temporary copy's path): a row moved, or read from a new copy, is
+    # the same lesson.
+    roots = {"recordings": input_fingerprint(lesson), "info": jsonable(replace(lesson.info, source=None)),
+             "models": models}
     keys = StageKeys()
     for stage in STAGES:
         needed = [keys[name] if name in keys else roots[name] for name in stage.needs]

@@ -23,6 +23,7 @@ from typing import Any
 from highlights.config import Settings
 from highlights.core.lesson import LessonInput
 from highlights.core.result import LessonResult, utc_now_iso
+from highlights.lesson import bucket
 from highlights.lesson import folder as files
 from highlights.lesson.flow import run_stages
 from highlights.lesson.graph import LessonFailed, LessonRun, Progress, StageError, stage_keys
@@ -49,12 +50,23 @@ def run_lesson(
     ``scorer`` (a :class:`~highlights.stages.scores.FaceScorer`) is loaded here when not given:
     pass one when running many lessons. ``published``: the database already has an ``ok`` row
     for the lesson (its ``result.json`` may not say so: a new output folder), so bad input must
-    not replace it (:mod:`highlights.lesson.flow`).
+    not replace it (:mod:`highlights.lesson.flow`). With the outputs in a bucket
+    (``settings.out_url``) the lesson's folder is brought from there and put back
+    (:mod:`highlights.lesson.bucket`); the result's ``location`` names it there.
     """
+    if settings.out_url:
+        return run_and_record(lesson, settings, scorer=scorer, progress=progress, published=published).result
+    return _run_here(lesson, settings, scorer=scorer, progress=progress, published=published)
+
+
+def _run_here(lesson: LessonInput, settings: Settings, *, scorer: Any = None, progress: Progress | None = None,
+              published: bool = False, lock_held: bool = False) -> LessonResult:
+    """:func:`run_lesson` in the lesson's local folder (``settings.lessons_root / lesson_id``);
+    ``lock_held``: the caller holds the lesson's lock."""
     progress = progress or Progress()
     scorer = scorer if scorer is not None else load_scorer(settings)
     settings = lesson_settings(lesson, settings)
-    folder = Path(settings.out_dir) / lesson.lesson_id
+    folder = settings.lessons_root / lesson.lesson_id
     versions = scorer_versions(scorer, settings)
     keys = stage_keys(lesson, settings, versions)
     started = utc_now_iso()
@@ -71,7 +83,7 @@ def run_lesson(
         # the highlight again, never a whole night's --force.
         log.info("lesson %s: withdrawn by hand, skipped (run it with --lesson and --force to make it again)",
                  lesson.lesson_id)
-        finish_withdrawal(folder)
+        finish_withdrawal(folder, lock_held=lock_held)
         return replace(previous, skipped=True)
     if not settings.force:
         current = previous is not None and previous.done and previous.fingerprint == keys.overall
@@ -83,7 +95,7 @@ def run_lesson(
             return replace(previous, skipped=True)
 
     try:
-        with files.lesson_lock(folder) as locked:
+        with files.lesson_lock(folder, held=lock_held) as locked:
             if not locked:
                 # Not a failure: the other run does the lesson (it gets no row or result.json
                 # from this run); the batch waits for it with --wait.
@@ -120,10 +132,61 @@ def run_and_record(lesson: LessonInput, settings: Settings, *, scorer: Any = Non
                    published: bool = False) -> LessonRecord:
     """:func:`run_lesson`, and what the database keeps of its outcome
     (:func:`highlights.lesson.folder.lesson_record`): the unit of work of every pool."""
-    result = run_lesson(lesson, settings, scorer=scorer, progress=progress, published=published)
+    if settings.out_url:
+        return _run_in_bucket(lesson, settings, scorer=scorer, progress=progress, published=published)
+    return _record(_run_here(lesson, settings, scorer=scorer, progress=progress, published=published))
+
+
+def _record(result: LessonResult) -> LessonRecord:
     if result.status == "busy":
         return LessonRecord(result)
     return files.lesson_record(result)
+
+
+def _run_in_bucket(lesson: LessonInput, settings: Settings, *, scorer: Any, progress: Progress | None,
+                   published: bool) -> LessonRecord:
+    """The lesson in its working folder, between bringing its folder from the bucket and putting
+    it back (:mod:`highlights.lesson.bucket`), all under its lock; the record is read before the
+    working folder is emptied. A bucket that cannot be read or written fails the lesson (the
+    bucket keeps what the run before left: ``result.json`` goes up last)."""
+    assert settings.out_url is not None
+    scorer = scorer if scorer is not None else load_scorer(settings)
+    lesson_id = lesson.lesson_id
+    folder = settings.lessons_root / lesson_id
+    prefix = bucket.lesson_prefix(settings.out_url, lesson_id)
+    started = utc_now_iso()
+
+    def failure(reason: str, **fields: Any) -> LessonRecord:
+        versions = scorer_versions(scorer, lesson_settings(lesson, settings))
+        return LessonRecord(failed_result(lesson_id, reason, versions, started, location=prefix, **fields))
+
+    try:
+        with files.lesson_lock(folder) as locked:
+            if not locked:
+                reason = f"lesson {lesson_id}: another highlights run on this machine is working on it"
+                log.info("%s", reason)
+                return LessonRecord(LessonResult(lesson_id, "busy", reason=reason, started_at=started,
+                                                 finished_at=utc_now_iso(), location=prefix))
+            try:
+                try:
+                    pulled = bucket.pull(prefix, folder)
+                except objects.ObjectStoreError as error:
+                    return failure(f"lesson {lesson_id}: its earlier outputs cannot be read from the bucket: {error}")
+                record = _record(_run_here(lesson, settings, scorer=scorer, progress=progress, published=published,
+                                                   lock_held=True))
+                result = record.result
+                try:
+                    bucket.push(folder, prefix, pulled)
+                except objects.ObjectStoreError as error:
+                    return failure(f"lesson {lesson_id}: its outputs cannot be put in the bucket: {error}",
+                                   fingerprint=result.fingerprint)
+                result.location = prefix
+                return record
+            finally:
+                bucket.clear(folder)
+    except OSError as error:  # the working folder cannot be made or written
+        return failure(f"lesson {lesson_id}: its working folder cannot be written "
+                       f"({error.strerror or type(error).__name__})")
 
 
 def _stays_withdrawn(result: LessonResult | None, settings: Settings) -> bool:
@@ -212,7 +275,7 @@ def _job_file_clash(settings: Settings, lesson_id: str) -> str | None:
     if database is None:
         return None
     try:
-        same_folder = database.parent.resolve() == Path(settings.out_dir).resolve()
+        same_folder = database.parent.resolve() == settings.lessons_root.resolve()
     except OSError:
         return None
     return database.name if same_folder and lesson_id.startswith(database.name) else None

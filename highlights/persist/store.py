@@ -278,12 +278,16 @@ def row_values(record: LessonRecord) -> dict[str, Any]:
     """The ``lesson_highlights`` row a lesson maps to (without the timestamps)."""
     result = record.result
     bounds, disconnects = result.lesson, result.disconnects
-    gif_path = result.gif_path
+    gif_path = str(result.gif_path.resolve()) if result.gif_path is not None else None
+    result_path = str((result.folder / "result.json").resolve()) if result.folder else None
+    if result.location:  # outputs in a bucket: the objects, not the folder it ran in
+        gif_path = f"{result.location}/{result.gif}" if result.gif else None
+        result_path = f"{result.location}/result.json"
     return {
         "lesson_id": result.lesson_id,
         "status": result.status,
         "reason": result.reason or "",
-        "gif_path": str(gif_path.resolve()) if gif_path is not None else None,
+        "gif_path": gif_path,
         "gif_url": result.gif_url,
         "gif_bytes": result.gif_bytes,
         "snippet_html": record.snippet_html,
@@ -299,7 +303,7 @@ def row_values(record: LessonRecord) -> dict[str, Any]:
         "code_version": str(result.versions.get("highlights", "")),
         "versions": result.versions,
         "fingerprint": result.fingerprint,
-        "result_path": str((result.folder / "result.json").resolve()) if result.folder else None,
+        "result_path": result_path,
         "last_error": None if result.status != "failed" else result.reason,
     }
 

@@ -410,17 +410,17 @@ def read_bytes(url: str) -> bytes:
                   refine=_explain(client, where.key))
 
 
-def download(url: str, dest: Path) -> ObjectInfo:
+def download(url: str, dest: Path, *, known: ObjectInfo | None = None) -> ObjectInfo:
     """The object into the local file ``dest`` (written beside it and renamed when complete, so
     ``dest`` is never half a recording): streamed, its length checked against the HEAD's, every
     byte from the version the HEAD saw (``If-Match`` its ETag: an object replaced meanwhile is an
     error, not a splice of two files). Retried from the start on a transient failure. Returns
-    what the HEAD said."""
+    what the HEAD said. ``known``: what a listing said of the object, in place of the HEAD."""
     import obstore
 
     where = parse_url(url)
     client = _client(where.bucket)
-    info = stat(url)
+    info = known if known is not None else stat(url)
     dest = Path(dest)
     part = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
     arrived = 0

@@ -49,3 +49,23 @@ def test_ray_actors_read_the_bucket_and_publish_to_it(ray_with_store, s3, videos
         row, _ = db_row(settings, result.lesson_id)
         assert row["status"] == "ok" and row["gif_url"] == f"{CDN}/{result.lesson_id}/{result.gif}"
         assert result.gif_url in row["snippet_html"]
+
+
+def test_ray_actors_keep_the_lesson_folders_in_the_bucket(ray_with_store, s3, videos, tmp_path: Path) -> None:
+    # No folder is shared with the actors: each works in its own node's temporary folder and
+    # puts the lesson's folder in the bucket; a second run skips both lessons from there.
+    from highlights.storage import objects
+
+    manifest_url, publish, _ = bucket_lessons(videos, tmp_path)
+    out = publish.rsplit("/", 1)[0] + "/out"
+    settings = Settings(out_url=out, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}", publish=publish,
+                        email=EmailOptions(public_base_url=CDN))
+    results = run_manifest(manifest_url, settings, scorer=FakeScorer(), batch=BatchOptions(executor="ray", workers=2))
+    assert [(r.lesson_id, r.status) for r in results] == [("L-1", "ok"), ("L-2", "ok")], [r.reason for r in results]
+    for result in results:
+        assert object_headers(f"{out}/{result.lesson_id}/{result.gif}")["Content-Type"] == "image/gif"
+        assert objects.stat(f"{out}/{result.lesson_id}/result.json").size > 0
+        row, _ = db_row(settings, result.lesson_id)
+        assert row["gif_path"] == f"{out}/{result.lesson_id}/{result.gif}"
+    again = run_manifest(manifest_url, settings, scorer=FakeScorer(), batch=BatchOptions(executor="ray", workers=2))
+    assert [(r.status, r.skipped, r.gif) for r in again] == [("ok", True, r.gif) for r in results]

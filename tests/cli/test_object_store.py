@@ -34,10 +34,33 @@ def test_run_from_a_bucket_publishes_and_withdraw_deletes(s3, clean_env, videos,
         objects.stat(key_url)
 
 
+def test_out_on_a_bucket_keeps_the_lesson_folders_there(s3, clean_env, videos, tmp_path: Path) -> None:
+    manifest_url, publish, _ = bucket_lessons(videos, tmp_path, ids=("L-1",))
+    out, db, work = publish.rsplit("/", 1)[0] + "/out", f"sqlite:///{tmp_path / 'h.sqlite'}", tmp_path / "work"
+    ran = clean_env.invoke(main, ["run", manifest_url, "--out", out, "--work-dir", str(work), "--db", db,
+                                  "--public-base-url", CDN, "--workers", "0", "--no-progress"])
+    assert ran.exit_code == 0, ran.output
+    assert f"results: {out}/<lesson_id>/result.json" in ran.output
+    result = json.loads(objects.read_bytes(f"{out}/L-1/result.json"))
+    assert result["status"] == "ok" and result["gif_url"] == f"{CDN}/L-1/{result['gif']}"  # the bucket served
+    assert object_headers(f"{out}/L-1/{result['gif']}")["Content-Type"] == "image/gif"
+    assert sorted(p.name for p in (work / "L-1").iterdir()) == [".lock"]
+
+    # The same bucket named by the environment; the working folder by default a private temporary one.
+    withdrawn = clean_env.invoke(main, ["withdraw", "L-1", "--db", db], env={"HIGHLIGHTS_OUT_URL": out})
+    assert withdrawn.exit_code == 0, withdrawn.output
+    assert json.loads(objects.read_bytes(f"{out}/L-1/result.json"))["status"] == "withdrawn"
+    with pytest.raises(objects.ObjectStoreError, match="does not exist"):
+        objects.stat(f"{out}/L-1/{result['gif']}")
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     (["--publish", "s3://pub/gifs"], "needs public_base_url"),
     (["--publish", "gs://pub/gifs", "--public-base-url", CDN], "is not a bucket prefix"),
-    (["--out", "s3://pub/out"], "must be a local (or shared) folder"),
+    (["--out", "s3://pub/out"], "needs a database URL (--db / db_url)"),
+    (["--out", "s3://pub/out", "--db", "sqlite:///db.sqlite"], "needs public_base_url (--public-base-url)"),
+    (["--out", "gs://pub/out"], "gs:// URLs are not supported"),
+    (["--out", "s3://"], "is not a bucket prefix"),
 ])  # fmt: skip
 def test_bad_object_store_options_are_refused_before_any_lesson(clean_env, tmp_path: Path, arguments,
                                                                 message) -> None:

@@ -100,23 +100,28 @@ def test_demo_lesson_end_to_end(demo: Path, tmp_path: Path) -> None:
 
 def test_the_demo_lesson_from_a_bucket_to_a_bucket_picks_what_it_picks_from_disk(demo: Path, s3, tmp_path: Path) -> None:
     """The demo's manifest, lessons file and recordings in a bucket of the real S3 server (the
-    ``s3`` fixture), its GIF published to another: the same scores and picks as from disk."""
+    ``s3`` fixture), its lesson folder kept in another and its GIF published there: the same
+    scores and picks as from disk."""
     import uuid
 
     from highlights.stages.snippet import EmailOptions
+    from highlights.storage import objects
 
     from support.weed import object_headers, upload_tree
 
     prefix = upload_tree(demo, f"s3://rec/{uuid.uuid4().hex[:8]}/demo")
     publish = prefix.replace("s3://rec/", "s3://pub/")
-    remote_settings = Settings(out_dir=tmp_path / "bucket", publish=publish,
+    remote_settings = Settings(out_url=f"{publish}-out", work_dir=tmp_path / "work", publish=publish,
+                               db_url=f"sqlite:///{tmp_path / 'bucket.sqlite'}",
                                email=EmailOptions(public_base_url="https://cdn.example.com/h"))
     [remote] = run_manifest(f"{prefix}/manifest.csv", remote_settings, lessons_path=f"{prefix}/lessons.csv")
     [local] = run_manifest(demo / "manifest.csv", Settings(out_dir=tmp_path / "disk"), lessons_path=demo / "lessons.csv")
 
     assert remote.status == local.status == "ok", (remote.reason, local.reason)
     assert [f.ref.t for f in remote.frames] == [f.ref.t for f in local.frames]
-    assert read_scores(remote.path(remote.scores)).data.equals(read_scores(local.path(local.scores)).data)
+    objects.download(f"{remote.location}/{remote.scores}", tmp_path / "remote-scores.csv")
+    assert read_scores(tmp_path / "remote-scores.csv").data.equals(read_scores(local.path(local.scores)).data)
     published = object_headers(f"{publish}/{remote.lesson_id}/{remote.gif}")
-    assert published["Content-Type"] == "image/gif" and published["body"] == remote.gif_path.read_bytes()
+    assert published["Content-Type"] == "image/gif"
+    assert published["body"] == object_headers(f"{remote.location}/{remote.gif}")["body"]
     assert remote.gif_url == f"https://cdn.example.com/h/{remote.lesson_id}/{remote.gif}"

@@ -165,8 +165,8 @@ def _smiling(faces: pd.DataFrame, kind: str, inner: pd.Series, settings) -> floa
 
 def test_the_lesson_from_a_bucket_to_a_bucket_picks_what_it_picks_from_disk(lesson: RealFaceLesson, s3,
                                                                           tmp_path: Path) -> None:
-    """The lesson's files in a bucket of the real S3 server (the ``s3`` fixture), its GIF
-    published to another: the same picks as from disk."""
+    """The lesson's files in a bucket of the real S3 server (the ``s3`` fixture), its lesson
+    folder kept in another and its GIF published there: the same picks as from disk."""
     import uuid
 
     from highlights.batch.run import run_manifest
@@ -177,11 +177,13 @@ def test_the_lesson_from_a_bucket_to_a_bucket_picks_what_it_picks_from_disk(less
 
     prefix = upload_tree(lesson.folder, f"s3://rec/{uuid.uuid4().hex[:8]}/real-faces")
     publish = prefix.replace("s3://rec/", "s3://pub/")
-    remote_settings = Settings(out_dir=tmp_path / "bucket", publish=publish,
+    remote_settings = Settings(out_url=f"{publish}-out", work_dir=tmp_path / "work", publish=publish,
+                               db_url=f"sqlite:///{tmp_path / 'bucket.sqlite'}",
                                email=EmailOptions(public_base_url="https://cdn.example.com/h"))
     manifest, lessons = (f"{prefix}/{path.relative_to(lesson.folder).as_posix()}" for path in (lesson.manifest, lesson.lessons))
     [remote] = run_manifest(manifest, remote_settings, lessons_path=lessons)
     [local] = run_manifest(lesson.manifest, Settings(out_dir=tmp_path / "disk"), lessons_path=lesson.lessons)
     assert remote.status == local.status == "ok", (remote.reason, local.reason)
     assert [f.ref.t for f in remote.frames] == [f.ref.t for f in local.frames]
-    assert object_headers(f"{publish}/{remote.lesson_id}/{remote.gif}")["body"] == remote.gif_path.read_bytes()
+    assert object_headers(f"{publish}/{remote.lesson_id}/{remote.gif}")["body"] == \
+        object_headers(f"{remote.location}/{remote.gif}")["body"]

@@ -102,6 +102,16 @@ def test_a_setting_changes_the_fingerprints_of_its_stage_and_those_after_it_only
     assert [name for name in base if base[name] != renamed[name]] == ["snippet", "report", "overall"]
 
 
+def test_where_the_lessons_row_was_read_is_not_part_of_the_fingerprints(tmp_path: Path):
+    # A row moved down the lessons file, or the file read again from a bucket (a new temporary
+    # copy each run), is the same lesson: the night's rerun must skip it, not redo its report.
+    lesson = a_lesson(tmp_path)
+    versions = {"smile_model": "s1", "age_model": "a1"}
+    one = replace(lesson, info=LessonInfo("L-1", student_name="Ann", source=SourceRow(tmp_path / "a/lessons.csv", 2)))
+    other = replace(lesson, info=LessonInfo("L-1", student_name="Ann", source=SourceRow(tmp_path / "b/lessons.csv", 9)))
+    assert stage_keys(one, Settings(), versions) == stage_keys(other, Settings(), versions)
+
+
 def test_a_stage_runs_and_is_recorded_then_is_loaded_while_current(tmp_path: Path):
     toy = Toy()
     first = lesson_run(tmp_path)

@@ -509,11 +509,11 @@ def test_a_withdrawal_between_the_runs_check_and_its_lock_sticks(videos, tmp_pat
     real_lock = highlights.lesson.folder.lesson_lock
     withdrawn = []
 
-    def lock_after_a_withdrawal(path):
+    def lock_after_a_withdrawal(path, **options):
         if not withdrawn:
             withdrawn.append("started")  # withdraw_lesson takes the lock through here too
             withdrawn.append(withdraw_lesson("L-1001", settings))
-        return real_lock(path)
+        return real_lock(path, **options)
 
     monkeypatch.setattr(highlights.lesson.folder, "lesson_lock", lock_after_a_withdrawal)
     result = run_one(manifest, replace(settings, force=True), FakeScorer())
