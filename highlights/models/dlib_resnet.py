@@ -3,7 +3,7 @@
 Why: ``dlib.face_recognition_model_v1`` runs the network with dlib's own matrix code, which the
 ``dlib-bin`` wheel builds without BLAS: about 95-100 ms per face on one core, the largest CPU cost
 of a lesson. The same network in torch (oneDNN convolutions, batches of chips) gives the same
-descriptors to float32 rounding in a fraction of that (figures in :class:`DlibFaceResNet`).
+descriptors to float32 rounding in a twentieth of the time (``bench/embedding.py``).
 
 The file is read here, not converted ahead: it stays the only source of the weights (nothing is
 derived, cached or shipped). dlib writes a network as nested objects, the outermost layer first
