@@ -11,7 +11,12 @@ the embedding then moves 0.037 from the one on dlib's own box, against 0.075 fro
 Measured on FG-NET children under 13 against other children and LFW adults (one core): at a
 distance of 0.5, 89.6% of same-child pairs (photos within 2 years) match, 6.3% of other
 children's and 0.04% of adults'; ROC AUC 0.971 against other children, 0.9993 against adults.
-Speed: about 0.5 ms to align, 100-115 ms for a descriptor: embed a few faces per track.
+
+The descriptor network runs in torch (:mod:`highlights.models.dlib_resnet`, read from dlib's own
+``.dat`` file), not in dlib, whose ``dlib-bin`` wheel has no BLAS: the same descriptors to
+float32 rounding (at most 4e-7 apart per component on 65 real chips), about 4.3 ms per face in
+batches of 16 on one core instead of 95-100 ms (6.7 ms one at a time; ``bench/embedding.py``).
+Speed: about 0.5 ms to align a face; still, embed only a few faces per track.
 
 >>> embedder = FaceEmbedder()                                    # doctest: +SKIP
 >>> chips = embedder.chips(frame_rgb, boxes)                      # doctest: +SKIP
@@ -25,14 +30,20 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from highlights.models.dlib_resnet import DlibFaceResNet
 
 SHAPE_PREDICTOR = "shape_predictor_5_face_landmarks.dat"
 RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 CHIP_SIZE = 150
 """dlib's ResNet takes 150x150 aligned chips."""
 CHIP_PADDING = 0.25
+EMBED_BATCH = 16
+"""Chips per forward pass of the descriptor network (dlib's own batch; 32 is no faster on one core)."""
 MTCNN_TO_DLIB = (0.053, 1.055)
 """(centre shift down, in MTCNN box heights; side, in MTCNN box widths) of dlib's square box."""
 
@@ -71,24 +82,30 @@ def dlib_boxes(boxes: np.ndarray) -> np.ndarray:
 class FaceEmbedder:
     """Aligned face chips and their 128-D descriptors (compare with the Euclidean distance).
 
-    The native models load on first use, in the process that uses them (a worker), and are
-    dropped when pickled. Calls are serialised by a lock (dlib's objects are not thread-safe)."""
+    The models (dlib's shape predictor, the descriptor network in torch) load on first use, in
+    the process that uses them (a worker), and are dropped when pickled. Calls are serialised by
+    a lock (dlib's objects are not thread-safe). The network runs on torch's threads as the
+    process set them (``torch.set_num_threads``: the batch worker's setting), as the other models."""
 
     def __init__(self) -> None:
-        self._native: tuple[object, object] | None = None
+        self._native: tuple[Any, DlibFaceResNet] | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
 
     @property
     def version(self) -> str:
+        # Unchanged by running the network in torch: its descriptors are dlib's to float32
+        # rounding (4e-7), the differences any two BLAS builds of dlib would also show.
         return "dlib-resnet-v1-5pt"
 
-    def _models(self) -> tuple[object, object]:
+    def _models(self) -> tuple[Any, DlibFaceResNet]:
         if self._native is None or self._pid != os.getpid():
             import dlib
 
+            from highlights.models.dlib_resnet import DlibFaceResNet
+
             self._native = (dlib.shape_predictor(str(model_path(SHAPE_PREDICTOR))),
-                            dlib.face_recognition_model_v1(str(model_path(RECOGNITION_MODEL))))
+                            DlibFaceResNet.from_file(model_path(RECOGNITION_MODEL)))
             self._pid = os.getpid()
         return self._native
 
@@ -119,9 +136,8 @@ class FaceEmbedder:
         if not len(chips):
             return np.zeros((0, 128), np.float32)
         with self._lock:
-            _, recognizer = self._models()
-            vectors = recognizer.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
-        return np.asarray([np.asarray(v) for v in vectors], dtype=np.float32).reshape(-1, 128)
+            _, network = self._models()
+            return network.descriptors(chips, batch_size=EMBED_BATCH)
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
