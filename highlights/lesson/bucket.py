@@ -47,6 +47,13 @@ def lesson_prefix(out_url: str, lesson_id: str) -> str:
     return objects.prefix_url(out_url, lesson_id)
 
 
+def working_folder(root: Path, lesson_id: str) -> Path:
+    """``root/<lesson_id>``, made private (0700) with ``root`` where they are new: the working
+    folder is nobody else's business, the lesson ids in it included."""
+    make_dirs(root, mode=0o700)
+    return make_dirs(Path(root) / lesson_id, mode=0o700)
+
+
 def pull(prefix: str, folder: Path) -> dict[str, Stamp]:
     """Every object of the lesson's folder in the bucket into ``folder`` (emptied first, but for
     its lock: whatever a killed run left here is not the lesson's state, the bucket is). Returns
@@ -131,4 +138,4 @@ def _content_type(name: str) -> str:
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") or guessed == "application/json" else guessed
 
 
-__all__ = ["PRIVATE_CACHE_CONTROL", "clear", "lesson_prefix", "pull", "push", "read_result", "write_result"]
+__all__ = ["PRIVATE_CACHE_CONTROL", "clear", "working_folder", "lesson_prefix", "pull", "push", "read_result", "write_result"]

@@ -161,6 +161,7 @@ def _run_in_bucket(lesson: LessonInput, settings: Settings, *, scorer: Any, prog
         return LessonRecord(failed_result(lesson_id, reason, versions, started, location=prefix, **fields))
 
     try:
+        bucket.working_folder(settings.lessons_root, lesson_id)
         with files.lesson_lock(folder) as locked:
             if not locked:
                 reason = f"lesson {lesson_id}: another highlights run on this machine is working on it"

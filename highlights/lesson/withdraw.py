@@ -60,6 +60,7 @@ def _withdraw_in_bucket(lesson_id: str, settings: Settings, store: ResultStore) 
     assert settings.out_url is not None
     folder = settings.lessons_root / lesson_id
     prefix = bucket.lesson_prefix(settings.out_url, lesson_id)
+    bucket.working_folder(settings.lessons_root, lesson_id)
     with files.lesson_lock(folder) as locked:
         if not locked:
             raise RuntimeError(f"lesson {lesson_id}: another highlights run on this machine is working on it; "

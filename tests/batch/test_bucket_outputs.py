@@ -61,6 +61,7 @@ def test_the_objects_are_the_folder_a_run_on_disk_writes(s3, videos, tmp_path: P
         assert json.loads(objects.read_bytes(f"{prefix}/result.json"))["status"] == "ok"
         # Nothing of the lesson stays on the machine that ran it (its lock file aside).
         assert [p.name for p in (tmp_path / "a" / lesson_id).iterdir()] == [".lock"]
+        assert (tmp_path / "a").stat().st_mode & 0o777 == 0o700
         row, campaign = db_row(settings, lesson_id)
         assert row["gif_url"] == f"{CDN}/{lesson_id}/{result.gif}" and campaign is not None
         assert row["gif_path"] == f"{prefix}/{result.gif}" and row["result_path"] == f"{prefix}/result.json"
