@@ -61,6 +61,7 @@ def run_lesson_once(manifest: str, lessons: str, publish: str | None, out_url: s
             if self.first_stage_at is None:
                 self.first_stage_at = time.perf_counter()
 
+    store_s = _time_the_store()
     out = Path(out_dir)
     settings = Settings(out_dir=out / "out", force=force, publish=publish, out_url=out_url, work_dir=out / "work",
                         db_url=f"sqlite:///{out / 'bench.sqlite'}", email=EmailOptions(public_base_url=CDN))
@@ -68,10 +69,35 @@ def run_lesson_once(manifest: str, lessons: str, publish: str | None, out_url: s
     started, cpu = time.perf_counter(), _cpu_s()
     [result] = run_manifest(manifest, settings, lessons_path=lessons, progress=clock)
     wall, cpu = time.perf_counter() - started, _cpu_s() - cpu
-    return {"skipped": result.skipped, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "status": result.status, "reason": result.reason,
+    return {"skipped": result.skipped, "store_s": round(store_s[0], 2), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "status": result.status, "reason": result.reason,
             "frames": [round(float(frame.ref.t), 3) for frame in result.frames],
             "before_first_stage_s": round((clock.first_stage_at or started) - started, 2),
             "gif_url": result.gif_url}
+
+
+def _time_the_store() -> list[float]:
+    """Wall seconds spent in the object store's calls from here on (every operation of
+    ``highlights.storage.objects``, the calls inside another counted once): the S3 run's own
+    cost, which the machine's noise does not blur as it blurs the two walls."""
+    from highlights.storage import objects
+
+    spent, depth = [0.0], [0]
+
+    def timed(function):
+        def call(*args, **kwargs):
+            depth[0] += 1
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[0] += time.perf_counter() - started
+        return call
+
+    for name in ("stat", "read_bytes", "download", "list_objects", "upload", "delete"):
+        setattr(objects, name, timed(getattr(objects, name)))
+    return spent
 
 
 def _child(mode: str, manifest: str, lessons: str, publish: str | None, out_url: str | None, out_dir: Path,
@@ -154,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_disk_s": disk_wall, "wall_s3_s": s3_wall, "ratio_s3_to_disk": round(s3_wall / disk_wall, 3),
         "same_picks": all(r["frames"] == runs["disk"][0]["frames"] for r in runs["disk"] + runs["s3"]),
         "statuses": sorted({r["status"] for r in runs["disk"] + runs["s3"]}), "published_gif_bytes": published,
+        "store_s_per_s3_run": [r["store_s"] for r in runs["s3"]],
         "skipped_rerun_wall_s": {mode: skipped[mode]["wall_s"] for mode in skipped},
         "skipped_rerun_ok": all(skipped[mode]["skipped"] for mode in skipped),
         "load_average": os.getloadavg(),
@@ -165,10 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     for mode in ("disk", "s3"):
         for r in runs[mode]:
             print(f"  {mode:4}  wall {r['wall_s']:7.1f} s  CPU {r['cpu_s']:7.1f} s  before the first stage "
-                  f"{r['before_first_stage_s']:5.1f} s  {r['status']}")
+                  f"{r['before_first_stage_s']:5.1f} s  in the object store {r['store_s']:5.2f} s  {r['status']}")
     print(f"weed CPU during the S3 runs: {server_cpu} s")
     print(f"a rerun of the unchanged lesson (skipped: {summary['skipped_rerun_ok']}): from disk "
           f"{skipped['disk']['wall_s']:.2f} s, from S3 with its folder in the bucket {skipped['s3']['wall_s']:.2f} s")
+    store = statistics.median(r["store_s"] for r in runs["s3"])
+    print(f"time in the object store per S3 run (median): {store:.2f} s = {store / disk_wall:.1%} of the disk run's wall")
     print(f"wall from disk {disk_wall:.1f} s, from S3 {s3_wall:.1f} s: ratio {s3_wall / disk_wall:.3f} "
           f"(same picks: {summary['same_picks']}; load average {summary['load_average'][0]:.1f})")
     return 0
