@@ -13,15 +13,13 @@ import pytest
 
 from highlights.batch.run import run_manifest
 from highlights.config import Settings
-from highlights.lesson.graph import Progress
 from highlights.lesson.withdraw import withdraw_lesson
 from highlights.stages.snippet import EmailOptions
 from highlights.storage import objects
 
 from support.fakes import FakeScorer
-from support.faultproxy import FaultProxy
 from support.lessons import db_row
-from support.weed import READER, bucket_lessons, object_headers, use_s3
+from support.weed import READER, bucket_lessons, object_headers, run_with_uploads_cut, use_s3
 
 CDN = "https://cdn.example.com/highlights"
 
@@ -118,20 +116,8 @@ def test_a_bucket_that_cannot_take_the_outputs_fails_the_lesson_and_keeps_the_ea
     settings = in_bucket(tmp_path, publish)
     [first] = run_manifest(manifest_url, settings, scorer=FakeScorer())
     before = objects_of(settings, "L-1")
-    proxy = FaultProxy(("127.0.0.1", int(weed.endpoint.rsplit(":", 1)[1])))
-    try:
-        use_s3(monkeypatch, proxy.endpoint)
-
-        class CutUploads(Progress):  # from the report stage on, every connection is reset after 1 kB up
-            def stage(self, lesson_id: str, stage: str) -> None:
-                if stage == "report":
-                    proxy.arm(up_after=1000, faults=1 << 30)
-
-        forced = in_bucket(tmp_path, publish, "b", force=True)
-        [again] = run_manifest(manifest_url, forced, scorer=FakeScorer(), progress=CutUploads())
-    finally:
-        proxy.close()
-    use_s3(monkeypatch, weed.endpoint)
+    again = run_with_uploads_cut(weed, monkeypatch, manifest_url, in_bucket(tmp_path, publish, "b", force=True),
+                                 from_stage="report")
     assert again.status == "failed"
     assert again.reason.startswith("lesson L-1: its outputs cannot be put in the bucket: ")
     assert "connection was reset" in again.reason and str(tmp_path) not in again.reason

@@ -20,9 +20,17 @@ from highlights.stages.snippet import EmailOptions
 from highlights.storage import objects
 
 from support.fakes import FakeScorer
-from support.faultproxy import FaultProxy
 from support.lessons import db_row
-from support.weed import ADMIN, READER, SECRETS_OF, bucket_lessons, object_headers, start_weed_server, use_s3
+from support.weed import (
+    ADMIN,
+    READER,
+    SECRETS_OF,
+    bucket_lessons,
+    object_headers,
+    run_with_uploads_cut,
+    start_weed_server,
+    use_s3,
+)
 
 CDN = "https://cdn.example.com/highlights"
 
@@ -139,20 +147,8 @@ def test_an_upload_cut_every_time_fails_the_lesson_and_keeps_what_was_published(
     settings = published(Settings(out_dir=tmp_path / "out"), publish)
     [first] = run_manifest(manifest_url, settings, scorer=FakeScorer())
     assert first.status == "ok"
-    proxy = FaultProxy(("127.0.0.1", int(weed.endpoint.rsplit(":", 1)[1])))
-    try:
-        use_s3(monkeypatch, proxy.endpoint)
-
-        class CutUploads(Progress):  # from the GIF stage on, every connection is reset after 1 kB up
-            def stage(self, lesson_id: str, stage: str) -> None:
-                if stage == "gif":
-                    proxy.arm(up_after=1000, faults=1 << 30)
-
-        forced = Settings(out_dir=settings.out_dir, publish=publish, email=settings.email, force=True)
-        [again] = run_manifest(manifest_url, forced, scorer=FakeScorer(), progress=CutUploads())
-    finally:
-        proxy.close()
-    use_s3(monkeypatch, weed.endpoint)
+    forced = Settings(out_dir=settings.out_dir, publish=publish, email=settings.email, force=True)
+    again = run_with_uploads_cut(weed, monkeypatch, manifest_url, forced, from_stage="gif")
     assert again.status == "failed"
     assert "could not be uploaded: the connection was reset mid-upload; nothing was written under its key" in again.reason
     row, campaign = db_row(settings, "L-1")

@@ -285,3 +285,30 @@ def bucket_lessons(videos, tmp_path: Path, ids=("L-1", "L-2"), *, extra_rows=())
     run = uuid.uuid4().hex[:8]
     upload_tree(root, f"s3://rec/{run}/2026-12-01")
     return f"s3://rec/{run}/2026-12-01/manifest.csv", f"s3://pub/{run}/highlights", manifest
+
+
+def run_with_uploads_cut(weed: Weed, monkeypatch, manifest_url: str, settings, *, from_stage: str):
+    """The manifest's one lesson run with every connection to the store reset after 1 kB up
+    from its stage ``from_stage`` on (a TCP proxy in front of the server,
+    :mod:`support.faultproxy`); the clients point at the server itself again afterwards.
+    Returns the lesson's result."""
+    from highlights.batch.run import run_manifest
+    from highlights.lesson.graph import Progress
+
+    from support.fakes import FakeScorer
+    from support.faultproxy import FaultProxy
+
+    proxy = FaultProxy(("127.0.0.1", int(weed.endpoint.rsplit(":", 1)[1])))
+    try:
+        use_s3(monkeypatch, proxy.endpoint)
+
+        class CutUploads(Progress):
+            def stage(self, lesson_id: str, stage: str) -> None:
+                if stage == from_stage:
+                    proxy.arm(up_after=1000, faults=1 << 30)
+
+        [result] = run_manifest(manifest_url, settings, scorer=FakeScorer(), progress=CutUploads())
+    finally:
+        proxy.close()
+        use_s3(monkeypatch, weed.endpoint)
+    return result
