@@ -27,7 +27,7 @@ CATEGORIES = (
     # (key, label)
     ("decoder", "decoder (PyAV decode + RGB, decoder thread)"),
     ("mtcnn_full", "MTCNN full detector (whole pyramid)"),
-    ("mtcnn_coarse", "MTCNN coarse refresh (levels >= 15% of frame)"),
+    ("mtcnn_coarse", "MTCNN coarse refresh (levels >= 15% of frame; scene_coarse too)"),
     ("mtcnn_refine", "MTCNN O-net follow (FaceDetector.refine)"),
     ("follower", "follower glue (thumbnails, scene-change test)"),
     ("face_cnns", "smile + age CNNs (FaceScorer._probabilities)"),
@@ -135,7 +135,8 @@ class Accounts:
 class FollowerLog:
     """Why the face follower ran the whole pyramid, frame by frame (``FaceFollower._one``
     wrapped): ``first``, ``new stream`` (a disconnect, another file, another size), ``scene
-    change`` (the 4x4 test; its largest cell change is kept), ``pyramid due`` (``pyramid_every``
+    change`` (the 4x4 test; its largest cell change is kept; with ``scene_coarse``, the coarse
+    pass and O-net lost a followed face), ``pyramid due`` (``pyramid_every``
     or nothing coarse to run) or ``face lost`` (O-net lost a followed face)."""
 
     def __init__(self) -> None:
@@ -189,10 +190,11 @@ class FollowerLog:
             setattr(cls, name, fn)
 
     def counters(self) -> dict:
-        out = {"full": 0, "coarse": 0, "followed": 0, "identical": 0}
+        out = {"full": 0, "coarse": 0, "scene_coarse": 0, "followed": 0, "identical": 0}
         for f in self.followers:
             out["full"] += f.full_detections
             out["coarse"] += f.coarse_detections
+            out["scene_coarse"] += getattr(f, "scene_coarse_detections", 0)
             out["followed"] += f.followed
             out["identical"] += f.identical
         return out

@@ -807,7 +807,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = ", ".join(f"{k} {v:.1f} s" for k, v in (ours.get("threads") or {}).items())
     print(f"threads (CPU-s from /proc): {threads}; other: {ours.get('other_threads')}")
     f = report["follower"]
-    print(f"face follower: full pyramid {f.get('full')}, coarse {f.get('coarse')}, O-net followed {f.get('followed')}, "
+    print(f"face follower: full pyramid {f.get('full')}, coarse {f.get('coarse')}, coarse on a scene change "
+          f"{f.get('scene_coarse')}, O-net followed {f.get('followed')}, "
           f"identical {f.get('identical')}; full pyramid by reason {f.get('full_by_reason')}")
     if f.get("look_changes") is not None:
         print(f"  look/block changes while the camera is on: {f['look_changes']}, followed by a scene-change "

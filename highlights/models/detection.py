@@ -132,6 +132,20 @@ class DetectionOptions:
     pyramid_every: int = 15
     """The whole pyramid (down to ``min_face_size``) runs at least every this many frames, so a
     small face that came in quietly is found within that many seconds at 1 frame/s."""
+    scene_coarse: bool = False
+    """On a scene change, run only the pyramid's coarse levels (``coarse_face_fraction``) and re-find
+    the followed faces with O-net (as the routine refresh does), instead of the whole pyramid; the
+    whole pyramid still runs where a followed face is not found again and every
+    ``pyramid_every`` frames. Off by default. Measured 2026-12-07 (issue 25) on the 45-minute
+    webcam lesson of ``bench/lesson.py``: the whole pyramid 920 -> 360 times, MTCNN ~54 -> ~41
+    CPU-s (the follower's detector calls, frames in memory), 4,930 instead of 4,929 of
+    full-resolution MTCNN's 4,972 faces. But on the report lessons of ``bench/persons.py`` the
+    figures moved both ways: child recall 0.737 -> 0.840 (persons) and 0.791 -> 0.794 (webcam),
+    yet a webcam pick beside a parent's half face (0 before; precision 1.000 -> 0.963) and larger
+    presence errors on the plain lessons (0.002 -> 0.007). Seeding R-net and O-net with the
+    followed boxes (and BlazeFace's, which added nothing: 565 vs 568 such passes, the same
+    faces) instead cost child recall (persons 0.737 -> 0.734, webcam 0.791 -> 0.780) and GIF fill
+    (0.944 -> 0.889). See ``docs/benchmarks-log.md``."""
     scene_grid: int = 4
     """The grid :attr:`scene_change` is judged on (``scene_grid`` x ``scene_grid`` cells)."""
     scene_mask: bool = False
@@ -270,7 +284,8 @@ class FaceDetector:
         version = f"mtcnn-facenet-pytorch-{_facenet_version()}-sat-{options.max_side}-{options.min_face_size}"
         if options.full_every > 1:  # how a stream is followed changes its boxes: a rerun rescores
             version += (f"-follow{options.full_every}c{options.coarse_face_fraction:g}p{options.pyramid_every}"
-                        f"g{options.scene_grid}{'m' if options.scene_mask else ''}{options.scene_change:g}")
+                        f"g{options.scene_grid}{'m' if options.scene_mask else ''}{options.scene_change:g}"
+                        f"{'s' if options.scene_coarse else ''}")
         return version
 
     def detect(self, images: Sequence[np.ndarray], min_face_size: int | None = None) -> list[Detections]:
@@ -588,6 +603,7 @@ class FaceFollower:
         self.identical = 0
         self.full_detections = 0
         self.coarse_detections = 0
+        self.scene_coarse_detections = 0
         self.followed = 0
 
     def detect(self, images: Sequence[np.ndarray], keys: Sequence[tuple] | None = None) -> list[Detections]:
@@ -631,17 +647,24 @@ class FaceFollower:
                 return self._last
         coarse = int(self.options.coarse_face_fraction * min(np.shape(image)[:2]))
         coarse = coarse if coarse > self.options.min_face_size else 0  # not coarser: the whole pyramid
-        if unchanged and due and coarse and self._since_pyramid < self.options.pyramid_every:
-            # A routine refresh of an unchanged picture: faces coming in or turning to the camera
-            # at participant size are found by the pyramid's coarse levels alone; smaller ones
-            # wait for the next whole pyramid. The faces followed so far are kept by O-net.
+        coarse_ok = coarse and self._since_pyramid < self.options.pyramid_every
+        if coarse_ok and ((unchanged and due) or (same_stream and not unchanged and self.options.scene_coarse)):
+            # A routine refresh of an unchanged picture (or, with ``scene_coarse``, a scene change):
+            # faces coming in or turning to the camera at participant size are found by the
+            # pyramid's coarse levels alone; smaller ones wait for the next whole pyramid. The
+            # faces followed so far are kept by O-net.
             [found] = self.detector.detect([image], min_face_size=coarse)
             if len(self._last):
                 kept = self.detector.refine(image, self._last.boxes)
                 found = _largest_first(*_dedupe(np.concatenate([found.boxes, kept.boxes]), np.concatenate([found.probs, kept.probs])))
-            self.coarse_detections += 1
-            self._last, self._reference, self._since_full, self._since_pyramid = found, thumb, 1, self._since_pyramid + 1
-            return found
+            if unchanged or _all_found(self._last.boxes, found.boxes):
+                if unchanged:
+                    self.coarse_detections += 1
+                else:
+                    self.scene_coarse_detections += 1
+                self._last, self._reference, self._since_full, self._since_pyramid = found, thumb, 1, self._since_pyramid + 1
+                return found
+            # a scene change and a followed face not found again: the whole pyramid below
         [found] = self.detector.detect([image])
         self.full_detections += 1
         self._last, self._reference, self._since_full, self._since_pyramid = found, thumb, 1, 1
@@ -661,6 +684,15 @@ class FaceFollower:
         boxes = self._last.boxes if self._last is not None else np.zeros((0, 4), np.float32)
         mask = _face_territory(boxes, image_shape, self.options.scene_grid) if self.options.scene_mask else None
         return picture_change(thumb, self._reference, self.options.scene_grid, mask)
+
+
+def _all_found(before: np.ndarray, now: np.ndarray, iou: float = 0.3) -> bool:
+    """Whether every box of ``before`` overlaps one of ``now`` by ``iou`` or more."""
+    before = np.asarray(before, np.float32).reshape(-1, 4)
+    if not len(before):
+        return True
+    now = np.asarray(now, np.float32).reshape(-1, 4)
+    return bool(len(now)) and bool((box_iou(before, now).max(axis=1) >= iou).all())
 
 
 def _face_territory(boxes: np.ndarray, image_shape: tuple[int, ...], grid: int) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -433,6 +434,44 @@ def test_with_the_scene_mask_a_face_coming_in_away_from_the_followed_one_gets_th
     found = follower.detect([with_visitor], [("a", 2)])
     assert follower.full_detections == 2
     assert len(found[0]) >= 2
+
+
+def small_astronaut(shade_left: bool = False, face: bool = True) -> np.ndarray:
+    """The astronaut at a third of her size (a face of about 50 px) on the right of a 640x480
+    room; ``shade_left``: the left third of the room in shadow (a scene change away from her)."""
+    photo = pytest.importorskip("skimage.data").astronaut()
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    if face:
+        canvas[150:320, 400:570] = cv2.resize(photo, (170, 170), interpolation=cv2.INTER_AREA)
+    if shade_left:
+        canvas[:, :210] = 20
+    return canvas
+
+
+def test_scene_coarse_runs_the_coarse_levels_and_o_net_on_a_scene_change_and_the_whole_pyramid_where_a_face_is_lost(detector):
+    counting = _CountingDetector(detector, full_every=50, pyramid_every=4, scene_coarse=True)
+    follower = FaceFollower(counting)
+    coarse = int(0.15 * 480)
+    plain, shaded = small_astronaut(), small_astronaut(shade_left=True)
+    [whole] = detector.detect([plain])
+    assert len(whole) == 1 and whole.boxes[0, 3] - whole.boxes[0, 1] < coarse  # below the coarse levels
+    frames = [plain, shaded, plain, shaded, plain, small_astronaut(face=False)]
+    found = follower.detect(frames, [("a.webm", i) for i in range(len(frames))])
+    assert [len(f) for f in found] == [1, 1, 1, 1, 1, 0]
+    # 0: the first frame, the whole pyramid. 1-3: the shadow comes and goes (scene changes): the
+    # coarse levels, and O-net re-finds the small face. 4: another change, but 4 frames since the
+    # whole pyramid: the whole pyramid. 5: the face left: neither finds it, the whole pyramid.
+    assert counting.calls == [None, coarse, coarse, coarse, None, coarse, None]
+    assert follower.scene_coarse_detections == 3 and follower.full_detections == 3
+    assert follower.coarse_detections == 0
+    # Off (the default): every scene change runs the whole pyramid.
+    counting = _CountingDetector(detector, full_every=50, pyramid_every=4)
+    FaceFollower(counting).detect(frames[:3], [("a.webm", i) for i in range(3)])
+    assert counting.calls == [None, None, None]
+
+
+def test_version_changes_with_scene_coarse():
+    assert FaceDetector(DetectionOptions()).version != FaceDetector(DetectionOptions(scene_coarse=True)).version
 
 
 def test_face_territory_covers_the_face_its_sides_and_what_is_under_it():
