@@ -2,8 +2,13 @@
 # The two entry points of the README: `bash scripts/dev.sh demo` and `bash scripts/dev.sh test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The venv bootstrap.sh installs into ($VENV, default .venv): its tools first on PATH (a git
+# worktree may name its main checkout's venv instead of building its own).
+VENV=${VENV:-.venv}
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
+export VENV
 bash scripts/bootstrap.sh
-export PATH="$PWD/.venv/bin:$PATH"
+export PATH="$VENV/bin:$PATH"
 case "${1:-}" in
   demo)
     shift
