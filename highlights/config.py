@@ -188,21 +188,8 @@ class Settings:
             raise ValueError(f"analytics_bucket_s must be at least {MIN_BUCKET_S:g} and at most {MAX_LESSON_S}, "
                              f"not {self.analytics_bucket_s:g}")
 
-        if self.publish is not None:
-            from highlights.storage.objects import ObjectStoreError, parse_url
-
-            try:
-                parse_url(self.publish)
-            except ObjectStoreError as error:
-                raise ValueError(f"publish {self.publish!r} is not a bucket prefix: {error.detail}") from None
-
-        if self.out_url is not None:
-            from highlights.storage.objects import ObjectStoreError, parse_url
-
-            try:
-                parse_url(self.out_url)
-            except ObjectStoreError as error:
-                raise ValueError(f"out_url {self.out_url!r} is not a bucket prefix: {error.detail}") from None
+        for name in ("publish", "out_url"):
+            _check_bucket_prefix(name, getattr(self, name))
         if "://" in str(self.out_dir) or str(self.out_dir).startswith("s3:/"):
             raise ValueError(f"out_dir {str(self.out_dir)!r} is a URL, not a folder: set out_url for a bucket")
 
@@ -255,6 +242,18 @@ class Settings:
                 continue
             settings = _set(settings, key.split("__"), value, f"option {key}")
         return settings
+
+
+def _check_bucket_prefix(name: str, value: str | None) -> None:
+    """ValueError unless ``value`` (setting ``name``) is None or an ``s3://bucket/prefix``."""
+    if value is None:
+        return
+    from highlights.storage.objects import ObjectStoreError, parse_url
+
+    try:
+        parse_url(value)
+    except ObjectStoreError as error:
+        raise ValueError(f"{name} {value!r} is not a bucket prefix: {error.detail}") from None
 
 
 def _field_types(cls: type) -> dict[str, Any]:

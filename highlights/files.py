@@ -84,6 +84,12 @@ def write_bytes_atomic(path: Path | str, data: bytes, mode: int = PRIVATE_MODE) 
         tmp.write_bytes(data)
 
 
+def json_text(value: Any) -> str:
+    """``value`` as the job's JSON files hold it: indented, UTF-8, anything :func:`json.dumps`
+    cannot write as its ``str``."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
 def write_json_atomic(path: Path | str, value: Any) -> None:
-    """``value`` as indented JSON (anything :func:`json.dumps` cannot write becomes its ``str``)."""
-    write_text_atomic(path, json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    """``value`` as indented JSON (:func:`json_text`)."""
+    write_text_atomic(path, json_text(value))

@@ -44,19 +44,12 @@ class OutFolder(click.Path):
         super().__init__(file_okay=False, path_type=Path)
 
     def convert(self, value, param, ctx):
-        from highlights.storage.objects import SCHEMES, ObjectStoreError, is_object_url, looks_like_url, parse_url
+        from highlights.storage.objects import SCHEMES
 
         if isinstance(value, str) and not value.strip():
             self.fail("is empty: name the output folder (e.g. --out out)", param, ctx)
-        if isinstance(value, str) and looks_like_url(value):
-            if not is_object_url(value):
-                self.fail(f"{value.split('://', 1)[0]}:// URLs are not supported (a folder, or "
-                          f"{' or '.join(s + '://BUCKET/PREFIX' for s in SCHEMES)})", param, ctx)
-            try:
-                parse_url(value)
-            except ObjectStoreError as error:
-                self.fail(f"{value} is not a bucket prefix: {error.detail}", param, ctx)
-            return value
+        if _object_url(self, value, param, ctx, f"a folder, or {' or '.join(s + '://BUCKET/PREFIX' for s in SCHEMES)}"):
+            return value  # checked as a bucket prefix with the settings (Settings.out_url)
         return super().convert(value, param, ctx)
 
 
@@ -76,18 +69,29 @@ class InputLocation(click.Path):
         super().__init__(exists=True, dir_okay=False, path_type=Path)
 
     def convert(self, value, param, ctx):
-        from highlights.storage.objects import SCHEMES, is_object_url, looks_like_url
+        from highlights.storage.objects import SCHEMES
 
-        if isinstance(value, str) and looks_like_url(value):
-            if not is_object_url(value):
-                self.fail(f"{value.split('://', 1)[0]}:// URLs are not supported (only {', '.join(SCHEMES)}://)",
-                          param, ctx)
+        if _object_url(self, value, param, ctx, f"only {', '.join(SCHEMES)}://"):
             return value
         return super().convert(value, param, ctx)
 
 
-def check_out_dir(out_dir: Path) -> None:
-    """Create the output folder and make sure it is writable, before any lesson runs."""
+def _object_url(kind: click.ParamType, value, param, ctx, supported: str) -> bool:
+    """Whether ``value`` is a URL of an object store (kept as a string); a URL of another
+    scheme fails the option (``supported`` says what is)."""
+    from highlights.storage.objects import is_object_url, looks_like_url
+
+    if not (isinstance(value, str) and looks_like_url(value)):
+        return False
+    if not is_object_url(value):
+        kind.fail(f"{value.split('://', 1)[0]}:// URLs are not supported ({supported})", param, ctx)
+    return True
+
+
+def check_out_dir(out_dir: Path, *, private: bool = False) -> None:
+    """Create the output folder and make sure it is writable, before any lesson runs.
+    ``private``: made 0700 where new (the working folder of outputs in a bucket: the lesson ids
+    and, while they run, the lessons' files are nobody else's business)."""
     import os
 
     from highlights.files import make_dirs
@@ -95,7 +99,7 @@ def check_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise UnusableOutput(f"output folder {out_dir} is a file, not a folder")
     try:
-        make_dirs(out_dir)
+        make_dirs(out_dir, **({"mode": 0o700} if private else {}))
     except OSError as error:
         raise UnusableOutput(f"output folder {out_dir} cannot be created: {error.strerror or error}") from error
     if not os.access(out_dir, os.W_OK | os.X_OK):

@@ -169,7 +169,6 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, work_dir, db_url, f
     from highlights.batch.options import BatchOptions
     from highlights.batch.run import manifest_problems, run_manifest
     from highlights.config import ConfigError, load_settings
-    from highlights.files import make_dirs
     from highlights.inputs.manifest import InputError, read_manifest
     from highlights.lesson.graph import Progress
     from highlights.logs import configure as configure_logging
@@ -190,9 +189,7 @@ def run_command(manifest, lesson_ids, lessons_path, out_dir, work_dir, db_url, f
     except (ConfigError, ValueError) as error:
         raise click.UsageError(str(error)) from error
     database = database_option(settings.database_url)
-    if settings.out_url:  # the working folder: private (lesson ids, and the lessons' files while they run)
-        make_dirs(settings.lessons_root, mode=0o700)
-    check_out_dir(settings.lessons_root)
+    check_out_dir(settings.lessons_root, private=settings.out_url is not None)
     _check_weights(settings)
     try:
         parsed = read_manifest(manifest, lessons_path=lessons_path, timezone=settings.timezone)

@@ -4,11 +4,11 @@ before the lesson runs, put back once it has, then deleted here.
 The lesson's stages, its resume (``stages.json``) and its skip test (``result.json``) work on a
 local folder as they always do; this module only moves the folder's files::
 
-    pulled = pull(prefix, folder)        # every object under <prefix>/, into folder/
-    ...                                  # the lesson runs in folder/
-    push(folder, prefix, pulled)         # what changed goes up, result.json last; then the
-                                         # objects of files that went (an old GIF) are deleted
-    clear(folder)
+    with Checkout(prefix, folder) as checkout:   # every object under <prefix>/, into folder/
+        ...                                      # the lesson runs in folder/
+        checkout.push()                          # what changed goes up, result.json last; then the
+                                                 # objects of files that went (an old GIF) are deleted
+                                                 # (leaving the block empties folder/)
 
 The order of :func:`push` keeps the bucket whole whatever fails half way: ``result.json`` is
 the lesson's "done" there as on disk, and is put only after every file it names; an earlier
@@ -28,7 +28,7 @@ import shutil
 from pathlib import Path
 
 from highlights.core.result import LessonResult
-from highlights.files import make_dirs
+from highlights.files import json_text, make_dirs
 from highlights.lesson.folder import LOCK_FILE, RESULT_FILE
 from highlights.lesson.resume import STAGES_FILE
 from highlights.storage import objects
@@ -58,12 +58,12 @@ def pull(prefix: str, folder: Path) -> dict[str, Stamp]:
     """Every object of the lesson's folder in the bucket into ``folder`` (emptied first, but for
     its lock: whatever a killed run left here is not the lesson's state, the bucket is). Returns
     the stamp of each file brought in, for :func:`push` to tell what changed."""
-    make_dirs(folder, mode=0o700)
     clear(folder)
+    listed = f"{prefix}/"
     pulled: dict[str, Stamp] = {}
-    for info in objects.list_objects(prefix.rstrip("/") + "/"):
-        name = info.url.rsplit("/", 1)[-1]
-        if not _is_output(name) or info.url != f"{prefix.rstrip('/')}/{name}":
+    for info in objects.list_objects(listed):
+        name = info.url.removeprefix(listed)
+        if "/" in name or not _is_output(name):
             continue  # deeper keys are nobody's outputs (a hand-made copy): left alone
         objects.download(info.url, folder / name, known=info)
         pulled[name] = _stamp(folder / name)
@@ -77,21 +77,46 @@ def push(folder: Path, prefix: str, pulled: dict[str, Stamp]) -> None:
     present = {path.name: path for path in folder.iterdir() if _is_output(path.name) and path.is_file()
                and not path.is_symlink()}
     changed = [name for name, path in present.items() if pulled.get(name) != _stamp(path)]
+    gone = sorted(set(pulled) - set(present))
     last = {STAGES_FILE: 1, RESULT_FILE: 2}
     for name in sorted(changed, key=lambda n: (last.get(n, 0), n)):
-        objects.upload(f"{prefix.rstrip('/')}/{name}", present[name], content_type=_content_type(name),
+        objects.upload(objects.prefix_url(prefix, name), present[name], content_type=_content_type(name),
                        cache_control=objects.GIF_CACHE_CONTROL if name.endswith(".gif") else PRIVATE_CACHE_CONTROL)
-    for name in sorted(set(pulled) - set(present)):
-        objects.delete(f"{prefix.rstrip('/')}/{name}")
-    if changed or set(pulled) - set(present):
+    for name in gone:
+        objects.delete(objects.prefix_url(prefix, name))
+    if changed or gone:
         log.info("lesson folder %s: %d file(s) put in the bucket, %d deleted there", folder.name, len(changed),
-                 len(set(pulled) - set(present)))
+                 len(gone))
+
+
+class Checkout:
+    """The lesson's folder brought from the bucket into ``folder`` when made (:func:`pull`; a
+    pull that fails leaves nothing behind and raises its ObjectStoreError), put back by
+    :meth:`push`, and emptied from ``folder`` (:func:`clear`) when the ``with`` block ends,
+    whatever happened in it. Take the lesson's lock first."""
+
+    def __init__(self, prefix: str, folder: Path) -> None:
+        self.prefix, self.folder = prefix, folder
+        try:
+            self.pulled = pull(prefix, folder)
+        except BaseException:
+            clear(folder)
+            raise
+
+    def push(self) -> None:
+        push(self.folder, self.prefix, self.pulled)
+
+    def __enter__(self) -> Checkout:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        clear(self.folder)
 
 
 def read_result(prefix: str) -> LessonResult | None:
     """The lesson's ``result.json`` in the bucket (None: none, or unreadable as a result)."""
     try:
-        data = json.loads(objects.read_bytes(f"{prefix.rstrip('/')}/{RESULT_FILE}"))
+        data = json.loads(objects.read_bytes(objects.prefix_url(prefix, RESULT_FILE)))
         return LessonResult.from_dict(data)
     except objects.ObjectStoreError as error:
         if error.kind == "missing":
@@ -103,8 +128,8 @@ def read_result(prefix: str) -> LessonResult | None:
 
 def write_result(result: LessonResult, prefix: str) -> None:
     """Put ``result`` as the lesson's ``result.json`` in the bucket (one PUT: whole or not at all)."""
-    body = json.dumps(result.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")
-    objects.upload(f"{prefix.rstrip('/')}/{RESULT_FILE}", body, content_type=_content_type(RESULT_FILE),
+    body = json_text(result.to_dict()).encode("utf-8")  # as files.write_result writes it on disk
+    objects.upload(objects.prefix_url(prefix, RESULT_FILE), body, content_type=_content_type(RESULT_FILE),
                    cache_control=PRIVATE_CACHE_CONTROL)
 
 
@@ -138,4 +163,4 @@ def _content_type(name: str) -> str:
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") or guessed == "application/json" else guessed
 
 
-__all__ = ["PRIVATE_CACHE_CONTROL", "clear", "working_folder", "lesson_prefix", "pull", "push", "read_result", "write_result"]
+__all__ = ["PRIVATE_CACHE_CONTROL", "Checkout", "clear", "working_folder", "lesson_prefix", "pull", "push", "read_result", "write_result"]

@@ -152,7 +152,6 @@ def _run_in_bucket(lesson: LessonInput, settings: Settings, *, scorer: Any, prog
     assert settings.out_url is not None
     scorer = scorer if scorer is not None else load_scorer(settings)
     lesson_id = lesson.lesson_id
-    folder = settings.lessons_root / lesson_id
     prefix = bucket.lesson_prefix(settings.out_url, lesson_id)
     started = utc_now_iso()
 
@@ -161,7 +160,7 @@ def _run_in_bucket(lesson: LessonInput, settings: Settings, *, scorer: Any, prog
         return LessonRecord(failed_result(lesson_id, reason, versions, started, location=prefix, **fields))
 
     try:
-        bucket.working_folder(settings.lessons_root, lesson_id)
+        folder = bucket.working_folder(settings.lessons_root, lesson_id)
         with files.lesson_lock(folder) as locked:
             if not locked:
                 reason = f"lesson {lesson_id}: another highlights run on this machine is working on it"
@@ -169,22 +168,19 @@ def _run_in_bucket(lesson: LessonInput, settings: Settings, *, scorer: Any, prog
                 return LessonRecord(LessonResult(lesson_id, "busy", reason=reason, started_at=started,
                                                  finished_at=utc_now_iso(), location=prefix))
             try:
-                try:
-                    pulled = bucket.pull(prefix, folder)
-                except objects.ObjectStoreError as error:
-                    return failure(f"lesson {lesson_id}: its earlier outputs cannot be read from the bucket: {error}")
+                checkout = bucket.Checkout(prefix, folder)
+            except objects.ObjectStoreError as error:
+                return failure(f"lesson {lesson_id}: its earlier outputs cannot be read from the bucket: {error}")
+            with checkout:
                 record = _record(_run_here(lesson, settings, scorer=scorer, progress=progress, published=published,
-                                                   lock_held=True))
-                result = record.result
+                                           lock_held=True))
                 try:
-                    bucket.push(folder, prefix, pulled)
+                    checkout.push()
                 except objects.ObjectStoreError as error:
                     return failure(f"lesson {lesson_id}: its outputs cannot be put in the bucket: {error}",
-                                   fingerprint=result.fingerprint)
-                result.location = prefix
+                                   fingerprint=record.result.fingerprint)
+                record.result.location = prefix
                 return record
-            finally:
-                bucket.clear(folder)
     except OSError as error:  # the working folder cannot be made or written
         return failure(f"lesson {lesson_id}: its working folder cannot be written "
                        f"({error.strerror or type(error).__name__})")

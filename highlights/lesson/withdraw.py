@@ -56,38 +56,35 @@ def withdraw_lesson(lesson_id: str, settings: Settings, *, store: ResultStore | 
 def _withdraw_in_bucket(lesson_id: str, settings: Settings, store: ResultStore) -> LessonResult:
     """:func:`withdraw_lesson` with the lesson's folder in a bucket: brought into the working
     folder, withdrawn there, put back (the withdrawn ``result.json`` before the GIF's and
-    snippets' objects are deleted: :func:`highlights.lesson.bucket.push`)."""
+    snippets' objects are deleted: :meth:`highlights.lesson.bucket.Checkout.push`)."""
     assert settings.out_url is not None
-    folder = settings.lessons_root / lesson_id
     prefix = bucket.lesson_prefix(settings.out_url, lesson_id)
-    bucket.working_folder(settings.lessons_root, lesson_id)
+    folder = bucket.working_folder(settings.lessons_root, lesson_id)
     with files.lesson_lock(folder) as locked:
         if not locked:
             raise RuntimeError(f"lesson {lesson_id}: another highlights run on this machine is working on it; "
                                "try again later")
         try:
+            checkout = bucket.Checkout(prefix, folder)
+        except objects.ObjectStoreError as error:
+            raise RuntimeError(f"lesson {lesson_id}: its outputs cannot be read from the bucket: {error}") from None
+        with checkout:
             try:
-                pulled = bucket.pull(prefix, folder)
-            except objects.ObjectStoreError as error:
-                raise RuntimeError(f"lesson {lesson_id}: its outputs cannot be read from the bucket: {error}") from None
-            try:
-                result = _withdraw(lesson_id, settings, store, folder, bool(pulled), lock_held=True)
+                result = _withdraw(lesson_id, settings, store, folder, bool(checkout.pulled), lock_held=True)
             except BaseException:
                 # What it did change stays changed in the bucket too: a result.json marked
                 # withdrawn (the row was written, the published object's delete then failed)
                 # must not be undone by the next run's skip bringing the ok row back.
                 with contextlib.suppress(objects.ObjectStoreError):
-                    bucket.push(folder, prefix, pulled)
+                    checkout.push()
                 raise
             try:
-                bucket.push(folder, prefix, pulled)
+                checkout.push()
             except objects.ObjectStoreError as error:
                 raise RuntimeError(f"lesson {lesson_id}: withdrawn in the database, but its outputs in the bucket are "
                                    f"not: {error}; run `highlights withdraw {lesson_id}` again") from None
             result.location = prefix
             return result
-        finally:
-            bucket.clear(folder)
 
 
 def _withdraw(lesson_id: str, settings: Settings, store: ResultStore, folder: Path, has_folder: bool, *,
