@@ -13,12 +13,14 @@ So, after the tracks are linked:
 1. **Pictures.** A track that neither moves nor changes for a long time (its box stays put, its
    perceptual hash and smile stay the same) is a picture (:func:`picture_tracks`); tracks of one
    picture are one "person" of kind ``picture``, never counted, never picked.
-2. **Identities.** A few good faces of every other track carry a face-identity embedding
+2. **Identities.** A few faces spread over every other track carry a face-identity embedding
    (dlib's 128-D descriptor, :mod:`highlights.models.embedding`), computed during scoring from
    aligned face chips and dropped when the lesson's run ends: biometric data never leaves memory.
    Tracks are merged into persons by average-linkage clustering of those embeddings
-   (:func:`group_persons`), never two tracks seen in the same frame; a track without an
-   embedding joins the person whose face was where it is just before or after, or stays alone.
+   (:func:`group_persons`), never two tracks seen in the same frame; a person who looks like the
+   one seen longest and was kept apart from them only by a few tracks seen together with theirs
+   joins them without those tracks; a track without an embedding joins the person whose face was
+   where it is just before or after, or stays alone.
 3. **Verdicts.** Each person is judged child or adult from all their faces, the clearest counting
    most (:func:`judge_persons`): a clear minute decides the dim seconds. A person judged adult is
    an adult in every frame they are in.
@@ -73,9 +75,15 @@ class PersonOptions:
         another child matched a child's single photo in 38% of pairs at 0.6, an adult in 0.55%.
     reassign_margin: 0.03 - a track moves to another person when it is this much closer to them
         than to the rest of its own.
-    faces_per_track: 3 - embeddings per track at most (a track under 10 faces gets one, under 60
-        two: a descriptor costs about 0.1 CPU-s): the best faces (sure, large, sharp, lit), spread
-        over the track.
+    faces_per_track: 4 - embeddings per track at most, spread evenly over the faces whose chips
+        were kept (a descriptor costs about 7 ms). On the tuning lessons one embedding for a track
+        under 10 seconds (two under a minute, the rule when a descriptor cost 0.1 CPU-s) let one
+        noisy face decide where a short track went: child recall 0.81 -> 0.85 with four.
+    conflict_max_share: 0.25 - a person who looks like the person seen longest (within
+        ``merge_distance``) but was kept apart by tracks seen in the same frames as theirs joins
+        them without those tracks, when those are at most this share of their seconds
+        (:func:`_join_the_longest`). On the tuning lessons the student had been split in two
+        halves of 100-190 seconds each in three of seven lessons.
     attach_gap_s: 20 s and attach_shift: 1.0 face size - a track without an embedding joins the
         person whose face was within this time and this distance of its own (the same place).
     picture_min_faces: 60 - a face seen at one place for less than a minute of sampled seconds is
@@ -120,6 +128,12 @@ class PersonOptions:
     student_share: 0.5 - the child seen longest is the student when they are at least this share
         of the seconds with a child in view.
     body_min_share: 0.01 - a person region no face explains counts from 1% of the frame.
+    body_follow_s: 5 s - a person region in a frame without the student's face and without anyone
+        else's is the student's own (leaning out of the picture) when the student's face was seen
+        this close in time. On the tuning lessons (persons 20-26) the seconds with the student's
+        face cut by the edge had their shoulder flagged as someone else's in 41 of 183 (an adult
+        reported with none in view); the lesson-wide place of the student missed them (the
+        student leans out to the edge).
     """
 
     identity: bool = True
@@ -130,7 +144,7 @@ class PersonOptions:
     """Add BlazeFace's faces where MTCNN finds none (dim, backlit, cut by the frame's edge)."""
     merge_distance: float = 0.62
     reassign_margin: float = 0.03
-    faces_per_track: int = 3
+    faces_per_track: int = 4
     attach_gap_s: float = 20.0
     attach_shift: float = 1.0
     picture_min_faces: int = 60
@@ -150,6 +164,8 @@ class PersonOptions:
     child_min_faces: int = 5
     student_share: float = 0.5
     body_min_share: float = 0.01
+    body_follow_s: float = 5.0
+    conflict_max_share: float = 0.25
 
     def __post_init__(self) -> None:
         if not 0.0 < self.child_threshold < 1.0:
@@ -267,42 +283,21 @@ def _mad(values: np.ndarray) -> float:
 def faces_to_embed(table: FaceTable | pd.DataFrame, available: Sequence[FaceKey],
                    options: PersonOptions | None = None, skip_tracks: set[int] | None = None) -> list[FaceKey]:
     """Up to ``faces_per_track`` faces of each track to embed, among those whose chips were kept
-    while scoring (``available``): the best (sure, large, sharp, lit), spread over the track."""
+    while scoring (``available``), spread evenly over the track: a track's looks (a turn, a change
+    of light) matter more to its identity than its sharpest faces, which are alike."""
     o = options or PersonOptions()
     frame = table.data if isinstance(table, FaceTable) else table
     keys = set(available)
     faces = frame[(frame["face"] >= 0) & (frame["track"] >= 0)]
     if skip_tracks:
         faces = faces[~faces["track"].isin(skip_tracks)]
-    faces = faces[pd.Series([(int(f), int(n)) in keys for f, n in zip(faces["frame"], faces["face"])],
-                            index=faces.index, dtype=bool)]
     chosen: list[FaceKey] = []
-    all_faces = frame[(frame["face"] >= 0) & (frame["track"] >= 0)]
-    seen = all_faces.groupby("track").size()
-    for track, rows in faces.groupby("track", sort=True):
-        # A descriptor costs 0.1 CPU-s: one for a track of a few seconds, more for longer ones.
-        wanted = min(1 if seen[track] < 10 else (2 if seen[track] < 60 else o.faces_per_track), o.faces_per_track)
-        quality = _quality(rows, o)
-        order = np.argsort(-quality.to_numpy(), kind="stable")
-        picked: list[int] = []
-        times = rows["t"].to_numpy(dtype=float)
-        span = (times.max() - times.min()) / max(1, wanted) if len(times) else 0.0
-        for i in order:  # the best first, then others at least span/2 away from those taken
-            if all(abs(times[i] - times[j]) >= span / 2 for j in picked):
-                picked.append(int(i))
-            if len(picked) >= wanted:
-                break
-        chosen += [(int(rows["frame"].iat[i]), int(rows["face"].iat[i])) for i in picked]
+    for _, rows in faces.sort_values(["t", "face"], kind="stable").groupby("track", sort=True):
+        kept = [(int(f), int(n)) for f, n in zip(rows["frame"], rows["face"]) if (int(f), int(n)) in keys]
+        if len(kept) > o.faces_per_track:
+            kept = [kept[i] for i in np.linspace(0, len(kept) - 1, o.faces_per_track).round().astype(int)]
+        chosen += kept
     return chosen
-
-
-def _quality(rows: pd.DataFrame, o: PersonOptions) -> pd.Series:
-    side = np.maximum(rows["x2"] - rows["x1"], rows["y2"] - rows["y1"])
-    lo, hi = o.clear_brightness
-    lit = rows["brightness"].between(lo, hi).astype(float)
-    inside = rows["in_frame"].fillna(1.0).clip(0, 1) if "in_frame" in rows.columns else 1.0
-    return (rows["det_prob"].fillna(0) * np.minimum(side / 96.0, 1.5) * (0.5 + 0.5 * lit)
-            * np.minimum(rows["sharpness"].fillna(0) / 150.0, 1.0).clip(0.2, 1.0) * inside)
 
 
 # --------------------------------------------------------------------------- grouping
@@ -349,6 +344,7 @@ def group_persons(table: FaceTable | pd.DataFrame, embeddings: Mapping[FaceKey, 
                              "picture": t in pictures} for t in tracks]
     _merge_by_identity(clusters, o)
     _reassign_tracks(clusters, vectors, frames_of, o)
+    _join_the_longest(clusters, vectors, frames_of, o)
     _merge_pictures(clusters, faces)
     _absorb_into_pictures(clusters, o)
     _attach_without_identity(clusters, faces, o)
@@ -415,6 +411,42 @@ def _merge_by_identity(clusters: list[dict], o: PersonOptions) -> None:
     gone = {live[a] for a in range(m) if not alive[a]}
     replaced = {live[a]: cluster for a, cluster in merged.items()}
     clusters[:] = [replaced.get(i, c) for i, c in enumerate(clusters) if i not in gone]
+
+
+def _join_the_longest(clusters: list[dict], vectors: Mapping[int, list[np.ndarray]],
+                      frames_of: Mapping[int, set[int]], o: PersonOptions) -> None:
+    """Join to the person seen longest (the student, on camera nearly all lesson) each other
+    person who looks the same but was kept apart only by a few tracks seen in the same frames as
+    the longest's: those tracks (a sibling beside the student, a track the tracker carried from
+    one person onto the other) stay apart, the rest joins.
+
+    Average linkage with "never in the same frame" grows two groups around the two sides of such
+    a conflict, and every later track of the student joins whichever is nearer: the student
+    ends up split in two about evenly. The longest keeps its own tracks (which of two faces seen
+    together is the student, the identity model cannot tell a sibling's from the student's
+    reliably: letting it choose put the sibling in the student 2.6 times as often on the tuning
+    lessons), and a person gives up at most ``conflict_max_share`` of their seconds this way."""
+    live = [c for c in clusters if c["vectors"] and not c["picture"]]
+    if len(live) < 2:
+        return
+    longest = max(live, key=lambda c: len(c["frames"]))
+    for other in sorted(live, key=lambda c: -len(c["frames"])):
+        if other is longest or _linkage(longest["vectors"], other["vectors"]) >= o.merge_distance:
+            continue
+        apart = [t for t in other["tracks"] if not frames_of[t].isdisjoint(longest["frames"])]
+        rest = [t for t in other["tracks"] if t not in apart]
+        rest_vectors = [v for t in rest for v in vectors[t]]
+        apart_frames = set().union(*(frames_of[t] for t in apart)) if apart else set()
+        if not rest_vectors or len(apart_frames) > o.conflict_max_share * len(other["frames"]) or \
+                _linkage(longest["vectors"], rest_vectors) >= o.merge_distance:
+            continue
+        longest["tracks"] += rest
+        longest["vectors"] += rest_vectors
+        longest["frames"] |= set().union(*(frames_of[t] for t in rest))
+        other["tracks"] = apart
+        other["vectors"] = [v for t in apart for v in vectors[t]]
+        other["frames"] = apart_frames
+    clusters[:] = [c for c in clusters if c["tracks"]]
 
 
 def _reassign_tracks(clusters: list[dict], vectors: Mapping[int, list[np.ndarray]],
@@ -664,9 +696,10 @@ def choose_students(persons: Sequence[Person], faces: pd.DataFrame, o: PersonOpt
 
 def other_person_frames(judged: pd.DataFrame, options: PersonOptions | None = None) -> pd.Series:
     """Per row: the frame shows a person region no face explains (``body_share``) that is someone
-    else, not the student: always when the student's face is in the frame; otherwise only when
-    the region lies away from the student's usual place (a student leaning out of the picture
-    leaves their own shoulder in it). False where no body was measured."""
+    else, not the student: always when the student's face is in the frame; otherwise not when
+    the student's face was seen within ``body_follow_s`` and nobody else's face is in the frame
+    (the student leaning out of the picture: their face goes first, their shoulder stays), nor
+    when the region lies at the student's usual place. False where no body was measured."""
     o = options or PersonOptions()
     out = pd.Series(False, index=judged.index)
     if "body_share" not in judged.columns:
@@ -676,16 +709,23 @@ def other_person_frames(judged: pd.DataFrame, options: PersonOptions | None = No
         return out
     student_rows = judged[judged.get("student", pd.Series(False, index=judged.index)).astype(bool)]
     student_frames = set(student_rows["frame"].astype(int))
+    student_times = np.sort(student_rows["t"].to_numpy(dtype=float))
+    else_column = judged.get("someone_else", pd.Series(False, index=judged.index)).astype(bool)
+    someone_else = set(judged.loc[else_column & (judged["face"] >= 0), "frame"].astype(int))
     home = None
     if len(student_rows):
         x1, y1, x2, y2 = student_rows[["x1", "y1", "x2", "y2"]].median().to_numpy(dtype=float)
         w = x2 - x1
         home = np.array([x1 - 1.2 * w, y1, x2 + 1.2 * w, math.inf])  # the student's head and shoulders
-    frames = judged.loc[body, ["frame", "body_x1", "body_y1", "body_x2", "body_y2"]].drop_duplicates("frame")
+    frames = judged.loc[body, ["frame", "t", "body_x1", "body_y1", "body_x2", "body_y2"]].drop_duplicates("frame")
     others: set[int] = set()
     for row in frames.itertuples(index=False):
         if int(row.frame) in student_frames or home is None:
             others.add(int(row.frame))
+            continue
+        k = int(np.searchsorted(student_times, row.t))
+        near = min((abs(student_times[i] - row.t) for i in (k - 1, k) if 0 <= i < len(student_times)), default=math.inf)
+        if near <= o.body_follow_s and int(row.frame) not in someone_else:
             continue
         cx = (row.body_x1 + row.body_x2) / 2
         if not home[0] <= cx <= home[2]:

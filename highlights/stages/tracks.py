@@ -65,8 +65,13 @@ class TrackOptions:
 
     max_gap_s: 2.5 s - a track missed by the detector for up to two sampled seconds keeps its id
         (MTCNN misses a face in about one frame in 300, more in a dim or blurred second).
-    max_centre_shift: 0.8 face sizes - the largest move of a face's centre between matched frames
+    max_centre_shift: 0.7 face sizes - the largest move of a face's centre between matched frames
         (a webcam face drifts 0.05-0.3 face sizes a second; another person sits >= 1 face size away).
+        Lowered from 0.8 after ``bench/persons.py``'s tuning lessons (seeds 20-26, webcam and plain
+        10-11): of 4,771 links between faces of one person 0.3% moved more than 0.6 face sizes,
+        while the three links that carried a track from one person onto another (a sibling leaving
+        as the student moved to the middle) moved 0.71-0.77; such a track kept the student's two
+        halves apart as two persons.
     max_size_ratio: 1.6 - the largest change of face size between matched frames.
     max_hash_bits: 24 - the crops' perceptual hashes may differ by at most this many of 64 bits:
         the same face a second later differs by 4-20 bits, two different people by 26 typically.
@@ -95,7 +100,7 @@ class TrackOptions:
     """
 
     max_gap_s: float = 2.5
-    max_centre_shift: float = 0.8
+    max_centre_shift: float = 0.7
     max_size_ratio: float = 1.6
     max_hash_bits: int = 24
     weak_det_prob: float = 0.9

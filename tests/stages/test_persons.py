@@ -103,6 +103,30 @@ def test_two_tracks_seen_together_are_never_one_person_however_alike():
     assert persons.nunique() == 2
 
 
+def test_the_student_kept_apart_from_themselves_by_a_sibling_beside_is_joined_and_the_sibling_is_not():
+    # The student alone (60 s), then at the left with a look-alike sibling beside (10 s), then
+    # alone again (45 s) looking a little different. Average linkage takes the sibling with the
+    # student's later look first; the two groups then share the sibling's seconds and could never
+    # merge: the student would be two persons.
+    away = np.eye(128)[5]
+    rows = [row(t, wobble(t, (260, 80, 360, 200))) for t in range(0, 60)]
+    rows += [row(t, wobble(t, (40, 80, 140, 200))) for t in range(60, 70)]
+    rows += [row(t, wobble(t, (480, 80, 580, 200)), face=1) for t in range(60, 70)]
+    rows += [row(t, wobble(t, (260, 80, 360, 200))) for t in range(75, 120)]
+    table = tracked(rows)
+    faces = table[table["face"] >= 0]
+    assert faces["track"].nunique() == 4
+    student_early = (faces["t"] < 70) & (faces["face"] == 0)
+    sibling = faces["face"] == 1
+    vectors = {(int(r.frame), int(r.face)): CHILD + (0.0 if early else 0.45 if sib else 0.4) * away
+               for r, early, sib in zip(faces.itertuples(), student_early, sibling)}
+    apart = group_persons(table, vectors, PersonOptions(conflict_max_share=0.0))
+    assert apart[faces.index][~sibling].nunique() == 2  # without the join: the student in two
+    persons = group_persons(table, vectors, PersonOptions())[faces.index]
+    assert persons[~sibling].nunique() == 1
+    assert persons[sibling].iat[0] != persons[~sibling].iat[0]
+
+
 def test_a_track_without_an_embedding_joins_the_person_at_its_place():
     rows = [row(t, wobble(t, (100, 80, 200, 200))) for t in range(10)]
     rows += [row(t, wobble(t, (104, 82, 204, 202)), det=0.7, crop_hash="ffffffff00000000") for t in range(13, 16)]
@@ -214,6 +238,30 @@ def test_the_student_leaning_out_of_the_picture_is_the_student_not_someone_else(
     table = pd.concat([table, extra], ignore_index=True)
     frames = judge_lesson(table).frames().set_index("t")
     assert frames.loc[32.0, "student"] and not frames.loc[32.0, "adult"]
+
+
+def test_the_student_leaning_out_to_the_edge_keeps_their_shoulder_and_a_body_long_after_is_someone_else():
+    # The student at the middle; seconds 30-33 their face out at the left edge, their shoulder at
+    # the edge (far from their usual place); seconds 50-53 a body at the edge again, but the
+    # student had left at 40 (nobody's face since): someone else.
+    rows = [row(t, wobble(t, (270, 80, 370, 200))) for t in range(40)]
+    table = tracked(rows)
+    table["person"] = 0
+    table = table[~table["t"].between(30, 33)]
+    extra = [empty(t, body=0.15, body_box=(0, 80, 140, 360)) for t in range(30, 34)]
+    extra += [empty(t) for t in range(40, 50)]
+    extra += [empty(t, body=0.15, body_box=(0, 80, 140, 360)) for t in range(50, 54)]
+    extra = pd.DataFrame(extra)
+    extra["track"], extra["in_frame"], extra["person"] = -1, math.nan, -1
+    table = pd.concat([table, extra], ignore_index=True)
+    frames = judge_lesson(table).frames().set_index("t")
+    assert frames.loc[30.0:33.0, "student"].all() and not frames.loc[30.0:33.0, "adult"].any()
+    assert frames.loc[50.0:53.0, "adult"].all() and not frames.loc[50.0:53.0, "student"].any()
+    # Without following the student in time, the shoulder far from their usual place was taken
+    # for someone else's (an adult reported with none in view).
+    options = PersonOptions(body_follow_s=0.0)
+    frames = judge_lesson(table, options).frames().set_index("t")
+    assert frames.loc[30.0:33.0, "adult"].all()
 
 
 def test_a_picture_is_never_picked_and_never_keeps_a_frame_out():
@@ -380,7 +428,7 @@ def test_identity_merging_takes_the_same_pairs_as_the_pairwise_scan(seed):
     assert len(clusters) < 40  # some merged: the comparison is not vacuous
 
 
-def test_embeddings_are_asked_for_a_few_faces_per_track():
+def test_embeddings_are_asked_for_a_few_faces_per_track_spread_over_it():
     from highlights.stages.persons import faces_to_embed
 
     # Tracks of 2, 5, 30 and 100 faces, each at a place of its own and apart in time.
@@ -398,8 +446,14 @@ def test_embeddings_are_asked_for_a_few_faces_per_track():
     track_of = {(int(r.frame), int(r.face)): int(r.track) for r in faces.itertuples()}
     chosen = faces_to_embed(table, every, PersonOptions())
     per_track = pd.Series([track_of[key] for key in chosen]).value_counts()
-    # A descriptor costs ~0.1 CPU-s: one for a short track, two under a minute, three at most.
-    assert {int(lengths[t]): int(per_track.get(t, 0)) for t in lengths.index} == {2: 1, 5: 1, 30: 2, 100: 3}
+    # Up to faces_per_track (4) for every track, whatever its length.
+    assert {int(lengths[t]): int(per_track.get(t, 0)) for t in lengths.index} == {2: 2, 5: 4, 30: 4, 100: 4}
+    # Spread over the track: its first and last kept faces, and two between.
+    long_track = int(lengths.index[lengths == 100][0])
+    times = sorted(float(faces.loc[(faces["frame"] == f) & (faces["face"] == n), "t"].iloc[0])
+                   for f, n in chosen if track_of[(f, n)] == long_track)
+    first = float(faces.loc[faces["track"] == long_track, "t"].min())
+    assert [t - first for t in times] == [0.0, 33.0, 66.0, 99.0]
     # Never more than faces_per_track, and only faces whose chips were kept.
     few = faces_to_embed(table, every[::7], PersonOptions(faces_per_track=1))
     assert set(few) <= set(every[::7])

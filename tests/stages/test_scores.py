@@ -260,3 +260,21 @@ def test_the_person_mask_is_reused_while_the_picture_stays_and_made_again_when_i
     # The same faces, but the picture changed (the second person left, their face was not found): again.
     lookout.look(frame(5, room), [face, second])
     assert segmenter.frames == 4
+
+
+def test_the_second_detectors_box_inside_an_mtcnn_face_is_that_face_not_another():
+    # BlazeFace's box of a face's middle lies inside MTCNN's box of the whole face (IoU about
+    # 0.25, under the 0.3 test): a second face there would keep the person apart from themselves.
+    from highlights.stages.scores import Lookout, PeopleModels
+
+    class Second:
+        def detect_mtcnn_like_batch(self, images, min_score=0.5):
+            boxes = np.array([[420, 105, 486, 185],    # inside the face at 416-559
+                              [100, 100, 160, 170]], np.float32)  # a face MTCNN missed
+            return [(boxes, np.array([0.66, 0.8], np.float32)) for _ in images]
+
+    lookout = Lookout(PeopleModels(second_detector=Second()))
+    mtcnn = Detections(np.array([[416, 73, 559, 218]], np.float32), np.array([0.99], np.float32))
+    (found,) = lookout.more_faces([np.zeros((480, 640, 3), np.uint8)], [mtcnn])
+    assert found.boxes.tolist() == [[416, 73, 559, 218], [100, 100, 160, 170]]
+    assert found.probs.tolist() == pytest.approx([0.99, 0.8])
