@@ -53,7 +53,7 @@ import pandas as pd
 
 from highlights.core.boxes import box_iou
 from highlights.core.faces import FaceTable
-from highlights.stages.tracks import TrackOptions, judge_faces, phash_distance
+from highlights.stages.tracks import TrackOptions, facing, judge_faces, phash_distance
 
 PersonKind = Literal["child", "adult", "undecided", "picture"]
 FaceKey = tuple[int, int]
@@ -303,10 +303,14 @@ def faces_to_embed(table: FaceTable | pd.DataFrame, available: Sequence[FaceKey]
 # --------------------------------------------------------------------------- grouping
 
 
-def surely_adult_tracks(faces: pd.DataFrame, options: PersonOptions | None = None) -> set[int]:
-    """The tracks whose faces' mean child probability is under :attr:`PersonOptions.adult_veto`."""
+def surely_adult_tracks(faces: pd.DataFrame, options: PersonOptions | None = None,
+                        tracks: TrackOptions | None = None) -> set[int]:
+    """The tracks whose faces' mean child probability is under :attr:`PersonOptions.adult_veto`,
+    over their faces facing the camera (:func:`~highlights.stages.tracks.facing`; a track of
+    turned faces only is vetoed by none)."""
     o = options or PersonOptions()
     faces = faces[(faces["face"] >= 0) & (faces["track"] >= 0)]
+    faces = faces[facing(faces, tracks)]
     means = faces.groupby("track")["child_prob"].mean()
     return {int(track) for track, mean in means.items() if mean < o.adult_veto}
 
@@ -599,7 +603,7 @@ def clear_faces(faces: pd.DataFrame, o: PersonOptions, tracks: TrackOptions) -> 
     lit = faces["brightness"].between(lo, hi) if "brightness" in faces.columns else True
     sharp = faces["sharpness"] >= o.clear_min_sharpness if "sharpness" in faces.columns else True
     return ((faces["det_prob"] >= tracks.confident_det_prob) & (side >= o.clear_min_px) & lit & sharp
-            & faces["child_prob"].notna() & inside)
+            & faces["child_prob"].notna() & inside & facing(faces, tracks))
 
 
 def judge_persons(table: FaceTable | pd.DataFrame, options: PersonOptions | None = None,
@@ -625,7 +629,8 @@ def judge_persons(table: FaceTable | pd.DataFrame, options: PersonOptions | None
         return judged, []
     pictures = picture_tracks(faces, o)
     side = np.maximum(faces["x2"] - faces["x1"], faces["y2"] - faces["y1"])
-    confident = (faces["det_prob"] >= t.confident_det_prob) & (side >= t.confident_min_px) & faces["child_prob"].notna()
+    confident = ((faces["det_prob"] >= t.confident_det_prob) & (side >= t.confident_min_px) & facing(faces, t)
+                 & faces["child_prob"].notna())
     clear = clear_faces(faces, o, t)
     weight = np.where(clear, 1.0, np.where(confident, o.dim_weight, 0.0))
     logits = _logit(faces["child_prob"].fillna(0.5).to_numpy())
@@ -949,7 +954,7 @@ def judge_lesson(table: FaceTable | pd.DataFrame, options: PersonOptions | None 
             # A surely adult track is never a child's lesson's subject, whoever the identities
             # grouped it with, and it keeps its frames out of the GIF (the analytics still count
             # it as its person: the identity decides who is in view, the veto is the GIF's).
-            sure_adult = live & judged["track"].isin(surely_adult_tracks(judged, o))
+            sure_adult = live & judged["track"].isin(surely_adult_tracks(judged, o, tracks))
             subject &= judged["person_kind"].eq("child") & ~sure_adult
             someone_else |= sure_adult
     else:

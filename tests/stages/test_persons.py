@@ -21,7 +21,7 @@ from highlights.stages.persons import (
     unexplained_body,
 )
 from highlights.stages.selection import SelectionOptions, select_highlights
-from highlights.stages.tracks import assign_tracks
+from highlights.stages.tracks import TrackOptions, assign_tracks
 
 CHILD, PARENT, SIBLING = np.eye(128)[0], np.eye(128)[1], np.eye(128)[2]
 
@@ -365,6 +365,22 @@ def test_a_surely_adult_track_is_never_the_subject_whoever_it_is_grouped_with():
     parent = faces["t"] >= 50
     assert not faces.loc[parent, "subject"].any() and faces.loc[parent, "someone_else"].all()
     assert faces.loc[~parent, "subject"].all()
+
+
+def test_a_turned_face_is_no_evidence_of_age_so_the_students_turned_seconds_stay_theirs():
+    # The student facing the camera, then turned away (a narrow box, 0.6 as wide as tall), which
+    # the age model calls an adult; one person by identity. The turned track is not vetoed and
+    # stays the subject; the same low calls on a face facing the camera are still vetoed.
+    rows = [row(t, wobble(t, (100, 80, 200, 200)), child=0.97) for t in range(40)]
+    rows += [row(t, wobble(t, (110, 80, 170, 180)), child=0.05, crop_hash="ffffffff00000000") for t in range(50, 60)]
+    table = tracked(rows)
+    assert table["track"].nunique() == 2
+    table["person"] = 0
+    faces = judge_lesson(table).faces
+    turned = faces["t"] >= 50
+    assert faces.loc[turned, "subject"].all() and not faces.loc[turned, "someone_else"].any()
+    faces = judge_lesson(table, tracks=TrackOptions(min_face_aspect=0.5)).faces  # as before
+    assert not faces.loc[turned, "subject"].any()
 
 
 def test_unexplained_body_finds_half_a_head_at_the_edge_joined_to_the_students_body():

@@ -126,6 +126,15 @@ def test_a_track_without_confident_frames_is_undecided_and_counts_as_an_adult():
     assert not judged["track_child"].any() and set(judged["track_kind"]) == {"undecided"}
 
 
+def test_a_turned_face_is_no_evidence_so_a_track_of_turned_faces_is_undecided():
+    # A box 0.6 as wide as tall: a head turned away, whose age call the model gets wrong.
+    judged = judge_faces(pd.DataFrame([face(t, (100, 80, 160, 180), child=0.02) for t in range(6)]))
+    assert (judged["track_kind"] == "undecided").all() and not judged["track_child"].any()
+    facing_too = [face(t, (100, 80, 200, 200), child=0.97) for t in range(6, 12)]
+    judged = judge_faces(pd.DataFrame([face(t, (100, 80, 160, 180), child=0.02) for t in range(6)] + facing_too))
+    assert judged["track"].nunique() == 1 and judged["track_child"].all()  # judged on the facing seconds
+
+
 def test_an_adult_track_stays_adult_through_an_odd_second():
     rows = [face(t, PARENT_BOX, child=0.95 if t == 2 else 0.05, crop_hash=PARENT_HASH) for t in range(6)]
     judged = judge_faces(pd.DataFrame(rows))
