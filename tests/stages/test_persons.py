@@ -353,13 +353,20 @@ def test_a_lesson_without_any_face_gets_no_person_and_no_error():
     assert judge_lesson(out).persons == []
 
 
-def test_a_surely_adult_track_is_never_the_subject_whoever_it_is_grouped_with():
-    # The parent's face happens to look like the child's to the identity model: one person.
+def child_then_one_person_with(box, child: float) -> pd.DataFrame:
+    """The child's face for 40 s, then another track (seconds 50-59, its own look) at ``box``
+    whose faces the age model scores ``child``; one person by identity."""
     rows = [row(t, wobble(t, (100, 80, 200, 200)), child=0.97) for t in range(40)]
-    rows += [row(t, wobble(t, (104, 82, 204, 202)), child=0.02, crop_hash="ffffffff00000000") for t in range(50, 60)]
+    rows += [row(t, wobble(t, box), child=child, crop_hash="ffffffff00000000") for t in range(50, 60)]
     table = tracked(rows)
     assert table["track"].nunique() == 2
     table["person"] = 0
+    return table
+
+
+def test_a_surely_adult_track_is_never_the_subject_whoever_it_is_grouped_with():
+    # The parent's face happens to look like the child's to the identity model: one person.
+    table = child_then_one_person_with((104, 82, 204, 202), child=0.02)
     judged = judge_lesson(table)
     faces = judged.faces
     parent = faces["t"] >= 50
@@ -371,11 +378,7 @@ def test_a_turned_face_is_no_evidence_of_age_so_the_students_turned_seconds_stay
     # The student facing the camera, then turned away (a narrow box, 0.6 as wide as tall), which
     # the age model calls an adult; one person by identity. The turned track is not vetoed and
     # stays the subject; the same low calls on a face facing the camera are still vetoed.
-    rows = [row(t, wobble(t, (100, 80, 200, 200)), child=0.97) for t in range(40)]
-    rows += [row(t, wobble(t, (110, 80, 170, 180)), child=0.05, crop_hash="ffffffff00000000") for t in range(50, 60)]
-    table = tracked(rows)
-    assert table["track"].nunique() == 2
-    table["person"] = 0
+    table = child_then_one_person_with((110, 80, 170, 180), child=0.05)
     faces = judge_lesson(table).faces
     turned = faces["t"] >= 50
     assert faces.loc[turned, "subject"].all() and not faces.loc[turned, "someone_else"].any()
