@@ -163,18 +163,23 @@ class Lookout:
 
     def more_faces(self, images: Sequence[np.ndarray], detections: Sequence[Detections]) -> list[Detections]:
         """``detections`` with the second detector's faces that none of MTCNN's covers, mapped to
-        MTCNN's framing (the face models were trained on its crops), its score as ``det_prob``."""
+        MTCNN's framing (the face models were trained on its crops), its score as ``det_prob``.
+
+        Covered: an IoU of 0.3 with one of MTCNN's, or half the box inside one. BlazeFace's box of
+        a face's middle (eyes to mouth) inside MTCNN's box of the whole face has an IoU of about
+        0.25 with it, yet it is the same face, and as a second face it would keep that person
+        apart from themselves (never two faces of one person in a frame)."""
         detector = self.people.second_detector
         if detector is None:
             return list(detections)
-        from highlights.core.boxes import box_iou
+        from highlights.core.boxes import box_cover, box_iou
 
         out = []
         seconds = detector.detect_mtcnn_like_batch(images, min_score=self.second_min_score)  # one pass per batch
         for (boxes, scores), found in zip(seconds, detections):
             keep = [k for k in range(len(boxes))
                     if not len(found.boxes) or (box_iou(boxes[k:k + 1], found.boxes).max() < 0.3
-                                                and _inside_share(boxes[k], found.boxes) < 0.5)]
+                                                and box_cover(boxes[k:k + 1], found.boxes).max() < 0.5)]
             if keep:
                 found = Detections(np.concatenate([np.asarray(found.boxes, np.float32).reshape(-1, 4), boxes[keep]]),
                                    np.concatenate([np.asarray(found.probs, np.float32), scores[keep]]))
@@ -474,14 +479,3 @@ def score_frames(
         return FaceTable.from_records(rows, extra=BODY_COLUMNS)
     return FaceTable.from_records(rows)
 
-
-def _inside_share(box: np.ndarray, others: np.ndarray) -> float:
-    """The largest share of ``box``'s area that lies inside one of ``others``: BlazeFace's box of
-    a face's middle (eyes to mouth) inside MTCNN's box of the whole face overlaps it by less than
-    the IoU test's 0.3, yet it is the same face, and as a second face it would keep that person
-    apart from themselves (never two faces of one person in a frame)."""
-    others = np.asarray(others, dtype=float).reshape(-1, 4)
-    w = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
-    area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
-    return float((w * h).max() / area) if len(others) else 0.0
