@@ -180,27 +180,25 @@ class BlazeFaceDetector:
                                 min_score: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`detect_mtcnn_like` for several frames, ``batch_size`` per forward pass (the
         scoring stage's batches of frames: 4.0 ms per 640x480 frame one at a time)."""
-        least = self.min_score if min_score is None else min_score
-        out = []
-        for boxes, scores in self.detect_batch(frames):
-            keep = scores >= least
-            out.append((mtcnn_framing(boxes[keep]), scores[keep]))
-        return out
+        return [(mtcnn_framing(boxes), scores) for boxes, scores in self.detect_batch(frames, min_score=min_score)]
 
-    def detect_batch(self, frames: Sequence[np.ndarray], keypoints: bool = False) -> list[tuple[np.ndarray, ...]]:
-        """:meth:`detect` for several frames (any sizes), ``batch_size`` frames per forward pass."""
+    def detect_batch(self, frames: Sequence[np.ndarray], keypoints: bool = False,
+                     min_score: float | None = None) -> list[tuple[np.ndarray, ...]]:
+        """:meth:`detect` for several frames (any sizes), ``batch_size`` frames per forward pass;
+        faces scoring ``min_score`` or more (default: the detector's own), before suppression."""
+        least = self.min_score if min_score is None else min_score
         results = []
         for start in range(0, len(frames), self.batch_size):
             prepared = [self.preprocess(frame) for frame in frames[start : start + self.batch_size]]
             regressors, logits = self.raw(np.stack([inputs for inputs, _ in prepared]))
             for raw_boxes, raw_logits, (_, square) in zip(regressors, logits, prepared):
-                results.append(self._decode(raw_boxes, raw_logits, square, keypoints))
+                results.append(self._decode(raw_boxes, raw_logits, square, keypoints, least))
         return results
 
-    def _decode(self, raw: np.ndarray, logits: np.ndarray, square, with_keypoints: bool):
+    def _decode(self, raw: np.ndarray, logits: np.ndarray, square, with_keypoints: bool, least: float):
         # sigmoid in float64 (exp(100) overflows float32), then float32 as MediaPipe's scores
         scores = (1 / (1 + np.exp(-np.clip(logits.astype(np.float64), -100, 100)))).astype(np.float32)
-        keep = np.flatnonzero((scores >= np.float32(self.min_score)) & (raw[:, 2] >= 0) & (raw[:, 3] >= 0))
+        keep = np.flatnonzero((scores >= np.float32(least)) & (raw[:, 2] >= 0) & (raw[:, 3] >= 0))
         raw, scores, anchors = raw[keep] / INPUT_SIZE, scores[keep], self.anchors[keep]
         centres, sizes = raw[:, :2] + anchors, raw[:, 2:4]
         boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], 1)

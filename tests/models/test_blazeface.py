@@ -150,3 +150,12 @@ def test_weighted_nms_blends_overlapping_boxes_by_score():
     np.testing.assert_allclose(merged[1], boxes[2])
     kept, merged = weighted_nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.3)
     assert kept.shape == (0,) and merged.shape == (0, 4)
+
+
+def test_a_lower_min_score_than_the_detectors_own_finds_the_weaker_faces_too(detector):
+    # Asked for, candidates under the detector's own 0.5 come back (they were cut before, silently).
+    frame = astronaut_frame()
+    (_, sure), = detector.detect_mtcnn_like_batch([frame], min_score=0.5)
+    (_, every), = detector.detect_mtcnn_like_batch([frame], min_score=0.01)
+    assert detector.min_score == 0.5
+    assert len(every) > len(sure) and every.min() < 0.5
