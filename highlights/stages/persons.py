@@ -53,7 +53,7 @@ import pandas as pd
 
 from highlights.core.boxes import box_iou
 from highlights.core.faces import FaceTable
-from highlights.stages.tracks import TrackOptions, facing, judge_faces, phash_distance
+from highlights.stages.tracks import TrackOptions, confident_faces, facing, judge_faces, phash_distance
 
 PersonKind = Literal["child", "adult", "undecided", "picture"]
 FaceKey = tuple[int, int]
@@ -628,9 +628,7 @@ def judge_persons(table: FaceTable | pd.DataFrame, options: PersonOptions | None
     if faces.empty:
         return judged, []
     pictures = picture_tracks(faces, o)
-    side = np.maximum(faces["x2"] - faces["x1"], faces["y2"] - faces["y1"])
-    confident = ((faces["det_prob"] >= t.confident_det_prob) & (side >= t.confident_min_px) & facing(faces, t)
-                 & faces["child_prob"].notna())
+    confident = confident_faces(faces, t)
     clear = clear_faces(faces, o, t)
     weight = np.where(clear, 1.0, np.where(confident, o.dim_weight, 0.0))
     logits = _logit(faces["child_prob"].fillna(0.5).to_numpy())

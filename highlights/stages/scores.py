@@ -177,10 +177,12 @@ class Lookout:
         out = []
         seconds = detector.detect_mtcnn_like_batch(images, min_score=self.second_min_score)  # one pass per batch
         for (boxes, scores), found in zip(seconds, detections):
-            keep = [k for k in range(len(boxes))
-                    if not len(found.boxes) or (box_iou(boxes[k:k + 1], found.boxes).max() < 0.3
-                                                and box_cover(boxes[k:k + 1], found.boxes).max() < 0.5)]
-            if keep:
+            if len(found.boxes):  # each of the second's boxes against all of MTCNN's at once
+                covered = (box_iou(boxes, found.boxes).max(axis=1) >= 0.3) | (box_cover(boxes, found.boxes).max(axis=1) >= 0.5)
+                keep = np.flatnonzero(~covered)
+            else:
+                keep = np.arange(len(boxes))
+            if len(keep):
                 found = Detections(np.concatenate([np.asarray(found.boxes, np.float32).reshape(-1, 4), boxes[keep]]),
                                    np.concatenate([np.asarray(found.probs, np.float32), scores[keep]]))
             out.append(found)

@@ -47,6 +47,7 @@ __all__ = [
     "TrackOptions",
     "assign_tracks",
     "box_in_frame",
+    "confident_faces",
     "facing",
     "judge_faces",
     "link_faces",
@@ -291,7 +292,7 @@ def link_faces(scores: pd.DataFrame, options: TrackOptions | None = None) -> pd.
             else:
                 track = by_id[int(assigned[j])]
                 track.box, track.t, track.crop_hash = boxes[j], t, hashes[j] or track.crop_hash
-    sure = _confident(order, o).to_numpy()
+    sure = confident_faces(order, o).to_numpy()
     logits = _logit(order["child_prob"].fillna(0.5).to_numpy(dtype=float))
     assigned = _split_at_identity_changes(assigned, times, sure, logits, o)
     # Number the tracks 0, 1, ... in order of first appearance (by time, then face number).
@@ -413,7 +414,7 @@ def judge_faces(scores: FaceTable | pd.DataFrame, options: TrackOptions | None =
     faces = table[(table["face"] >= 0) & (table["track"] >= 0)]
     if faces.empty:
         return table
-    confident = _confident(faces, o)
+    confident = confident_faces(faces, o)
     logits = pd.Series(_logit(faces["child_prob"].fillna(0.5).to_numpy()), index=faces.index)
     own_child = faces["is_child"].eq(True).fillna(False).astype(bool)
     threshold = float(_logit(np.array([o.child_threshold]))[0])
@@ -438,9 +439,11 @@ def judge_faces(scores: FaceTable | pd.DataFrame, options: TrackOptions | None =
     return table
 
 
-def _confident(faces: pd.DataFrame, o: TrackOptions) -> pd.Series:
+def confident_faces(faces: pd.DataFrame, options: TrackOptions | None = None) -> pd.Series:
     """The face rows whose child probability counts as the track's evidence: surely detected,
-    large enough, facing the camera (:func:`facing`), and scored."""
+    large enough, facing the camera (:func:`facing`), and scored. A person's evidence too
+    (:func:`highlights.stages.persons.judge_persons`)."""
+    o = options or TrackOptions()
     side = np.maximum(faces["x2"] - faces["x1"], faces["y2"] - faces["y1"])
     return ((faces["det_prob"] >= o.confident_det_prob) & (side >= o.confident_min_px) & facing(faces, o)
             & faces["child_prob"].notna())
@@ -465,7 +468,7 @@ def tracks_of(judged: FaceTable | pd.DataFrame, options: TrackOptions | None = N
     out: list[Track] = []
     for track_id, rows in faces.sort_values("t").groupby("track", sort=True):
         boxes = rows[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
-        sure = int(_confident(rows, o).sum())
+        sure = int(confident_faces(rows, o).sum())
         out.append(
             Track(
                 id=int(track_id),
