@@ -64,6 +64,7 @@ def train(
     lr: float | None = None,
     threads: int = 2,
     webcam: float | None = None,
+    turned: float | None = None,
 ) -> None:
     """Train ``task`` from scratch, or fine-tune it from ``init`` (a file, or ``shipped``: the
     shipped weights); the defaults with ``init`` are those of ``highlights train --init``."""
@@ -76,13 +77,19 @@ def train(
         epochs=epochs if epochs is not None else (8 if init_path else 20),
         lr=lr if lr is not None else (3e-4 if init_path else 3e-3),
         threads=threads,
-        augment=replace(AGE_AUGMENT, webcam=webcam) if task == "age" and webcam is not None else None,
+        augment=_age_augment(webcam, turned) if task == "age" and (webcam, turned) != (None, None) else None,
     )
     result = train_model(
         task, TRAIN_DATA[task], WEIGHTS_DIR / f"{task}.pt", config, init=init_path, exclude=evaluation_lesson_faces(task)
     )
     print(result.validation.report() if result.validation else "(no validation split)")
     print(f"{task}: {result.seconds / 60:.1f} min, threshold {result.threshold:.3f}")
+
+
+def _age_augment(webcam: float | None, turned: float | None):
+    """The child/adult recipe with the webcam group's strength and the turned-head rate given."""
+    changes = {name: value for name, value in (("webcam", webcam), ("turned", turned)) if value is not None}
+    return replace(AGE_AUGMENT, **changes)
 
 
 TRACK_FIGURES = WEIGHTS_DIR / "track_figures.json"
@@ -403,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="Torch threads for training (default 2).")
     parser.add_argument("--webcam", type=float, default=None,
                         help="Strength of the child/adult model's webcam augmentations (default: AGE_AUGMENT's).")
+    parser.add_argument("--turned", type=float, default=None,
+                        help="Probability of a turned (squeezed) face in the child/adult model's training, "
+                        "on its own (default: AGE_AUGMENT's).")
     parser.add_argument("--track-figures", nargs="+", metavar="JSON", default=None,
                         help="bench/tracks.py --json output for the card (the shipped weights; then, "
                         "optionally, the previous weights' for a before column)")
@@ -417,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.card_only:
         for task in args.tasks:
-            train(task, args.seed, args.init, args.epochs, args.lr, args.threads, args.webcam)
+            train(task, args.seed, args.init, args.epochs, args.lr, args.threads, args.webcam, args.turned)
     given = args.track_figures or []
     store_track_figures(given[0] if given else None, given[1] if len(given) > 1 else None, args.adult_track_figures,
                         args.person_figures)

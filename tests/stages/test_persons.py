@@ -477,3 +477,30 @@ def test_embeddings_are_asked_for_a_few_faces_per_track_spread_over_it():
     few = faces_to_embed(table, every[::7], PersonOptions(faces_per_track=1))
     assert set(few) <= set(every[::7])
     assert pd.Series([track_of[key] for key in few]).value_counts().max() == 1
+
+
+def test_the_students_face_cut_by_the_edge_between_their_whole_faces_is_theirs_and_a_parents_beside_is_not():
+    # The student at the centre, then leaning out (half the face beyond the left edge: no usable
+    # identity, the age model unsure), then back; later a parent's half face at the right edge
+    # while the student is in view, and a cut face long after the student was last seen.
+    rows = [row(t, wobble(t, (260, 80, 360, 200))) for t in range(0, 20)]
+    rows += [row(t, wobble(t, (-60, 80, 40, 200), 3.0), child=0.4, crop_hash="0f0f0f0f0f0f0f0f") for t in range(20, 25)]
+    rows += [row(t, wobble(t, (260, 80, 360, 200))) for t in range(25, 60)]
+    rows += [row(t, wobble(t, (590, 60, 710, 200), 3.0), face=1, child=0.3) for t in range(50, 55)]
+    rows += [empty(t) for t in range(60, 70)]
+    rows += [row(t, wobble(t, (-60, 80, 40, 200), 3.0), child=0.4) for t in range(70, 75)]
+    table = tracked(rows)
+    cut = (table["x1"] < 0) | (table["x2"] > 640)
+    table["in_frame"] = np.where(cut, 0.4, 1.0)
+    faces = table[table["face"] >= 0]
+    half_away = np.eye(128)[7]  # what the identity model makes of half a face: nobody in particular
+    vectors = {(int(r.frame), int(r.face)): PARENT if r.face == 1 else half_away if c else CHILD
+               for r, c in zip(faces.itertuples(), cut[faces.index])}
+    persons = group_persons(table, vectors, PersonOptions())[faces.index]
+    student = persons[(faces["t"] < 20)].iat[0]
+    leaning = (faces["t"] >= 20) & (faces["t"] < 25)
+    assert (persons[leaning] == student).all()
+    assert (persons[faces["face"] == 1] != student).all()  # in view with the student: never theirs
+    assert (persons[faces["t"] >= 70] != student).all()  # the student last seen 11 s before
+    apart = group_persons(table, vectors, PersonOptions(cut_join_gap_s=0.0))[faces.index]
+    assert (apart[leaning] != apart[faces["t"] < 20].iat[0]).all()  # without the rule: a person of their own

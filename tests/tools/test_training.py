@@ -357,6 +357,25 @@ def test_squeeze_narrows_about_the_centre_column():
     assert np.allclose(identity, [[1, 0, 0], [0, 1, 0]], atol=1e-6)
 
 
+def test_turned_narrows_faces_without_the_webcam_group():
+    """``turned`` runs the squeeze step alone: faces come out narrower, nothing photometric is
+    drawn, and at 0 (the shipped recipe) the random stream is untouched."""
+    assert AGE_AUGMENT.turned == 0.0
+    face = np.zeros((1, 64, 64), np.uint8)
+    face[0, :, 12:52] = 200  # a bright block 40 px wide
+    turned = AugmentOptions(**NO_FRAMING, turned=1.0, squeeze=(0.5, 0.5))
+    out = augment_batch(face, np.random.default_rng(0), turned)
+    lit = np.flatnonzero(out[0].astype(float).mean(axis=0) > 100)
+    assert 18 <= len(lit) <= 22  # half as wide, about the centre
+    assert abs((lit[0] + lit[-1]) / 2 - 31.5) <= 1.5
+    rng = np.random.default_rng(5)
+    augment_batch(face, rng, AGE_AUGMENT)
+    after = rng.random()
+    rng = np.random.default_rng(5)
+    augment_batch(face, rng, replace(AGE_AUGMENT, turned=0.0))
+    assert rng.random() == after
+
+
 def _exposure_draw(seed: int, options: AugmentOptions) -> tuple[bool, float]:
     """(dim?, the face's light gain) that ``_webcam`` draws for ``seed`` in its exposure step."""
     probe = np.random.default_rng(seed)

@@ -79,6 +79,10 @@ class AugmentOptions:
     recipe) turns it off."""
     squeeze: tuple[float, float] = (0.6, 1.0)
     """The webcam ``squeeze`` step's horizontal scale (a head turned by up to ~55 degrees)."""
+    turned: float = 0.0
+    """Probability of the ``squeeze`` step on its own, whatever the webcam group's strength (the
+    step's probability is the larger of this and the group's): a turned head without the group's
+    photometric steps, which also made adults look younger to the child/adult model."""
     dim_gain: tuple[float, float] = (0.15, 0.45)
     backlit_face_gain: tuple[float, float] = (0.3, 0.6)
     cast_gain: tuple[float, float] = (0.75, 1.3)
@@ -269,7 +273,8 @@ def augment_batch(
             crop_side, crop_x, crop_y = 1.0, 0.5, 0.5
         flip = bool(rng.random() < options.flip)
         squeeze = 1.0
-        if options.webcam > 0 and rng.random() < WEBCAM_RATES["squeeze"] * options.webcam:
+        turn = max(options.turned, WEBCAM_RATES["squeeze"] * options.webcam)
+        if turn > 0 and rng.random() < turn:  # no draw at 0: the shipped recipes' streams stay as trained
             squeeze = _uniform(rng, options.squeeze)
         matrix = geometric_matrix(size, angle, scale, crop_side, crop_x, crop_y, flip, squeeze)
         image = cv2.warpAffine(
