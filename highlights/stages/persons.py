@@ -132,14 +132,17 @@ class PersonOptions:
         it can be clear (below), and a track of which half the faces are not is a cut face's.
     cut_join_gap_s: 3 s - a track of a face cut by the frame's edge joins the person seen longest
         when that person's face was seen this close before it starts and after it ends and never
-        with it (:func:`_join_cut_tracks`). On the tuning lessons (persons 20-26) the student's
+        with it (:func:`_join_cut_tracks`; 0 turns the rule off). On the tuning lessons (persons 20-26) the student's
         seconds at the edge made persons of their own, judged adult; with the rule (offline, the
         job's own tables) child recall 0.905 -> 0.910, child presence error 0.033 -> 0.029, no
         face of an adult, a sibling or the poster more in the GIF's subject, webcam and plain
-        lessons unchanged; at 5 s two of the poster's faces joined the student. In the job: tuning
-        persons recall 0.910, GIF fill 0.921 -> 0.937; webcam and plain seeds 10-14 unchanged;
-        report lessons (run once after) unchanged but child presence error 0.048 -> 0.047 (their
-        edge seconds are lost to the detectors: 44% of the cut faces found).
+        lessons unchanged; at 5 s two of the poster's faces joined the student. In the job, with
+        the guard that leaves a cut track with the whole faces its identity put it with (a
+        parent's, in principle; on the tuning lessons it kept a few of the student's cut faces
+        with a dim one of theirs): tuning persons recall 0.905 -> 0.907, child presence error
+        0.033 -> 0.031 (0.910 / 0.029 without the guard); webcam and plain seeds 10-14 and the
+        report lessons unchanged (their edge seconds are lost to the detectors: 44% of the cut
+        faces found).
     body_follow_s: 5 s - a person region in a frame without the student's face and without anyone
         else's is the student's own (leaning out of the picture) when the student's face was seen
         this close in time. On the tuning lessons (persons 20-26) the seconds with the student's
@@ -190,7 +193,7 @@ class PersonOptions:
             raise ValueError("merge_distance > 0 and faces_per_track >= 1 needed")
         if not 0.0 <= self.dim_weight <= 1.0:
             raise ValueError("dim_weight must be in [0, 1]")
-        if self.cut_join_gap_s < 0 or not 0.0 < self.whole_min_in_frame <= 1.0:
+        if not self.cut_join_gap_s >= 0 or not 0.0 < self.whole_min_in_frame <= 1.0:
             raise ValueError("cut_join_gap_s >= 0 and whole_min_in_frame in (0, 1] needed")
 
 
@@ -365,10 +368,10 @@ def group_persons(table: FaceTable | pd.DataFrame, embeddings: Mapping[FaceKey, 
     _merge_by_identity(clusters, o)
     _reassign_tracks(clusters, vectors, frames_of, o)
     _join_the_longest(clusters, vectors, frames_of, o)
-    _join_cut_tracks(clusters, faces, vectors, frames_of, o)
     _merge_pictures(clusters, faces)
     _absorb_into_pictures(clusters, o)
     _attach_without_identity(clusters, faces, o)
+    _join_cut_tracks(clusters, faces, vectors, frames_of, o)
 
     person_of: dict[int, int] = {}
     first_seen = faces.groupby("track")["t"].min()
@@ -472,26 +475,28 @@ def _join_the_longest(clusters: list[dict], vectors: Mapping[int, list[np.ndarra
 
 def _join_cut_tracks(clusters: list[dict], faces: pd.DataFrame, vectors: Mapping[int, list[np.ndarray]],
                      frames_of: Mapping[int, set[int]], o: PersonOptions) -> None:
-    """A track whose faces are mostly cut by the frame's edge joins the person seen longest (the
-    student) when it fills a gap in their presence: never in view with them, and their face seen
-    within ``cut_join_gap_s`` before it starts and after it ends.
+    """A track half or more of whose faces are cut by the frame's edge joins the person seen
+    longest (the student) when it fills a gap in their presence: never in view with them, their
+    face seen within ``cut_join_gap_s`` before it starts and after it ends, and not more like
+    the whole faces of its own person than like them (when there are embeddings to tell; the
+    student's cut tracks of several moments resemble each other, half faces all, and go together).
 
     Half a face has no usable identity (its embedding is of the half the aligner guessed) and the
     age model calls a cut child's face an adult's about as often as not, so the student leaning
     out of the picture became a person of their own, judged adult: a parent reported where there
     was none, and the student missed. A parent's half face beside the student is in view with
-    them and stays apart; a surely adult track is still kept out of the GIF by the veto."""
-    if o.cut_join_gap_s <= 0 or "in_frame" not in faces.columns:
+    them and stays apart, as does a cut track the identities put with a parent it resembles more;
+    pictures are settled first and keep theirs; a surely adult track is still kept out of the GIF
+    by the veto. Runs last: it moves single tracks, so no grouping before it is undone."""
+    if not o.cut_join_gap_s > 0 or "in_frame" not in faces.columns:
         return
-    live = [c for c in clusters if not c["picture"]]
+    live = [c for c in clusters if c["vectors"] and not c["picture"]]
     if len(live) < 2:
         return
     longest = max(live, key=lambda c: len(c["frames"]))
     cut_share = (faces["in_frame"].fillna(1.0) < o.whole_min_in_frame).groupby(faces["track"]).mean()
     times = faces.groupby("frame")["t"].first()
     seen = np.sort(times.loc[sorted(longest["frames"])].to_numpy(dtype=float))
-    if not len(seen):
-        return
     span = faces.groupby("track")["t"].agg(["min", "max"])
     for cluster in clusters:
         if cluster is longest or cluster["picture"]:
@@ -500,15 +505,19 @@ def _join_cut_tracks(clusters: list[dict], faces: pd.DataFrame, vectors: Mapping
             if cut_share.get(track, 0.0) < 0.5 or not frames_of[track].isdisjoint(longest["frames"]):
                 continue
             start, end = float(span.loc[track, "min"]), float(span.loc[track, "max"])
-            before = seen[seen < start]
-            after = seen[seen > end]
-            if not (len(before) and start - before[-1] <= o.cut_join_gap_s and len(after) and after[0] - end <= o.cut_join_gap_s):
+            before, after = seen[seen < start], seen[seen > end]
+            if not (len(before) and start - before[-1] <= o.cut_join_gap_s
+                    and len(after) and after[0] - end <= o.cut_join_gap_s):
                 continue
+            mine = vectors.get(track, [])
+            whole = [v for t in cluster["tracks"] if cut_share.get(t, 0.0) < 0.5 for v in vectors.get(t, [])]
+            if mine and whole and _linkage(mine, longest["vectors"]) >= _linkage(mine, whole):
+                continue  # the identities put it with someone seen whole, whom it resembles more
             cluster["tracks"].remove(track)
             cluster["vectors"] = [v for t in cluster["tracks"] for v in vectors.get(t, [])]
             cluster["frames"] = set().union(*(frames_of[t] for t in cluster["tracks"])) if cluster["tracks"] else set()
             longest["tracks"].append(track)
-            longest["vectors"] += vectors.get(track, [])
+            longest["vectors"] = longest["vectors"] + list(mine)
             longest["frames"] |= frames_of[track]
     clusters[:] = [c for c in clusters if c["tracks"]]
 

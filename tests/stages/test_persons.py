@@ -504,3 +504,38 @@ def test_the_students_face_cut_by_the_edge_between_their_whole_faces_is_theirs_a
     assert (persons[faces["t"] >= 70] != student).all()  # the student last seen 11 s before
     apart = group_persons(table, vectors, PersonOptions(cut_join_gap_s=0.0))[faces.index]
     assert (apart[leaning] != apart[faces["t"] < 20].iat[0]).all()  # without the rule: a person of their own
+
+
+def test_a_cut_track_stays_apart_when_the_student_is_not_seen_on_both_sides_or_it_is_whole_or_someone_elses():
+    half_away = np.eye(128)[7]
+    rows = [row(t, wobble(t, (260, 80, 360, 200))) for t in range(0, 20)]
+    # cut, right after the student, but the student back only 7 s after it ends
+    rows += [row(t, wobble(t, (-60, 80, 40, 200), 3.0), child=0.4, crop_hash="0f0f0f0f0f0f0f0f") for t in range(20, 24)]
+    rows += [row(t, wobble(t, (260, 80, 360, 200))) for t in range(30, 50)]
+    # a whole face of somebody else in a two-second gap of the student's
+    rows += [row(t, wobble(t, (60, 80, 160, 200)), child=0.5, crop_hash="f0f0f0f0f0f0f0f0") for t in range(50, 52)]
+    rows += [row(t, wobble(t, (260, 80, 360, 200))) for t in range(52, 91)]
+    # the parent beside, then their face cut by the right edge while the student is away 3 s
+    rows += [row(t, wobble(t, (450, 60, 570, 200)), face=1, child=0.1) for t in range(75, 86)]
+    rows += [row(t, wobble(t, (590, 60, 710, 200), 3.0), face=1, child=0.3, crop_hash="00ff00ff00ff00ff") for t in range(91, 94)]
+    rows += [row(t, wobble(t, (260, 80, 360, 200))) for t in range(94, 110)]
+    # cut, long after the student's last face but just before their return
+    rows += [row(t, wobble(t, (-60, 80, 40, 200), 3.0), child=0.4, crop_hash="0ff00ff00ff00ff0") for t in range(116, 119)]
+    rows += [row(t, wobble(t, (260, 80, 360, 200))) for t in range(120, 130)]
+    table = tracked(rows)
+    cut = (table["x1"] < 0) | (table["x2"] > 640)
+    table["in_frame"] = np.where(cut, 0.4, 1.0)
+    faces = table[table["face"] >= 0]
+    parent = (faces["face"] == 1).to_numpy()
+    gap_face = ((faces["t"] >= 50) & (faces["t"] < 52)).to_numpy()
+    vectors = {(int(r.frame), int(r.face)): PARENT if p else np.eye(128)[9] if g else half_away if c else CHILD
+               for r, p, g, c in zip(faces.itertuples(), parent, gap_face, cut[faces.index])}
+    assert faces.loc[faces["t"].between(91, 93), "track"].nunique() == 1
+    assert faces.loc[faces["t"].between(91, 93), "track"].iat[0] not in set(faces.loc[faces["t"].between(75, 85) & (faces["face"] == 1), "track"])
+    persons = group_persons(table, vectors, PersonOptions())[faces.index]
+    student = persons[faces["t"] < 20].iat[0]
+    assert (persons[faces["t"].between(20, 23)] != student).all()  # the student not back within 3 s
+    assert (persons[faces["t"].between(116, 118)] != student).all()  # nor seen within 3 s before
+    assert (persons[gap_face] != student).all()  # whole: its identity says who it is
+    parents = persons[parent]
+    assert parents.nunique() == 1 and parents.iat[0] != student  # the parent's cut face stays theirs

@@ -368,12 +368,13 @@ def test_turned_narrows_faces_without_the_webcam_group():
     lit = np.flatnonzero(out[0].astype(float).mean(axis=0) > 100)
     assert 18 <= len(lit) <= 22  # half as wide, about the centre
     assert abs((lit[0] + lit[-1]) / 2 - 31.5) <= 1.5
-    rng = np.random.default_rng(5)
-    augment_batch(face, rng, AGE_AUGMENT)
-    after = rng.random()
-    rng = np.random.default_rng(5)
-    augment_batch(face, rng, replace(AGE_AUGMENT, turned=0.0))
-    assert rng.random() == after
+    assert lit.size and out[0].max() >= 190  # geometric only: no dimming, noise or blocks drawn
+    # The shipped recipe and the webcam candidates draw exactly what they drew before ``turned``
+    # existed (the next number of the stream after one batch, recorded with that code).
+    for options, recorded in ((AGE_AUGMENT, 0.9741861932592554), (replace(AGE_AUGMENT, webcam=1.0), 0.21516668556782803)):
+        rng = np.random.default_rng(5)
+        augment_batch(face, rng, options)
+        assert rng.random() == recorded
 
 
 def _exposure_draw(seed: int, options: AugmentOptions) -> tuple[bool, float]:

@@ -82,7 +82,8 @@ class AugmentOptions:
     turned: float = 0.0
     """Probability of the ``squeeze`` step on its own, whatever the webcam group's strength (the
     step's probability is the larger of this and the group's): a turned head without the group's
-    photometric steps, which also made adults look younger to the child/adult model."""
+    photometric steps (exposure, cast, motion, blocks), which made adults of other photo sets look
+    younger to the child/adult model when it was fine-tuned with them."""
     dim_gain: tuple[float, float] = (0.15, 0.45)
     backlit_face_gain: tuple[float, float] = (0.3, 0.6)
     cast_gain: tuple[float, float] = (0.75, 1.3)
