@@ -487,7 +487,8 @@ def _join_cut_tracks(clusters: list[dict], faces: pd.DataFrame, vectors: Mapping
     was none, and the student missed. A parent's half face beside the student is in view with
     them and stays apart, as does a cut track the identities put with a parent it resembles more;
     pictures are settled first and keep theirs; a surely adult track is still kept out of the GIF
-    by the veto. Runs last: it moves single tracks, so no grouping before it is undone."""
+    by the veto. It runs after every other grouping step and moves single tracks only: the rest of
+    a person it takes a cut track from stays as the identities grouped it."""
     if not o.cut_join_gap_s > 0 or "in_frame" not in faces.columns:
         return
     live = [c for c in clusters if c["vectors"] and not c["picture"]]
