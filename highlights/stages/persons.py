@@ -437,6 +437,20 @@ def _merge_by_identity(clusters: list[dict], o: PersonOptions) -> None:
     clusters[:] = [replaced.get(i, c) for i, c in enumerate(clusters) if i not in gone]
 
 
+def _rebuild(cluster: dict, vectors: Mapping[int, list[np.ndarray]], frames_of: Mapping[int, set[int]]) -> None:
+    """A cluster's embeddings and frames again from its tracks, after tracks moved in or out (new
+    lists: a cluster of one track must not extend that track's own list of embeddings)."""
+    cluster["vectors"] = [v for track in cluster["tracks"] for v in vectors[track]]
+    cluster["frames"] = set().union(*(frames_of[track] for track in cluster["tracks"]))
+
+
+def _longest(clusters: list[dict]) -> tuple[list[dict], dict | None]:
+    """The live persons (with embeddings, not pictures) and the one seen longest, the student
+    as far as the grouping can tell (None with fewer than two live persons)."""
+    live = [c for c in clusters if c["vectors"] and not c["picture"]]
+    return live, (max(live, key=lambda c: len(c["frames"])) if len(live) >= 2 else None)
+
+
 def _join_the_longest(clusters: list[dict], vectors: Mapping[int, list[np.ndarray]],
                       frames_of: Mapping[int, set[int]], o: PersonOptions) -> None:
     """Join to the person seen longest (the student, on camera nearly all lesson) each other
@@ -450,10 +464,9 @@ def _join_the_longest(clusters: list[dict], vectors: Mapping[int, list[np.ndarra
     together is the student, the identity model cannot tell a sibling's from the student's
     reliably: letting it choose put the sibling in the student 2.6 times as often on the tuning
     lessons), and a person gives up at most ``conflict_max_share`` of their seconds this way."""
-    live = [c for c in clusters if c["vectors"] and not c["picture"]]
-    if len(live) < 2:
+    live, longest = _longest(clusters)
+    if longest is None:
         return
-    longest = max(live, key=lambda c: len(c["frames"]))
     for other in sorted(live, key=lambda c: -len(c["frames"])):
         if other is longest or _linkage(longest["vectors"], other["vectors"]) >= o.merge_distance:
             continue
@@ -465,11 +478,9 @@ def _join_the_longest(clusters: list[dict], vectors: Mapping[int, list[np.ndarra
                 _linkage(longest["vectors"], rest_vectors) >= o.merge_distance:
             continue
         longest["tracks"] += rest
-        longest["vectors"] += rest_vectors
-        longest["frames"] |= set().union(*(frames_of[t] for t in rest))
         other["tracks"] = apart
-        other["vectors"] = [v for t in apart for v in vectors[t]]
-        other["frames"] = apart_frames
+        _rebuild(longest, vectors, frames_of)
+        _rebuild(other, vectors, frames_of)
     clusters[:] = [c for c in clusters if c["tracks"]]
 
 
@@ -491,11 +502,11 @@ def _join_cut_tracks(clusters: list[dict], faces: pd.DataFrame, vectors: Mapping
     a person it takes a cut track from stays as the identities grouped it."""
     if not o.cut_join_gap_s > 0 or "in_frame" not in faces.columns:
         return
-    live = [c for c in clusters if c["vectors"] and not c["picture"]]
-    if len(live) < 2:
+    _, longest = _longest(clusters)
+    if longest is None:
         return
-    longest = max(live, key=lambda c: len(c["frames"]))
     cut_share = (faces["in_frame"].fillna(1.0) < o.whole_min_in_frame).groupby(faces["track"]).mean()
+    cut = {int(track) for track, share in cut_share.items() if share >= 0.5}
     times = faces.groupby("frame")["t"].first()
     seen = np.sort(times.loc[sorted(longest["frames"])].to_numpy(dtype=float))
     span = faces.groupby("track")["t"].agg(["min", "max"])
@@ -503,23 +514,20 @@ def _join_cut_tracks(clusters: list[dict], faces: pd.DataFrame, vectors: Mapping
         if cluster is longest or cluster["picture"]:
             continue
         for track in list(cluster["tracks"]):
-            if cut_share.get(track, 0.0) < 0.5 or not frames_of[track].isdisjoint(longest["frames"]):
+            if track not in cut or not frames_of[track].isdisjoint(longest["frames"]):
                 continue
             start, end = float(span.loc[track, "min"]), float(span.loc[track, "max"])
             before, after = seen[seen < start], seen[seen > end]
             if not (len(before) and start - before[-1] <= o.cut_join_gap_s
                     and len(after) and after[0] - end <= o.cut_join_gap_s):
                 continue
-            mine = vectors.get(track, [])
-            whole = [v for t in cluster["tracks"] if cut_share.get(t, 0.0) < 0.5 for v in vectors.get(t, [])]
-            if mine and whole and _linkage(mine, longest["vectors"]) >= _linkage(mine, whole):
+            whole = [v for t in cluster["tracks"] if t not in cut for v in vectors[t]]
+            if vectors[track] and whole and _linkage(vectors[track], longest["vectors"]) >= _linkage(vectors[track], whole):
                 continue  # the identities put it with someone seen whole, whom it resembles more
             cluster["tracks"].remove(track)
-            cluster["vectors"] = [v for t in cluster["tracks"] for v in vectors.get(t, [])]
-            cluster["frames"] = set().union(*(frames_of[t] for t in cluster["tracks"])) if cluster["tracks"] else set()
             longest["tracks"].append(track)
-            longest["vectors"] = longest["vectors"] + list(mine)
-            longest["frames"] |= frames_of[track]
+            _rebuild(cluster, vectors, frames_of)
+            _rebuild(longest, vectors, frames_of)
     clusters[:] = [c for c in clusters if c["tracks"]]
 
 
@@ -528,10 +536,6 @@ def _reassign_tracks(clusters: list[dict], vectors: Mapping[int, list[np.ndarray
     """Move a track to the person it is closer to than to its own (by ``reassign_margin``), when
     that person is never in view with it: merging closest pairs first can leave a track with a
     look-alike (a sibling) whose tracks happened to join it first."""
-    def rebuild(cluster: dict) -> None:
-        cluster["vectors"] = [v for track in cluster["tracks"] for v in vectors[track]]
-        cluster["frames"] = set().union(*(frames_of[track] for track in cluster["tracks"]))
-
     for _ in range(rounds):
         moved = False
         live = [c for c in clusters if c["vectors"] and not c["picture"]]
@@ -552,8 +556,8 @@ def _reassign_tracks(clusters: list[dict], vectors: Mapping[int, list[np.ndarray
                 if target is not None:
                     cluster["tracks"].remove(track)
                     target["tracks"].append(track)
-                    rebuild(cluster)
-                    rebuild(target)
+                    _rebuild(cluster, vectors, frames_of)
+                    _rebuild(target, vectors, frames_of)
                     moved = True
         clusters[:] = [c for c in clusters if c["tracks"]]
         if not moved:
@@ -665,15 +669,15 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def clear_faces(faces: pd.DataFrame, o: PersonOptions, tracks: TrackOptions) -> pd.Series:
-    """The faces whose child probability counts fully: surely detected, large, lit, sharp, whole."""
+    """The faces whose child probability counts fully: confident evidence
+    (:func:`~highlights.stages.tracks.confident_faces`) that is also large, lit, sharp and whole."""
     side = np.maximum(faces["x2"] - faces["x1"], faces["y2"] - faces["y1"])
     lo, hi = o.clear_brightness
     inside = faces["in_frame"].fillna(1.0) >= o.whole_min_in_frame if "in_frame" in faces.columns else True
     # A hand-made table without the crop figures: its faces count as lit and sharp.
     lit = faces["brightness"].between(lo, hi) if "brightness" in faces.columns else True
     sharp = faces["sharpness"] >= o.clear_min_sharpness if "sharpness" in faces.columns else True
-    return ((faces["det_prob"] >= tracks.confident_det_prob) & (side >= o.clear_min_px) & lit & sharp
-            & faces["child_prob"].notna() & inside & facing(faces, tracks))
+    return confident_faces(faces, tracks) & (side >= o.clear_min_px) & lit & sharp & inside
 
 
 def judge_persons(table: FaceTable | pd.DataFrame, options: PersonOptions | None = None,
