@@ -29,6 +29,7 @@ CATEGORIES = (
     ("mtcnn_full", "MTCNN full detector (whole pyramid)"),
     ("mtcnn_coarse", "MTCNN coarse refresh (levels >= 15% of frame; scene_coarse too)"),
     ("mtcnn_refine", "MTCNN O-net follow (FaceDetector.refine)"),
+    ("mtcnn_edge", "MTCNN R-/O-net edge search (FaceDetector.edge_faces)"),
     ("follower", "follower glue (thumbnails, scene-change test)"),
     ("face_cnns", "smile + age CNNs (FaceScorer._probabilities)"),
     ("face_crops", "face crops, CLAHE, quality, hashes (score_detections)"),
@@ -190,13 +191,14 @@ class FollowerLog:
             setattr(cls, name, fn)
 
     def counters(self) -> dict:
-        out = {"full": 0, "coarse": 0, "scene_coarse": 0, "followed": 0, "identical": 0}
+        out = {"full": 0, "coarse": 0, "scene_coarse": 0, "followed": 0, "identical": 0, "edge_found": 0}
         for f in self.followers:
             out["full"] += f.full_detections
             out["coarse"] += f.coarse_detections
             out["scene_coarse"] += getattr(f, "scene_coarse_detections", 0)
             out["followed"] += f.followed
             out["identical"] += f.identical
+            out["edge_found"] += getattr(f, "edge_found", 0)
         return out
 
 
@@ -215,6 +217,7 @@ def install(accounts: Accounts | None = None) -> tuple[Accounts, FollowerLog]:
     n_images = lambda args, kwargs: len(args[1]) if len(args) > 1 else 0
     a.wrap(detection.FaceDetector, "detect", mtcnn_kind, n_images)
     a.wrap(detection.FaceDetector, "refine", "mtcnn_refine", lambda args, kwargs: len(args[2]) if len(args) > 2 else 0)
+    a.wrap(detection.FaceDetector, "edge_faces", "mtcnn_edge", lambda args, kwargs: 1)
     a.wrap(detection.FaceFollower, "detect", "follower", n_images)
     a.wrap(scores.FaceScorer, "_probabilities", "face_cnns", n_images)
     a.wrap(scores.FaceScorer, "score_detections", "face_crops", n_images)

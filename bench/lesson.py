@@ -811,7 +811,8 @@ def main(argv: list[str] | None = None) -> int:
     f = report["follower"]
     print(f"face follower: full pyramid {f.get('full')}, coarse {f.get('coarse')}, coarse on a scene change "
           f"{f.get('scene_coarse')}, O-net followed {f.get('followed')}, "
-          f"identical {f.get('identical')}; full pyramid by reason {f.get('full_by_reason')}")
+          f"identical {f.get('identical')}, faces found by the edge search {f.get('edge_found')}; "
+          f"full pyramid by reason {f.get('full_by_reason')}")
     if f.get("look_changes") is not None:
         print(f"  look/block changes while the camera is on: {f['look_changes']}, followed by a scene-change "
               f"pyramid within 1 s: {f['changes_with_pyramid']}; scene-change pyramids not at a change: "

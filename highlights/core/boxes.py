@@ -37,4 +37,15 @@ def box_cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(area_a[:, None] > 0, inter / np.maximum(area_a[:, None], 1e-9), 0.0)
 
 
-__all__ = ["Box", "box_cover", "box_iou"]
+def box_in_frame(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Share of each ``(x1, y1, x2, y2)`` box's area that lies inside a ``width x height`` frame
+    (NaN for a box without area)."""
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    inside_w = np.clip(np.minimum(boxes[:, 2], width) - np.maximum(boxes[:, 0], 0), 0, None)
+    inside_h = np.clip(np.minimum(boxes[:, 3], height) - np.maximum(boxes[:, 1], 0), 0, None)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(area > 0, inside_w * inside_h / area, np.nan)
+
+
+__all__ = ["Box", "box_cover", "box_in_frame", "box_iou"]

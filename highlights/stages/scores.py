@@ -300,8 +300,15 @@ class FaceScorer:
         if follower is not None:
             detections = follower.detect(images, keys)
         else:
-            detections = self.detector.detect(images)
+            detections = self.detect(images)
         return self.score_detections(images, detections)
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Faces in each image without following a stream: MTCNN, then the faces cut by the
+        frame's edge that it missed (:attr:`DetectionOptions.edge_search`)."""
+        found = self.detector.detect(images)
+        with_edges = getattr(self.detector, "with_edge_faces", None)
+        return [with_edges(image, f) for image, f in zip(images, found)] if callable(with_edges) else found
 
     def score_detections(self, images: Sequence[np.ndarray], detections: Sequence[Detections]) -> list[list[FaceScore]]:
         """The per-face models and crop figures for faces already found in ``images``."""
@@ -454,7 +461,10 @@ def score_frames(
             finish(current, scorer.score_images(images))
             return
         keys = [(str(frame.ref.source), int(frame.ref.index)) for frame in current]
-        detections = follower.detect(images, keys) if follower is not None else scorer.detector.detect(images)
+        if follower is not None:
+            detections = follower.detect(images, keys)
+        else:
+            detections = (scorer.detect if hasattr(scorer, "detect") else scorer.detector.detect)(images)
         if lookout is not None:
             detections = lookout.more_faces(images, detections)
         if pool is None:

@@ -114,6 +114,14 @@ class SelectionOptions:
     max_brightness: float = 220.0
     min_face_px: float = 40.0
     min_det_prob: float = 0.9
+    min_in_frame: float = 0.95
+    """A pick's face has at least this share of its box inside the frame. Half a face is no
+    picture of the child, and whose it is stays unsure: it has no usable identity, the age model
+    calls it adult about as often as not, and a parent's half face at the frame's edge while the
+    student was away joins the student (:func:`highlights.stages.persons._join_cut_tracks`); on
+    the webcam lessons of ``bench/persons.py``, once the edge search found such faces
+    (``[detection] edge_search``), a parent's half face was in the GIF's subject in 4 of 8
+    lessons (no pick on it). A frame without ``in_frame`` counts as whole."""
     hash_distance: int = 10
     student_age_group: str = "child"
     """Whose face the GIF is made of when the lessons file does not say (its
@@ -130,8 +138,8 @@ class SelectionOptions:
             raise ValueError("need 1 <= min_frames <= max_frames")
         if self.student_age_group not in SUBJECT_RULES:
             raise ValueError(f"student_age_group must be one of {', '.join(SUBJECT_RULES)}, not {self.student_age_group!r}")
-        if not all(0 <= p <= 1 for p in (self.min_smile, self.min_det_prob)):
-            raise ValueError("min_smile and min_det_prob are probabilities: between 0 and 1")
+        if not all(0 <= p <= 1 for p in (self.min_smile, self.min_det_prob, self.min_in_frame)):
+            raise ValueError("min_smile, min_det_prob and min_in_frame lie between 0 and 1")
         if not 0 <= self.min_gap_s < math.inf or self.hash_distance < 0 or self.adult_margin_s < 0:
             # Finite: the gap is lowered by a fifth at a time towards min_gap_floor_s, which an
             # infinite (or nan) gap never reaches: the lesson looped for ever.
@@ -271,6 +279,7 @@ def candidate_faces(scores: FaceTable | pd.DataFrame, options: SelectionOptions,
         & (faces["brightness"] <= options.max_brightness)
         & (side >= options.min_face_px)
         & (faces["det_prob"] >= options.min_det_prob)
+        & (faces["in_frame"].fillna(1.0) >= options.min_in_frame if "in_frame" in faces.columns else True)
     )
     adult_times = _exclusion_times(faces, judged)
     if not options.allow_adult and len(adult_times):

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from highlights.core.boxes import Box, box_iou
+from highlights.core.boxes import Box, box_in_frame, box_iou
 from highlights.core.faces import TRACK_COLUMNS, FaceTable
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "Track",
     "TrackOptions",
     "assign_tracks",
-    "box_in_frame",
     "confident_faces",
     "facing",
     "judge_faces",
@@ -177,16 +176,6 @@ class Track:
 
 
 # --------------------------------------------------------------------------- linking
-
-
-def box_in_frame(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
-    """Share of each ``(x1, y1, x2, y2)`` box's area that lies inside a ``width x height`` frame."""
-    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    inside_w = np.clip(np.minimum(boxes[:, 2], width) - np.maximum(boxes[:, 0], 0), 0, None)
-    inside_h = np.clip(np.minimum(boxes[:, 3], height) - np.maximum(boxes[:, 1], 0), 0, None)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(area > 0, inside_w * inside_h / area, np.nan)
 
 
 def phash_distance(a: str, b: str) -> int:

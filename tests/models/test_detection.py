@@ -350,6 +350,9 @@ def test_follower_runs_the_full_detector_on_change_gap_loss_and_every_few_frames
         def refine(self, image, boxes):
             return detector.refine(image, boxes)
 
+        def with_edge_faces(self, image, found):
+            return detector.with_edge_faces(image, found)
+
     follower = FaceFollower(Counting())
     face = [astronaut_canvas(dx=d) for d in (0, 1, 2, 3, 4, 5)]  # small moves: no scene change
     empty = np.full((480, 640, 3), 90, np.uint8)
@@ -401,6 +404,9 @@ class _CountingDetector:
 
     def refine(self, image, boxes):
         return self._detector.refine(image, boxes)
+
+    def with_edge_faces(self, image, found):
+        return self._detector.with_edge_faces(image, found)
 
 
 def test_routine_refreshes_run_the_coarse_pyramid_and_the_whole_one_every_few_frames(detector):
@@ -504,3 +510,83 @@ def test_a_tiny_recording_gives_frames_without_a_face(tmp_path: Path) -> None:
     images = [image for image in iter_frames_at(path, [0.0, 1.0]) if image is not None]
     assert images and images[0].shape[:2] == (12, 16)
     assert [len(d) for d in FaceDetector().detect(images)] == [0] * len(images)
+
+
+# --------------------------------------------------------------------------- faces cut by the frame's edge (issue 24)
+
+
+def _cut_at_the_face(image: np.ndarray, box: np.ndarray, keep: float, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` cut through the face so that ``keep`` of its box's width stays in the picture, on
+    the ``side`` ("left": the face at the left edge); and the face's box in the cut picture."""
+    x1, _, x2, _ = box
+    if side == "left":
+        cut = int(round(x2 - keep * (x2 - x1)))
+        return np.ascontiguousarray(image[:, cut:]), box - np.array([cut, 0, cut, 0], np.float32)
+    cut = int(round(x1 + keep * (x2 - x1)))
+    return np.ascontiguousarray(image[:, :cut]), box.copy()
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_edge_search_finds_a_face_half_out_of_the_frame_that_mtcnn_misses(shared_data, detector, side):
+    from highlights.core.boxes import box_iou
+
+    image = load_rgb(shared_data / "images" / "obama-480p.jpg")
+    [whole] = detector.detect([image])
+    cut, truth = _cut_at_the_face(image, whole.boxes[0], 0.5, side)
+    [found] = detector.detect([cut])
+    assert len(found) == 0  # MTCNN's first stages reject half a face
+    edge = detector.edge_faces(cut, found)
+    assert len(edge) == 1 and edge.probs[0] >= detector.options.edge_search
+    assert box_iou(edge.boxes, truth[None])[0, 0] >= 0.5
+    # The box runs past the edge the face was cut by.
+    assert (edge.boxes[0, 0] < 0) if side == "left" else (edge.boxes[0, 2] > cut.shape[1])
+
+
+@pytest.mark.shared_data
+def test_edge_search_adds_nothing_where_the_face_is_found_or_nobody_is(shared_data, detector):
+    image = load_rgb(shared_data / "images" / "obama-480p.jpg")
+    [whole] = detector.detect([image])
+    assert len(detector.edge_faces(image, whole)) == 0  # the face is whole and found already
+    assert len(detector.edge_faces(np.full((360, 480, 3), 120, np.uint8))) == 0
+    # Off: no search at all.
+    from dataclasses import replace
+
+    off = FaceDetector(replace(detector.options, edge_search=0.0))
+    cut, _ = _cut_at_the_face(image, whole.boxes[0], 0.5, "left")
+    follower = FaceFollower(off)
+    assert [len(f) for f in follower.detect([cut], [("a", 0)])] == [0]
+    follower = FaceFollower(detector)
+    assert [len(f) for f in follower.detect([cut], [("a", 0)])] == [1] and follower.edge_found == 1
+
+
+def test_edge_crops_are_the_squares_beyond_the_edges_shrunk():
+    from highlights.models.detection import _padded_cut, edge_crops
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    rgb = cv2.GaussianBlur(rgb, (0, 0), 3)  # smooth, so a rounded corner changes little
+    crops, squares = edge_crops(rgb, sizes=(0.3, 0.4), shares=(0.5,), step=0.25)
+    assert crops.shape[1:] == (24, 24, 3) and len(crops) == len(squares) > 0
+    sides = squares[:, 2] - squares[:, 0]
+    np.testing.assert_allclose(squares[:, 3] - squares[:, 1], sides, rtol=1e-5)  # squares
+    # Half of each square beyond the left or the right edge.
+    assert set(np.round(squares[:, 0] + sides / 2, 3)) <= {0.0, 160.0}
+    for crop, (x1, y1, x2, y2) in zip(crops, squares):
+        exact = cv2.resize(_padded_cut(rgb, int(x1), int(y1), int(x2), int(y2)), (24, 24), interpolation=cv2.INTER_AREA)
+        assert np.abs(crop.astype(float) - exact.astype(float)).mean() < 12
+        outside = slice(0, 10) if x1 < 0 else slice(14, 24)  # the black margin
+        assert crop[:, outside].max() == 0
+
+
+def test_edge_search_options_are_checked():
+    with pytest.raises(ValueError, match="edge_search"):
+        DetectionOptions(edge_search=1.5)
+    with pytest.raises(ValueError, match="edge_sizes"):
+        DetectionOptions(edge_sizes=(0.3, 0.0))
+
+
+def test_version_changes_with_the_edge_search():
+    versions = {FaceDetector(DetectionOptions(**options)).version
+                for options in ({}, {"edge_search": 0.0}, {"edge_search": 0.95}, {"edge_step": 0.2})}
+    assert len(versions) == 4

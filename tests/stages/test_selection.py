@@ -383,3 +383,17 @@ def test_an_adult_students_gif_is_her_own_face_alone_and_childrens_lessons_keep_
 
     child = select_highlights(scores, SelectionOptions())  # the default rule: an adult is never the subject
     assert child.status == "no_highlight" and "no child's face" not in child.reason
+
+
+def test_a_face_cut_by_the_frames_edge_is_never_a_pick_even_alone_in_its_moment():
+    # Each moment has one smiling frame only, its face a third outside the frame: no pick. At
+    # 0.96 in the frame it is whole enough; a table without in_frame counts every face whole.
+    rows = [face_row(60 * i, t=60.0 * i, smile_prob=0.99, in_frame=0.66) for i in range(4)]
+    assert select_highlights(table(rows).assign(track=0), SelectionOptions(min_frames=1)).status == "no_highlight"
+    rows = [face_row(60 * i, t=60.0 * i, smile_prob=0.99, in_frame=0.96) for i in range(4)]
+    assert len(select_highlights(table(rows).assign(track=0), SelectionOptions(min_frames=1)).picks) == 4
+    rows = [face_row(60 * i, t=60.0 * i, smile_prob=0.99) for i in range(4)]
+    assert len(select_highlights(table(rows).drop(columns=["in_frame"], errors="ignore").assign(track=0),
+                                 SelectionOptions(min_frames=1)).picks) == 4
+    with pytest.raises(ValueError, match="min_in_frame"):
+        SelectionOptions(min_in_frame=1.5)
