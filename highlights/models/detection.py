@@ -159,7 +159,9 @@ class DetectionOptions:
     given to R-net (kept at its own threshold) and then O-net, and a face O-net sees with this
     probability or more (0: no search) that no detected face overlaps is added
     (:meth:`FaceDetector.edge_faces`). A stream of frames is searched wherever the detector
-    looked again (:class:`FaceFollower`); a face found is then followed like any other.
+    looked again (:class:`FaceFollower`). O-net's follow (:meth:`FaceDetector.refine`) cuts a
+    square at the frame's edge, as MTCNN does, and loses a face found this way, so while one is
+    in view the whole detector and the search run on every frame (the cost below includes it).
 
     Why: MTCNN rejects a face a third to a half outside the frame in its first two stages; with
     a black margin that keeps the face's proportions R-net and O-net see it. On the tuning
@@ -211,8 +213,8 @@ class DetectionOptions:
             raise ValueError("full_every must be 1 or more, threads and scene_change 0 or more")
         if not 0 <= self.edge_search <= 1 or not 0 < self.edge_min_in_frame <= 1:
             raise ValueError("edge_search must lie in [0, 1] (0: off) and edge_min_in_frame in (0, 1]")
-        if not all(0 < v <= 1 for v in (*self.edge_sizes, *self.edge_shares, self.edge_step)):
-            raise ValueError("edge_sizes, edge_shares and edge_step must lie in (0, 1]")
+        if not self.edge_sizes or not self.edge_shares or not all(0 < v <= 1 for v in (*self.edge_sizes, *self.edge_shares, self.edge_step)):
+            raise ValueError("edge_sizes and edge_shares (not empty) and edge_step must lie in (0, 1]")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -320,8 +322,8 @@ class FaceDetector:
                         f"g{options.scene_grid}{'m' if options.scene_mask else ''}{options.scene_change:g}"
                         f"{'s' if options.scene_coarse else ''}")
         if options.edge_search > 0:  # the faces cut by the edge that the search adds
-            squares = "/".join(f"{v:g}" for v in (*options.edge_sizes, *options.edge_shares, options.edge_step))
-            version += f"-edge{options.edge_search:g}:{squares}:{options.edge_min_in_frame:g}"
+            sizes, shares = ("/".join(f"{v:g}" for v in group) for group in (options.edge_sizes, options.edge_shares))
+            version += f"-edge{options.edge_search:g}:{sizes}:{shares}:{options.edge_step:g}:{options.edge_min_in_frame:g}"
         return version
 
     def detect(self, images: Sequence[np.ndarray], min_face_size: int | None = None) -> list[Detections]:
@@ -444,7 +446,7 @@ def edge_crops(rgb: np.ndarray, sizes: Sequence[float], shares: Sequence[float],
     """The squares :meth:`FaceDetector.edge_faces` tries, as R-net's ``size`` x ``size`` crops and
     their boxes (x1, y1, x2, y2, frame pixels): for each face size (a share of the frame's height)
     and each share of it inside the frame, down the left and the right edge every ``step`` of
-    the size, from a tenth of it above the top to where 0.6 of it is left below; black beyond
+    the size, from a tenth of it above the top to where 0.4 of it lies below the bottom; black beyond
     the edges. One resize of the padded frame per face size, then slices (a square's corner
     rounds to the small frame's pixel)."""
     height, width = rgb.shape[:2]
@@ -742,8 +744,8 @@ class FaceFollower:
         ran = self.full_detections + self.coarse_detections + self.scene_coarse_detections
         found = self._detect(image, key)
         if self.options.edge_search > 0 and self.full_detections + self.coarse_detections + self.scene_coarse_detections > ran:
-            # Where the detector looked again, so does the edge search; a face it found is then
-            # followed like any other until the picture changes or O-net loses it.
+            # Where the detector looked again, so does the edge search. refine() does not keep a
+            # face found this way (it cuts the square at the edge), so the next frame looks again.
             with_edges = self.detector.with_edge_faces(image, found)
             self.edge_found += len(with_edges) - len(found)
             found = self._last = with_edges

@@ -584,9 +584,13 @@ def test_edge_search_options_are_checked():
         DetectionOptions(edge_search=1.5)
     with pytest.raises(ValueError, match="edge_sizes"):
         DetectionOptions(edge_sizes=(0.3, 0.0))
+    with pytest.raises(ValueError, match="not empty"):
+        DetectionOptions(edge_shares=())
 
 
 def test_version_changes_with_the_edge_search():
     versions = {FaceDetector(DetectionOptions(**options)).version
-                for options in ({}, {"edge_search": 0.0}, {"edge_search": 0.95}, {"edge_step": 0.2})}
-    assert len(versions) == 4
+                for options in ({}, {"edge_search": 0.0}, {"edge_search": 0.95}, {"edge_step": 0.2},
+                                # the same numbers in other groups are other squares
+                                {"edge_sizes": (0.28, 0.36, 0.45, 0.4), "edge_shares": (0.55, 0.7)})}
+    assert len(versions) == 5
