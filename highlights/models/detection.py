@@ -159,9 +159,9 @@ class DetectionOptions:
     given to R-net (kept at its own threshold) and then O-net, and a face O-net sees with this
     probability or more (0: no search) that no detected face overlaps is added
     (:meth:`FaceDetector.edge_faces`). A stream of frames is searched wherever the detector
-    looked again (:class:`FaceFollower`). O-net's follow (:meth:`FaceDetector.refine`) cuts a
-    square at the frame's edge, as MTCNN does, and loses a face found this way, so while one is
-    in view the whole detector and the search run on every frame (the cost below includes it).
+    looked again (:class:`FaceFollower`), and O-net's follow (:meth:`FaceDetector.refine`) gives
+    a square past the left or right edge black there too, so a face found is followed like any
+    other (cut at the edge and stretched, as MTCNN cuts it, O-net dropped it).
 
     Why: MTCNN rejects a face a third to a half outside the frame in its first two stages; with
     a black margin that keeps the face's proportions R-net and O-net see it. On the tuning
@@ -169,11 +169,11 @@ class DetectionOptions:
     of the edge faces MTCNN missed and for 0.4% of boxes of the same size on the wall; the search
     (seeds 20-22, 960 frames) added the student in 27 of 102 edge seconds, a parent's half face
     in 32 seconds and a sibling's in 2, and no box that was not a face. The whole job, stop 31 ->
-    this: persons tuning child recall 0.907 -> 0.917 (edge seconds 0.53 -> 0.70), report 0.877
-    -> 0.894; parents' half faces seen 0.21 -> 0.50 (report 0.09 -> 0.34); but on the webcam
-    lessons (a different child per segment, so a cut face cannot join the student, and the age
-    model calls half faces adult about as often as not) child presence error 0.024 -> 0.041
-    (report). See the README's Benchmarks."""
+    this: persons tuning child recall 0.907 -> 0.919 (edge seconds 0.53 -> 0.72), report 0.877
+    -> 0.894, webcam report 0.851 -> 0.867; parents' half faces seen 0.21 -> 0.46 (report 0.09 ->
+    0.34); but on the webcam report lessons (a different child per segment, so a cut face cannot
+    join the student, and the age model calls half faces adult about as often as not) child
+    presence error 0.024 -> 0.038. See the README's Benchmarks."""
     edge_sizes: tuple[float, ...] = (0.28, 0.36, 0.45)
     """The face sizes the edge search tries, as shares of the frame's height (a participant's face
     framed like a video call is 25-45% of it)."""
@@ -359,12 +359,21 @@ class FaceDetector:
         height, width = rgb.shape[:2]
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         probs = np.zeros(len(boxes), np.float32)
+        padded_sides = self.options.edge_search > 0
         for _ in range(rounds):
             if not len(boxes):
                 break
             squares = _square(boxes)
             crops, keep = [], []
             for k, (x1, y1, x2, y2) in enumerate(squares):
+                if padded_sides and (x1 < 0 or x2 > width):
+                    # A face cut by the left or right edge, as the edge search saw it: with black
+                    # beyond the edge it keeps its proportions (clipped and stretched, O-net drops it).
+                    cut = _padded_cut(rgb, int(x1), int(y1), int(x2), int(y2))
+                    if cut is not None:
+                        crops.append(cv2.resize(cut, (48, 48), interpolation=cv2.INTER_AREA))
+                        keep.append(k)
+                    continue
                 # MTCNN's own cut (facenet's pad()): 1-based, clipped to the frame, then resized.
                 x, y = max(int(x1), 1), max(int(y1), 1)
                 ex, ey = min(int(x2), width), min(int(y2), height)
@@ -744,8 +753,8 @@ class FaceFollower:
         ran = self.full_detections + self.coarse_detections + self.scene_coarse_detections
         found = self._detect(image, key)
         if self.options.edge_search > 0 and self.full_detections + self.coarse_detections + self.scene_coarse_detections > ran:
-            # Where the detector looked again, so does the edge search. refine() does not keep a
-            # face found this way (it cuts the square at the edge), so the next frame looks again.
+            # Where the detector looked again, so does the edge search; a face it found is then
+            # followed by refine() on the black-padded square like any other.
             with_edges = self.detector.with_edge_faces(image, found)
             self.edge_found += len(with_edges) - len(found)
             found = self._last = with_edges

@@ -594,3 +594,18 @@ def test_version_changes_with_the_edge_search():
                                 # the same numbers in other groups are other squares
                                 {"edge_sizes": (0.28, 0.36, 0.45, 0.4), "edge_shares": (0.55, 0.7)})}
     assert len(versions) == 5
+
+
+@pytest.mark.shared_data
+def test_a_face_the_edge_search_found_is_followed_by_o_net_in_the_next_frames(shared_data, detector):
+    image = load_rgb(shared_data / "images" / "obama-480p.jpg")
+    [whole] = detector.detect([image])
+    cut, _ = _cut_at_the_face(image, whole.boxes[0], 0.5, "left")
+    rng = np.random.default_rng(0)
+    frames = [np.clip(cut.astype(int) + rng.integers(-2, 3, cut.shape), 0, 255).astype(np.uint8) for _ in range(4)]
+    follower = FaceFollower(detector)
+    found = follower.detect(frames, [("a", i) for i in range(4)])
+    assert [len(f) for f in found] == [1, 1, 1, 1]
+    # Found once by the search, then followed by O-net on the black-padded square: no whole
+    # detector again (before, O-net was given the square clipped at the edge and lost the face).
+    assert follower.edge_found == 1 and follower.full_detections == 1 and follower.followed == 3
