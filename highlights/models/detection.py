@@ -750,15 +750,20 @@ class FaceFollower:
         return results
 
     def _one(self, image: np.ndarray, key: tuple | None) -> Detections:
-        ran = self.full_detections + self.coarse_detections + self.scene_coarse_detections
+        looked = self._detections_run
         found = self._detect(image, key)
-        if self.options.edge_search > 0 and self.full_detections + self.coarse_detections + self.scene_coarse_detections > ran:
+        if self.options.edge_search > 0 and self._detections_run > looked:
             # Where the detector looked again, so does the edge search; a face it found is then
             # followed by refine() on the black-padded square like any other.
             with_edges = self.detector.with_edge_faces(image, found)
             self.edge_found += len(with_edges) - len(found)
             found = self._last = with_edges
         return found
+
+    @property
+    def _detections_run(self) -> int:
+        """How often the detector itself looked (whole pyramid or coarse levels), not O-net alone."""
+        return self.full_detections + self.coarse_detections + self.scene_coarse_detections
 
     def _detect(self, image: np.ndarray, key: tuple | None) -> Detections:
         previous, self._image = self._image, image

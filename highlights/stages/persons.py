@@ -444,10 +444,15 @@ def _rebuild(cluster: dict, vectors: Mapping[int, list[np.ndarray]], frames_of: 
     cluster["frames"] = set().union(*(frames_of[track] for track in cluster["tracks"]))
 
 
+def _live(clusters: list[dict]) -> list[dict]:
+    """The persons the identities can compare: with embeddings, not pictures."""
+    return [c for c in clusters if c["vectors"] and not c["picture"]]
+
+
 def _longest(clusters: list[dict]) -> tuple[list[dict], dict | None]:
-    """The live persons (with embeddings, not pictures) and the one seen longest, the student
-    as far as the grouping can tell (None with fewer than two live persons)."""
-    live = [c for c in clusters if c["vectors"] and not c["picture"]]
+    """The live persons (:func:`_live`) and the one seen longest, the student as far as the
+    grouping can tell (None with fewer than two live persons)."""
+    live = _live(clusters)
     return live, (max(live, key=lambda c: len(c["frames"])) if len(live) >= 2 else None)
 
 
@@ -538,7 +543,7 @@ def _reassign_tracks(clusters: list[dict], vectors: Mapping[int, list[np.ndarray
     look-alike (a sibling) whose tracks happened to join it first."""
     for _ in range(rounds):
         moved = False
-        live = [c for c in clusters if c["vectors"] and not c["picture"]]
+        live = _live(clusters)
         for cluster in live:
             for track in list(cluster["tracks"]):
                 mine = vectors[track]
