@@ -29,7 +29,7 @@ CATEGORIES = (
     ("mtcnn_full", "MTCNN full detector (whole pyramid)"),
     ("mtcnn_coarse", "MTCNN coarse refresh (levels >= 15% of frame; scene_coarse too)"),
     ("mtcnn_refine", "MTCNN O-net follow (FaceDetector.refine)"),
-    ("mtcnn_edge", "MTCNN R-/O-net edge search (FaceDetector.edge_faces)"),
+    ("mtcnn_edge", "MTCNN P-/R-/O-net edge search (FaceDetector.edge_faces)"),
     ("follower", "follower glue (thumbnails, scene-change test)"),
     ("face_cnns", "smile + age CNNs (FaceScorer._probabilities)"),
     ("face_crops", "face crops, CLAHE, quality, hashes (score_detections)"),

@@ -183,6 +183,19 @@ class DetectionOptions:
     """The edge search's squares lie this share of their size apart down each edge."""
     edge_min_in_frame: float = 0.3
     """A face the edge search finds is kept where at least this share of its box is in the frame."""
+    edge_gate: float = 0.05
+    """The edge search's first stage, as P-net is MTCNN's: each square shrunk to 12 x 12 goes on
+    to R-net only where P-net gives it this probability or more (0: every square goes to R-net).
+    Why (issue 25): R-net on all ~300 squares of a frame was ~30 ms, most of the search; P-net on
+    them is ~2 ms and passes about 2%. Offline, on the tuning lessons of ``bench/persons.py``
+    (persons 20-26, 2,240 frames at one a second, each face found checked against the lessons'
+    truth): stop 32's search found the student 48 times, a parent's half face 44, a sibling 3;
+    with the gate at 0.05 54 / 45 / 3 (0.1: 53 / 42 / 3; 0.2: 51 / 41 / 3; none: 59 / 46 / 3),
+    and nothing that was not a face at any setting. (The crops round differently from stop 32's:
+    each side's strip is shrunk on its own and R-net sees the squares P-net passed cut at whole
+    pixels; faces near O-net's threshold move both ways.) On the 45-minute webcam lesson of
+    ``bench/lesson.py`` the search took 12.9 instead of 37.3 ms a run, the whole job 158.6
+    instead of 184.4 CPU-s (see the README's Benchmarks)."""
     threads: int = 1
     """torch's threads in the worker (``torch.set_num_threads``; 0 leaves torch's default, one per
     core). One: the frame decoder runs on the other core, and on a busy machine two threads that
@@ -215,6 +228,8 @@ class DetectionOptions:
             raise ValueError("edge_search must lie in [0, 1] (0: off) and edge_min_in_frame in (0, 1]")
         if not self.edge_sizes or not self.edge_shares or not all(0 < v <= 1 for v in (*self.edge_sizes, *self.edge_shares, self.edge_step)):
             raise ValueError("edge_sizes and edge_shares (not empty) and edge_step must lie in (0, 1]")
+        if not 0 <= self.edge_gate < 1:
+            raise ValueError(f"edge_gate must lie in [0, 1) (0: every square goes to R-net), not {self.edge_gate}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -324,6 +339,8 @@ class FaceDetector:
         if options.edge_search > 0:  # the faces cut by the edge that the search adds
             sizes, shares = ("/".join(f"{v:g}" for v in group) for group in (options.edge_sizes, options.edge_shares))
             version += f"-edge{options.edge_search:g}:{sizes}:{shares}:{options.edge_step:g}:{options.edge_min_in_frame:g}"
+            if options.edge_gate > 0:
+                version += f":p{options.edge_gate:g}"
         return version
 
     def detect(self, images: Sequence[np.ndarray], min_face_size: int | None = None) -> list[Detections]:
@@ -414,9 +431,18 @@ class FaceDetector:
         options = self.options
         rgb = _as_rgb(image)
         height, width = rgb.shape[:2]
-        crops, squares = edge_crops(rgb, options.edge_sizes, options.edge_shares, options.edge_step)
+        size = 12 if options.edge_gate > 0 else 24
+        crops, squares = edge_crops(rgb, options.edge_sizes, options.edge_shares, options.edge_step, size=size)
         if not len(squares):
             return Detections.empty()
+        if options.edge_gate > 0:  # P-net on each square, as MTCNN's first stage; R-net on those it passes
+            batch = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
+            with torch.inference_mode():
+                prob = self._mtcnn.pnet((batch - 127.5) * 0.0078125)[1][:, 1].reshape(-1).cpu().numpy()
+            squares = squares[prob >= options.edge_gate]
+            if not len(squares):
+                return Detections.empty()
+            crops = _square_crops(rgb, squares, 24)
         boxes, probs = squares, np.zeros(len(squares), np.float32)
         for net, threshold in ((self._mtcnn.rnet, options.thresholds[1]), (self._mtcnn.onet, options.edge_search)):
             batch = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
@@ -429,12 +455,12 @@ class FaceDetector:
             if not len(boxes):
                 return Detections.empty()
             if net is self._mtcnn.rnet:  # O-net looks again at the squares around R-net's boxes
-                cuts = [_padded_cut(rgb, int(x1), int(y1), int(x2), int(y2)) for x1, y1, x2, y2 in _square(boxes)]
-                inside = [k for k, cut in enumerate(cuts) if cut is not None]  # a box moved wholly out
-                if not inside:
+                squares = _square(boxes)
+                x1, y1, x2, y2 = squares.astype(int).T  # as _padded_cut cuts them
+                squares = squares[(x2 > x1) & (y2 > y1) & (x2 > 0) & (y2 > 0) & (x1 < width) & (y1 < height)]
+                if not len(squares):  # every box moved wholly out
                     return Detections.empty()
-                squares = _square(boxes)[inside]
-                crops = np.stack([cv2.resize(cuts[k], (48, 48), interpolation=cv2.INTER_AREA) for k in inside])
+                crops = _square_crops(rgb, squares, 48)
         boxes, probs = _dedupe(boxes, probs)
         keep = box_in_frame(boxes, width, height) >= options.edge_min_in_frame
         if found is not None and len(found) and keep.any():
@@ -452,24 +478,28 @@ class FaceDetector:
 
 def edge_crops(rgb: np.ndarray, sizes: Sequence[float], shares: Sequence[float], step: float = 0.15,
                size: int = 24) -> tuple[np.ndarray, np.ndarray]:
-    """The squares :meth:`FaceDetector.edge_faces` tries, as R-net's ``size`` x ``size`` crops and
-    their boxes (x1, y1, x2, y2, frame pixels): for each face size (a share of the frame's height)
-    and each share of it inside the frame, down the left and the right edge every ``step`` of
-    the size, from a tenth of it above the top to where 0.4 of it lies below the bottom; black beyond
-    the edges. One resize of the padded frame per face size, then slices (a square's corner
-    rounds to the small frame's pixel)."""
+    """The squares :meth:`FaceDetector.edge_faces` tries, as ``size`` x ``size`` crops and their
+    boxes (x1, y1, x2, y2, frame pixels): for each face size (a share of the frame's height) and
+    each share of it inside the frame, down the left and the right edge every ``step`` of the
+    size, from a tenth of it above the top to where 0.4 of it lies below the bottom; black beyond
+    the edges. Per face size, one resize of each side's strip (the columns the squares reach,
+    black-padded), then slices: a square's corner rounds to the small strip's pixel."""
     height, width = rgb.shape[:2]
     crops, squares = [], []
     for fraction in sizes:
         side = fraction * height
         scale, pad = size / side, int(np.ceil(side))
-        padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
-        small = cv2.resize(padded, (int(round((width + 2 * pad) * scale)), int(round((height + 2 * pad) * scale))),
-                           interpolation=cv2.INTER_AREA)
-        for share in shares:
-            for y in np.arange(-0.1 * side, height - 0.6 * side, step * side):
-                for x in (-(1 - share) * side, width - share * side):
-                    sx, sy = int(round((x + pad) * scale)), int(round((y + pad) * scale))
+        reach = min(width, int(np.ceil(max(shares) * side)) + 2)  # the columns inside the frame a square covers
+        for left in (True, False):
+            strip = rgb[:, :reach] if left else rgb[:, width - reach :]
+            strip = cv2.copyMakeBorder(strip, pad, pad, pad if left else 0, 0 if left else pad, cv2.BORDER_CONSTANT, value=0)
+            origin = -pad if left else width - reach  # the frame's x at the strip's first column
+            small = cv2.resize(strip, (int(round(strip.shape[1] * scale)), int(round(strip.shape[0] * scale))),
+                               interpolation=cv2.INTER_AREA)
+            for share in shares:
+                x = -(1 - share) * side if left else width - share * side
+                for y in np.arange(-0.1 * side, height - 0.6 * side, step * side):
+                    sx, sy = int(round((x - origin) * scale)), int(round((y + pad) * scale))
                     crop = small[sy : sy + size, sx : sx + size]
                     if crop.shape[:2] == (size, size):
                         crops.append(crop)
@@ -477,6 +507,13 @@ def edge_crops(rgb: np.ndarray, sizes: Sequence[float], shares: Sequence[float],
     if not crops:
         return np.zeros((0, size, size, 3), np.uint8), np.zeros((0, 4), np.float32)
     return np.stack(crops), np.array(squares, np.float32)
+
+
+def _square_crops(rgb: np.ndarray, squares: np.ndarray, size: int) -> np.ndarray:
+    """``(N, size, size, 3)``: each square of ``squares`` (x1, y1, x2, y2, each overlapping the
+    frame) cut at whole pixels, black beyond the frame, and resized."""
+    return np.stack([cv2.resize(_padded_cut(rgb, int(x1), int(y1), int(x2), int(y2)), (size, size), interpolation=cv2.INTER_AREA)
+                     for x1, y1, x2, y2 in squares])
 
 
 def _padded_cut(rgb: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray | None:
