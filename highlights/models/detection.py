@@ -156,7 +156,8 @@ class DetectionOptions:
     """Faces cut by the frame's left or right edge, which MTCNN's first stage misses: squares of
     :attr:`edge_sizes` of the frame's height, :attr:`edge_shares` of them inside the frame,
     every :attr:`edge_step` of their size down each side edge, with black beyond the edge, are
-    given to R-net (kept at its own threshold) and then O-net, and a face O-net sees with this
+    given to P-net (:attr:`edge_gate`), R-net (kept at its own threshold) and then O-net, as
+    MTCNN's own stages, and a face O-net sees with this
     probability or more (0: no search) that no detected face overlaps is added
     (:meth:`FaceDetector.edge_faces`). A stream of frames is searched wherever the detector
     looked again (:class:`FaceFollower`), and O-net's follow (:meth:`FaceDetector.refine`) gives
@@ -339,8 +340,7 @@ class FaceDetector:
         if options.edge_search > 0:  # the faces cut by the edge that the search adds
             sizes, shares = ("/".join(f"{v:g}" for v in group) for group in (options.edge_sizes, options.edge_shares))
             version += f"-edge{options.edge_search:g}:{sizes}:{shares}:{options.edge_step:g}:{options.edge_min_in_frame:g}"
-            if options.edge_gate > 0:
-                version += f":p{options.edge_gate:g}"
+            version += f":p{options.edge_gate:g}"  # P-net's gate; strips shrunk per side (stop 33)
         return version
 
     def detect(self, images: Sequence[np.ndarray], min_face_size: int | None = None) -> list[Detections]:
@@ -439,7 +439,7 @@ class FaceDetector:
             batch = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
             with torch.inference_mode():
                 prob = self._mtcnn.pnet((batch - 127.5) * 0.0078125)[1][:, 1].reshape(-1).cpu().numpy()
-            squares = squares[prob >= options.edge_gate]
+            squares = squares[(prob >= options.edge_gate) & _cuttable(squares, width, height)]
             if not len(squares):
                 return Detections.empty()
             crops = _square_crops(rgb, squares, 24)
@@ -456,8 +456,7 @@ class FaceDetector:
                 return Detections.empty()
             if net is self._mtcnn.rnet:  # O-net looks again at the squares around R-net's boxes
                 squares = _square(boxes)
-                x1, y1, x2, y2 = squares.astype(int).T  # as _padded_cut cuts them
-                squares = squares[(x2 > x1) & (y2 > y1) & (x2 > 0) & (y2 > 0) & (x1 < width) & (y1 < height)]
+                squares = squares[_cuttable(squares, width, height)]
                 if not len(squares):  # every box moved wholly out
                     return Detections.empty()
                 crops = _square_crops(rgb, squares, 48)
@@ -489,11 +488,14 @@ def edge_crops(rgb: np.ndarray, sizes: Sequence[float], shares: Sequence[float],
     for fraction in sizes:
         side = fraction * height
         scale, pad = size / side, int(np.ceil(side))
-        reach = min(width, int(np.ceil(max(shares) * side)) + 2)  # the columns inside the frame a square covers
+        reach = int(np.ceil(max(shares) * side)) + 2  # the columns inside the frame a square covers
         for left in (True, False):
-            strip = rgb[:, :reach] if left else rgb[:, width - reach :]
-            strip = cv2.copyMakeBorder(strip, pad, pad, pad if left else 0, 0 if left else pad, cv2.BORDER_CONSTANT, value=0)
-            origin = -pad if left else width - reach  # the frame's x at the strip's first column
+            if reach >= width:  # a frame narrower than that: the squares reach past the other edge too
+                strip, origin = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0), -pad
+            else:
+                strip = rgb[:, :reach] if left else rgb[:, width - reach :]
+                strip = cv2.copyMakeBorder(strip, pad, pad, pad if left else 0, 0 if left else pad, cv2.BORDER_CONSTANT, value=0)
+                origin = -pad if left else width - reach  # the frame's x at the strip's first column
             small = cv2.resize(strip, (int(round(strip.shape[1] * scale)), int(round(strip.shape[0] * scale))),
                                interpolation=cv2.INTER_AREA)
             for share in shares:
@@ -509,9 +511,16 @@ def edge_crops(rgb: np.ndarray, sizes: Sequence[float], shares: Sequence[float],
     return np.stack(crops), np.array(squares, np.float32)
 
 
+def _cuttable(squares: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Which of ``squares`` (x1, y1, x2, y2) :func:`_padded_cut` can cut from a ``width`` x
+    ``height`` frame: not empty at whole pixels and not wholly outside."""
+    x1, y1, x2, y2 = np.asarray(squares).reshape(-1, 4).astype(int).T  # truncated, as int() in _padded_cut
+    return (x2 > x1) & (y2 > y1) & (x2 > 0) & (y2 > 0) & (x1 < width) & (y1 < height)
+
+
 def _square_crops(rgb: np.ndarray, squares: np.ndarray, size: int) -> np.ndarray:
-    """``(N, size, size, 3)``: each square of ``squares`` (x1, y1, x2, y2, each overlapping the
-    frame) cut at whole pixels, black beyond the frame, and resized."""
+    """``(N, size, size, 3)``: each square of ``squares`` (x1, y1, x2, y2, each one
+    :func:`_cuttable`) cut at whole pixels, black beyond the frame, and resized."""
     return np.stack([cv2.resize(_padded_cut(rgb, int(x1), int(y1), int(x2), int(y2)), (size, size), interpolation=cv2.INTER_AREA)
                      for x1, y1, x2, y2 in squares])
 

@@ -608,6 +608,26 @@ def test_p_net_passes_the_square_of_a_face_cut_by_the_edge_to_r_net(shared_data,
     assert box_iou(passed, truth[None]).max() >= 0.3
 
 
+def test_edge_crops_keep_every_square_of_a_narrow_frame():
+    from highlights.models.detection import edge_crops
+
+    sizes, shares = (0.28, 0.36, 0.45), (0.4, 0.55, 0.7)
+    wide = edge_crops(np.zeros((640, 480, 3), np.uint8), sizes, shares, 0.15, size=12)[1]
+    for width in (100, 30):  # narrower than a square's part inside the frame
+        narrow = edge_crops(np.zeros((640, width, 3), np.uint8), sizes, shares, 0.15, size=12)[1]
+        assert len(narrow) == len(wide)
+
+
+@pytest.mark.parametrize("shape", [(2, 7), (4, 9), (1, 1), (12, 20)])
+def test_edge_search_on_a_frame_of_a_few_pixels_finds_nothing_and_does_not_fail(detector, shape):
+    from dataclasses import replace
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    for gate in (0.0, 0.05, 1e-9):  # the smallest gate passes nearly every square
+        assert len(FaceDetector(replace(detector.options, edge_gate=gate)).edge_faces(image)) == 0
+
+
 def test_edge_search_options_are_checked():
     with pytest.raises(ValueError, match="edge_search"):
         DetectionOptions(edge_search=1.5)
