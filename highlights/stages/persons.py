@@ -119,6 +119,17 @@ class PersonOptions:
         parent's smiling face (mean 0.10) reached a report lesson's GIF. Used as a cannot-link in
         the grouping, a sure age cost the child a third of its seconds on the tuning lessons (a
         misjudged track of the child seeded a second person), so it is only a veto.
+    adult_veto_min_aspect: 0.76 - the veto counts a track's frontal faces only, at least this wide
+        for their height (the student's faces facing the camera: 0.76-0.80 at the 10th percentile
+        in every condition of the tuning lessons). Half-turned faces (0.70-0.76) are still facing
+        enough for the person's verdict, but the age model calls a child's adult: half of the
+        student's squeezed faces of ``bench/persons.py`` scored under 0.15, and the veto took 42
+        of the student's faces out of the tuning lessons' GIF subject. Stop 33, 0.70 -> 0.76:
+        the student's faces vetoed 42 -> 21 (report 33 -> 12), parents' faces covered by the
+        veto 144 -> 122 of 265 (report 64 -> 54 of 135; no parent's face was in the student's
+        person in any of these lessons), tuning persons child recall 0.930 -> 0.940 (squeezed
+        0.89 -> 0.95), webcam 0.878 -> 0.890, report persons 0.888 -> 0.905, no pick with an
+        adult added.
     child_share: 0.15 and child_min_faces: 5 - a person is also a child when at least this share of
         their confident faces (and this many) are each judged a child by the age model (its
         per-face threshold): the model calls a child's face an adult far more often in a dim,
@@ -175,6 +186,7 @@ class PersonOptions:
     dim_weight: float = 0.15
     child_threshold: float = 0.85
     adult_veto: float = 0.15
+    adult_veto_min_aspect: float = 0.76
     child_share: float = 0.15
     child_min_faces: int = 5
     student_share: float = 0.5
@@ -189,6 +201,8 @@ class PersonOptions:
             raise ValueError("child_threshold must be in (0, 1)")
         if not 0.0 <= self.adult_veto < 1.0:
             raise ValueError("adult_veto must be in [0, 1)")
+        if not 0.0 <= self.adult_veto_min_aspect <= 2.0:
+            raise ValueError("adult_veto_min_aspect must be in [0, 2] (a box's width over its height)")
         if self.merge_distance <= 0 or self.faces_per_track < 1:
             raise ValueError("merge_distance > 0 and faces_per_track >= 1 needed")
         if not 0.0 <= self.dim_weight <= 1.0:
@@ -325,11 +339,13 @@ def faces_to_embed(table: FaceTable | pd.DataFrame, available: Sequence[FaceKey]
 def surely_adult_tracks(faces: pd.DataFrame, options: PersonOptions | None = None,
                         tracks: TrackOptions | None = None) -> set[int]:
     """The tracks whose faces' mean child probability is under :attr:`PersonOptions.adult_veto`,
-    over their faces facing the camera (:func:`~highlights.stages.tracks.facing`; a track of
-    turned faces only is vetoed by none)."""
+    over their frontal faces: facing the camera (:func:`~highlights.stages.tracks.facing`) and
+    at least :attr:`PersonOptions.adult_veto_min_aspect` as wide as tall (a track of turned faces
+    only is vetoed by none)."""
     o = options or PersonOptions()
     faces = faces[(faces["face"] >= 0) & (faces["track"] >= 0)]
-    faces = faces[facing(faces, tracks)]
+    width, height = faces["x2"] - faces["x1"], faces["y2"] - faces["y1"]
+    faces = faces[facing(faces, tracks) & (width >= o.adult_veto_min_aspect * height).fillna(False)]
     means = faces.groupby("track")["child_prob"].mean()
     return {int(track) for track, mean in means.items() if mean < o.adult_veto}
 

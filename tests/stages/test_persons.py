@@ -382,8 +382,30 @@ def test_a_turned_face_is_no_evidence_of_age_so_the_students_turned_seconds_stay
     faces = judge_lesson(table).faces
     turned = faces["t"] >= 50
     assert faces.loc[turned, "subject"].all() and not faces.loc[turned, "someone_else"].any()
-    faces = judge_lesson(table, tracks=TrackOptions(min_face_aspect=0.5)).faces  # as before
+    # As before stop 33 (the veto counted every face facing the camera) and before the turned faces were left out.
+    faces = judge_lesson(table, PersonOptions(adult_veto_min_aspect=0.0), tracks=TrackOptions(min_face_aspect=0.5)).faces
     assert not faces.loc[turned, "subject"].any()
+
+
+def test_the_veto_counts_frontal_faces_only_so_a_half_turned_student_stays_the_subject():
+    # Half turned (0.72 as wide as tall): facing the camera enough for the person's verdict, but
+    # the age model calls such children's faces adult (the squeezed seconds of bench/persons.py:
+    # half of them under 0.15), so the veto does not count them. A frontal face with the same
+    # calls is still vetoed.
+    half_turned = (110, 80, 182, 180)
+    faces = judge_lesson(child_then_one_person_with(half_turned, child=0.05)).faces
+    later = faces["t"] >= 50
+    assert faces.loc[later, "subject"].all()
+    faces = judge_lesson(child_then_one_person_with(half_turned, child=0.05), PersonOptions(adult_veto_min_aspect=0.7)).faces
+    assert not faces.loc[later, "subject"].any()  # counted as facing, the veto keeps it out
+    frontal = (110, 80, 200, 180)
+    faces = judge_lesson(child_then_one_person_with(frontal, child=0.05)).faces
+    assert not faces.loc[later, "subject"].any() and faces.loc[later, "someone_else"].all()
+
+
+def test_the_veto_aspect_is_checked():
+    with pytest.raises(ValueError, match="adult_veto_min_aspect"):
+        PersonOptions(adult_veto_min_aspect=-0.1)
 
 
 def test_unexplained_body_finds_half_a_head_at_the_edge_joined_to_the_students_body():
