@@ -177,7 +177,7 @@ def test_versions_and_model_task_checks(face_models):
         "smile": face_models["smile"].version,
         "age": face_models["age"].version,
     }
-    assert re.fullmatch(r"mtcnn-facenet-pytorch-[\d.]+-sat-320-30-follow[\w.]+-edge[\d.]+:[\d./]+:[\d./]+:[\d.]+:[\d.]+", scorer.versions["detector"])
+    assert re.fullmatch(r"mtcnn-facenet-pytorch-[\d.]+-sat-320-30-follow[\w.]+-edge[\d.]+:[\d./]+:[\d./]+:[\d.]+:[\d.]+:p[\d.]+", scorer.versions["detector"])
     with pytest.raises(ValueError, match="smile_model is a 'age' model"):
         FaceScorer(detector, face_models["age"], face_models["age"])
 
