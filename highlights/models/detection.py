@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from highlights.core.boxes import box_in_frame, box_iou
+from highlights.models.preprocess import cut_padded
 
 if TYPE_CHECKING:
     import torch
@@ -386,9 +387,8 @@ class FaceDetector:
                 if padded_sides and (x1 < 0 or x2 > width):
                     # A face cut by the left or right edge, as the edge search saw it: with black
                     # beyond the edge it keeps its proportions (clipped and stretched, O-net drops it).
-                    cut = _padded_cut(rgb, int(x1), int(y1), int(x2), int(y2))
-                    if cut is not None:
-                        crops.append(cv2.resize(cut, (48, 48), interpolation=cv2.INTER_AREA))
+                    if _cuttable(squares[k], width, height)[0]:
+                        crops.append(_square_crops(rgb, squares[k : k + 1], 48)[0])
                         keep.append(k)
                     continue
                 # MTCNN's own cut (facenet's pad()): 1-based, clipped to the frame, then resized.
@@ -399,9 +399,8 @@ class FaceDetector:
                     keep.append(k)
             if not keep:
                 return Detections.empty()
-            batch = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float()
             with torch.inference_mode():
-                reg, _, prob = self._mtcnn.onet((batch - 127.5) * 0.0078125)
+                reg, _, prob = self._mtcnn.onet(_normalised(np.stack(crops).astype(np.float32), self.device))
                 reg, prob = reg.cpu(), prob.cpu()
             squares = squares[keep]
             side = (squares[:, 2] - squares[:, 0] + 1)[:, None]
@@ -436,18 +435,16 @@ class FaceDetector:
         if not len(squares):
             return Detections.empty()
         if options.edge_gate > 0:  # P-net on each square, as MTCNN's first stage; R-net on those it passes
-            batch = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
             with torch.inference_mode():
-                prob = self._mtcnn.pnet((batch - 127.5) * 0.0078125)[1][:, 1].reshape(-1).cpu().numpy()
+                prob = self._mtcnn.pnet(_normalised(crops.astype(np.float32), self.device))[1][:, 1].reshape(-1).cpu().numpy()
             squares = squares[(prob >= options.edge_gate) & _cuttable(squares, width, height)]
             if not len(squares):
                 return Detections.empty()
             crops = _square_crops(rgb, squares, 24)
         boxes, probs = squares, np.zeros(len(squares), np.float32)
         for net, threshold in ((self._mtcnn.rnet, options.thresholds[1]), (self._mtcnn.onet, options.edge_search)):
-            batch = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
             with torch.inference_mode():
-                out = net((batch - 127.5) * 0.0078125)
+                out = net(_normalised(crops.astype(np.float32), self.device))
             reg, prob = out[0].cpu().numpy(), out[-1][:, 1].cpu().numpy()
             alive = prob >= threshold
             side = (squares[:, 2] - squares[:, 0])[:, None]
@@ -512,29 +509,17 @@ def edge_crops(rgb: np.ndarray, sizes: Sequence[float], shares: Sequence[float],
 
 
 def _cuttable(squares: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Which of ``squares`` (x1, y1, x2, y2) :func:`_padded_cut` can cut from a ``width`` x
+    """Which of ``squares`` (x1, y1, x2, y2) :func:`_square_crops` can cut from a ``width`` x
     ``height`` frame: not empty at whole pixels and not wholly outside."""
-    x1, y1, x2, y2 = np.asarray(squares).reshape(-1, 4).astype(int).T  # truncated, as int() in _padded_cut
+    x1, y1, x2, y2 = np.asarray(squares).reshape(-1, 4).astype(int).T  # truncated, as _square_crops cuts
     return (x2 > x1) & (y2 > y1) & (x2 > 0) & (y2 > 0) & (x1 < width) & (y1 < height)
 
 
 def _square_crops(rgb: np.ndarray, squares: np.ndarray, size: int) -> np.ndarray:
     """``(N, size, size, 3)``: each square of ``squares`` (x1, y1, x2, y2, each one
     :func:`_cuttable`) cut at whole pixels, black beyond the frame, and resized."""
-    return np.stack([cv2.resize(_padded_cut(rgb, int(x1), int(y1), int(x2), int(y2)), (size, size), interpolation=cv2.INTER_AREA)
+    return np.stack([cv2.resize(cut_padded(rgb, int(x1), int(y1), int(x2), int(y2)), (size, size), interpolation=cv2.INTER_AREA)
                      for x1, y1, x2, y2 in squares])
-
-
-def _padded_cut(rgb: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray | None:
-    """The frame's pixels in [x1, x2) x [y1, y2), black where that lies outside the frame; None
-    where it is empty or wholly outside."""
-    height, width = rgb.shape[:2]
-    if x2 <= x1 or y2 <= y1 or x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-        return None
-    out = np.zeros((y2 - y1, x2 - x1, 3), np.uint8)
-    sx, sy, ex, ey = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
-    out[sy - y1 : ey - y1, sx - x1 : ex - x1] = rgb[sy:ey, sx:ex]
-    return out
 
 
 class _SummedArea:

@@ -35,16 +35,18 @@ def square_box(box: Box, scale: float = 1.0) -> tuple[int, int, int, int]:
 
 def crop_square(image: np.ndarray, box: Box, scale: float = 1.0) -> np.ndarray:
     """Cut the square around ``box`` out of ``image``; parts outside the frame come out black."""
-    left, top, right, bottom = square_box(box, scale)
+    return cut_padded(image, *square_box(box, scale))
+
+
+def cut_padded(image: np.ndarray, left: int, top: int, right: int, bottom: int) -> np.ndarray:
+    """The pixels of ``image`` in columns ``[left, right)`` and rows ``[top, bottom)`` (whole
+    pixels, ``right > left`` and ``bottom > top``), black where that lies outside the frame."""
     height, width = image.shape[:2]
-    side = right - left
-    out = np.zeros((side, side) + image.shape[2:], dtype=image.dtype)
+    out = np.zeros((bottom - top, right - left) + image.shape[2:], dtype=image.dtype)
     src_x1, src_y1 = max(left, 0), max(top, 0)
     src_x2, src_y2 = min(right, width), min(bottom, height)
     if src_x2 > src_x1 and src_y2 > src_y1:
-        out[src_y1 - top : src_y2 - top, src_x1 - left : src_x2 - left] = image[
-            src_y1:src_y2, src_x1:src_x2
-        ]
+        out[src_y1 - top : src_y2 - top, src_x1 - left : src_x2 - left] = image[src_y1:src_y2, src_x1:src_x2]
     return out
 
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -343,9 +343,10 @@ def surely_adult_tracks(faces: pd.DataFrame, options: PersonOptions | None = Non
     at least :attr:`PersonOptions.adult_veto_min_aspect` as wide as tall (a track of turned faces
     only is vetoed by none)."""
     o = options or PersonOptions()
+    tracks = tracks or TrackOptions()
     faces = faces[(faces["face"] >= 0) & (faces["track"] >= 0)]
-    width, height = faces["x2"] - faces["x1"], faces["y2"] - faces["y1"]
-    faces = faces[facing(faces, tracks) & (width >= o.adult_veto_min_aspect * height).fillna(False)]
+    frontal = replace(tracks, min_face_aspect=max(tracks.min_face_aspect, o.adult_veto_min_aspect))
+    faces = faces[facing(faces, frontal)]
     means = faces.groupby("track")["child_prob"].mean()
     return {int(track) for track, mean in means.items() if mean < o.adult_veto}
 

@@ -563,7 +563,8 @@ def test_edge_search_adds_nothing_where_the_face_is_found_or_nobody_is(shared_da
 
 
 def test_edge_crops_are_the_squares_beyond_the_edges_shrunk():
-    from highlights.models.detection import _padded_cut, edge_crops
+    from highlights.models.detection import edge_crops
+    from highlights.models.preprocess import cut_padded
 
     rng = np.random.default_rng(3)
     rgb = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
@@ -575,7 +576,7 @@ def test_edge_crops_are_the_squares_beyond_the_edges_shrunk():
     # Half of each square beyond the left or the right edge.
     assert set(np.round(squares[:, 0] + sides / 2, 3)) <= {0.0, 160.0}
     for crop, (x1, y1, x2, y2) in zip(crops, squares):
-        exact = cv2.resize(_padded_cut(rgb, int(x1), int(y1), int(x2), int(y2)), (24, 24), interpolation=cv2.INTER_AREA)
+        exact = cv2.resize(cut_padded(rgb, int(x1), int(y1), int(x2), int(y2)), (24, 24), interpolation=cv2.INTER_AREA)
         assert np.abs(crop.astype(float) - exact.astype(float)).mean() < 12
         outside = slice(0, 10) if x1 < 0 else slice(14, 24)  # the black margin
         assert crop[:, outside].max() == 0
