@@ -53,7 +53,11 @@ job's sampled seconds, i.e. rows of ``scores.csv``; truth is the lesson's second
   student's box at that second).
 - **picks with an adult** (face / half / shoulder within 1 s), **picks on the poster** (the
   chosen face's box centre inside the framed picture), **picks on a sibling** (its centre in the
-  sibling's face box within 1 s): all must be 0.
+  sibling's face box within 1 s): all must be 0. **Of them, GIF frame shows the adult**: the
+  pick's crop (the square ``build_gif`` cuts, :func:`highlights.stages.gif.gif_square`) overlaps,
+  in the pick's own second, the box of every pixel the parent is drawn on (face, hair, shoulder or
+  arm; the truth's ``adult_drawn_box``, persons lessons; the face box on webcam and plain
+  lessons): whether an adult reached the GIF itself, not only its second.
 """
 
 from __future__ import annotations
@@ -118,7 +122,11 @@ class Lesson:
 
 def persons_lesson(cache: Path, seed: int, force: bool = False) -> Lesson:
     folder = cache / "lessons" / f"persons-{seed}"
-    if force or not (folder / ".built").is_file():
+    truth = folder / "truth.csv"
+    # A lesson cached by an older builder lacks truth columns added since: built again (the
+    # builder is deterministic: the same frames, the new columns filled in).
+    outdated = truth.is_file() and not set(pl.TRUTH_COLUMNS) <= set(truth.open(encoding="utf-8").readline().strip().split(","))
+    if force or outdated or not (folder / ".built").is_file():
         started = time.perf_counter()
         pl.build_person_lesson(SHARED_DATA, folder, seed=seed, fps=BUILD_FPS)
         (folder / ".built").write_text("ok")
@@ -233,6 +241,11 @@ def _centre(row) -> tuple[float, float]:
     return (float(row["x1"]) + float(row["x2"])) / 2, (float(row["y1"]) + float(row["y2"])) / 2
 
 
+def _overlap(a, b) -> bool:
+    """Whether boxes ``a`` and ``b`` (x1, y1, x2, y2) share any area."""
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
 def _inside(point: tuple[float, float], box, widen: float = 0.0) -> bool:
     if box is None:
         return False
@@ -297,6 +310,7 @@ class Figures:
     picks_smiling: int = 0
     picks_student: int = 0
     picks_adult: dict = field(default_factory=dict)
+    picks_adult_shown: dict = field(default_factory=dict)  # view -> GIF frames whose crop shows the adult
     picks_poster: int = 0
     picks_sibling: int = 0
     per_lesson: list = field(default_factory=list)
@@ -328,6 +342,7 @@ class Figures:
             "precision": div(self.picks_smiling, self.picks),
             "precision (student's face)": div(self.picks_student, self.picks),
             "picks with an adult: face/half/shoulder": "/".join(str(self.picks_adult.get(k, 0)) for k in ADULT_VIEWS),
+            "  of them, GIF frame shows the adult": "/".join(str(self.picks_adult_shown.get(k, 0)) for k in ADULT_VIEWS),
             "picks on the poster": self.picks_poster,
             "picks on a sibling": self.picks_sibling,
         }
@@ -418,6 +433,12 @@ def evaluate(lesson: Lesson, out: Path, figures: Figures, recognise: Callable) -
     picks = selection.get("picks", [])
     figures.fills.append(len(picks) / min(MAX_FRAMES, lesson.moments))
     figures.picks += len(picks)
+    from types import SimpleNamespace
+
+    from highlights.stages.gif import GifOptions, crop_side, gif_square
+
+    # The GIF's frames as build_gif cuts them: one square side for all, each centred on its face.
+    side = crop_side([SimpleNamespace(box=p["box"]) for p in picks], GifOptions().margin) if picks else 0
     for pick in picks:
         t = float(pick["t"])
         box = pick["box"]
@@ -428,7 +449,12 @@ def evaluate(lesson: Lesson, out: Path, figures: Figures, recognise: Callable) -
         for view in ADULT_VIEWS:
             if lesson.near(t, lambda r, v=view: r["adult"] == v):
                 figures.picks_adult[view] = figures.picks_adult.get(view, 0) + 1
-        at = lesson.truth.get(int(round(t)))
+        at = lesson.truth.get(int(round(t)))  # the pick's own frame: does its crop show the adult?
+        if at and at["adult"]:
+            drawn = at.get("adult_drawn_box") or at["adult_box"]
+            square = gif_square(box, side, *pl.SIZE)  # the lessons' camera: width, height
+            if drawn is not None and _overlap(square, drawn):
+                figures.picks_adult_shown[at["adult"]] = figures.picks_adult_shown.get(at["adult"], 0) + 1
         figures.picks_poster += bool(at and _inside(centre, at["poster_frame_box"]))
         figures.picks_sibling += any(_inside(centre, r["sibling_box"], widen=0.25) for r in lesson.near(t, lambda r: r["sibling"]))
     lesson_row["picks"] = len(picks)

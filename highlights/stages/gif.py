@@ -128,18 +128,25 @@ def crop_side(frames: Sequence[GifFrame], margin: float) -> int:
     return max(int(round(float(np.median(sides)) * margin)), 8)
 
 
-def crop_face(image: np.ndarray, box: Box, side: int) -> np.ndarray:
-    """The ``side`` x ``side`` square centred on ``box``, shifted to lie inside ``image``.
+def gif_square(box: Box, side: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) in frame pixels of the ``side`` x ``side`` square centred on
+    ``box``, shifted to lie inside a ``width`` x ``height`` frame: what :func:`crop_face` cuts
+    (``bench/persons.py`` checks it against where the parent is drawn).
 
     Where the frame is smaller than ``side`` the square shrinks to the frame's shorter side, so
     the crop never holds black borders.
     """
-    height, width = image.shape[:2]
     side = min(side, height, width)
     cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
     left = int(round(min(max(cx - side / 2.0, 0), width - side)))
     top = int(round(min(max(cy - side / 2.0, 0), height - side)))
-    return image[top : top + side, left : left + side]
+    return left, top, left + side, top + side
+
+
+def crop_face(image: np.ndarray, box: Box, side: int) -> np.ndarray:
+    """The square :func:`gif_square` places, cut from ``image``."""
+    left, top, right, bottom = gif_square(box, side, image.shape[1], image.shape[0])
+    return image[top:bottom, left:right]
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from highlights.stages.gif import (
     crop_face,
     encode_gif,
     face_crops,
+    gif_square,
     public_gif_name,
 )
 
@@ -114,6 +115,19 @@ def test_crop_has_one_side_and_stays_inside_the_frame():
     frames = [GifFrame(image, (100.0, 100.0, 100.0 + s, 100.0 + s)) for s in (50, 100, 150)]
     crops = face_crops(frames, 64, margin=2.0)
     assert {c.shape for c in crops} == {(64, 64, 3)}
+
+
+def test_gif_square_is_where_the_crop_is_cut():
+    """The square's coordinates (what bench/persons.py checks against where a parent is) are the
+    pixels crop_face cuts: centred on the face, shifted inside the frame, clamped to its height."""
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    for box, side in (((300.0, 200.0, 340.0, 240.0), 100), ((0.0, 0.0, 40.0, 40.0), 200),
+                      ((600.0, 440.0, 640.0, 480.0), 200), ((300.0, 200.0, 340.0, 240.0), 1000)):
+        left, top, right, bottom = gif_square(box, side, 640, 480)
+        assert 0 <= left < right <= 640 and 0 <= top < bottom <= 480 and right - left == bottom - top
+        assert np.array_equal(crop_face(image, box, side), image[top:bottom, left:right])
+    assert gif_square((300.0, 200.0, 340.0, 240.0), 100, 640, 480) == (270, 170, 370, 270)
+    assert gif_square((600.0, 440.0, 640.0, 480.0), 200, 640, 480) == (440, 280, 640, 480)
 
 
 def test_public_gif_names_are_not_guessable():

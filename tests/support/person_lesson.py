@@ -160,7 +160,7 @@ sibling, parent and poster (students of seeds 0-29 are 30 different people)."""
 TRUTH_COLUMNS = (
     "t", "segment", "kind", "condition", "offline", "student", "student_face", "student_smiling",
     "student_box", "adult", "adult_box", "sibling", "sibling_box", "poster", "poster_box",
-    "poster_frame_box", "poster_visible", "nobody",
+    "poster_frame_box", "poster_visible", "nobody", "adult_drawn_box",
 )  # fmt: skip
 
 
@@ -722,6 +722,8 @@ def render_student(
             _draw(canvas, figure, squeeze, shade)
         if k % step == 0:
             truth[int(round(t))] = _truth_row(segment, index, figures, scene, canvas, empty, x0, y0)
+            truth[int(round(t))]["adult_drawn_box"] = _box_text(_drawn_box(
+                next((f for f in figures if f.role == "parent"), None), empty, squeeze, shade))
         gain = 0.9 + 0.12 * np.sin(t / 13.0)
         warmth = 0.04 * np.sin(t / 17.0 + tint_phase)
         canvas *= gain * np.array([1.0 + warmth, 1.0, 1.0 - warmth], np.float32)
@@ -731,6 +733,21 @@ def render_student(
         if condition == "jpeg":
             frame = _compress(frame, int(rng.integers(5, 11)))
         yield frame
+
+
+def _drawn_box(figure: _Figure | None, empty: np.ndarray, squeeze: float, shade: float) -> tuple[float, ...] | None:
+    """The box (x1, y1, x2, y2, frame pixels) of every pixel ``figure`` changes when drawn alone
+    on the frame without people (its photo, hair, neck, shoulder or arm, not only its face box; a
+    part the child hides counts too): what a GIF frame must not show of a parent. None without
+    the figure or where nothing of it is in the frame."""
+    if figure is None:
+        return None
+    alone = empty.copy()
+    _draw(alone, figure, squeeze, shade)
+    ys, xs = np.nonzero(np.abs(alone - empty).max(axis=2) > 10.0)  # not the faint edge of a pasted body
+    if not len(xs):
+        return None
+    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
 
 
 def _box_text(box: Sequence[float] | None) -> str:
@@ -809,7 +826,8 @@ def build_person_lesson(shared_data: Path, folder: Path, seed: int = 0, fps: flo
             truth[s] = {"segment": segments.index(segment), "kind": "offline", "condition": "", "offline": True,
                         "student": False, "student_face": False, "student_smiling": False, "student_box": "",
                         "adult": "", "adult_box": "", "sibling": False, "sibling_box": "", "poster": False,
-                        "poster_box": "", "poster_frame_box": "", "poster_visible": 0.0, "nobody": True}  # fmt: skip
+                        "poster_box": "", "poster_frame_box": "", "poster_visible": 0.0, "nobody": True,
+                        "adult_drawn_box": ""}  # fmt: skip
     manifest, lessons = write_lesson_files(folder, LESSON_ID, LESSON_START, recordings, {
         "student_name": "Sam", "subject": "Maths", "locale": "en",
         "lesson_url": f"https://school.example/lessons/{LESSON_ID}",
@@ -859,7 +877,8 @@ def read_person_lesson(folder: Path) -> PersonLesson:
     truth: dict[int, dict] = {}
     with open(folder / "truth.csv", newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            parsed = {c: _parse(row[c], c) for c in TRUTH_COLUMNS}
+            # A lesson built before a column was added reads it as empty (no box).
+            parsed = {c: _parse(row.get(c) or "", c) for c in TRUTH_COLUMNS}
             truth[parsed.pop("t")] = parsed
     return PersonLesson(
         folder, folder / "manifest.csv", folder / "lessons.csv", info["lesson_id"], datetime.fromisoformat(info["start"]),
