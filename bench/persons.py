@@ -42,6 +42,10 @@ job's sampled seconds, i.e. rows of ``scores.csv``; truth is the lesson's second
 - **parent chart error**: per minute bucket of analytics.csv, |``adult_share`` - true share of
   sampled seconds with an adult|; max over minutes (per lesson; mean and max over lessons); and
   minutes where ``adult_frames > 0`` disagrees with "an adult was in view that minute".
+  **Overview parent chart error**: the dashboard's chart as the issue judges it
+  (:func:`highlights.tools.dashboard.parent_presence_by_minute`: per minute of lesson, the share
+  of the variant's lessons with ``adult_frames > 0``) against the share of lessons with an adult
+  in view that minute; the largest difference over the minutes (0.05 is the issue's bound).
 - **adult seen**: of the seconds with the parent by face / half face / shoulder, the share in
   which the job has a face judged adult (by its track) that is not on the poster (a diagnostic
   of today's faces-only job); **adult reported, none in view**: of the seconds with no adult in
@@ -302,6 +306,7 @@ class Figures:
     chart_err: list = field(default_factory=list)
     chart_minutes_wrong: int = 0
     chart_minutes: int = 0
+    overview: dict = field(default_factory=dict)  # minute -> [lessons reported, lessons true, lessons]
     adult_seen: dict = field(default_factory=dict)  # view -> [seconds, seen]
     no_adult_s: int = 0
     no_adult_reported: int = 0
@@ -333,6 +338,9 @@ class Figures:
             "parent chart max |err| (mean over lessons)": mean(self.chart_err),
             "parent chart max |err| (worst lesson)": biggest(self.chart_err),
             "parent chart minutes wrong": f"{self.chart_minutes_wrong}/{self.chart_minutes}",
+            "overview parent chart max |err| (share of lessons)": biggest(
+                [abs(r - t) / n for r, t, n in self.overview.values()]
+            ),
             "adult seen: face/half/shoulder": "/".join(
                 "-" if n == 0 else f"{k / n:.2f}" for n, k in seen.values()
             ),
@@ -425,6 +433,10 @@ def evaluate(lesson: Lesson, out: Path, figures: Figures, recognise: Callable) -
         worst = max(worst, abs(reported - float(np.mean(inside))))
         figures.chart_minutes += 1
         figures.chart_minutes_wrong += (float(bucket["adult_frames"]) > 0) != any(inside)
+        minute = figures.overview.setdefault(int(bucket["bucket"]), [0, 0, 0])
+        minute[0] += float(bucket["adult_frames"]) > 0
+        minute[1] += any(inside)
+        minute[2] += 1
     figures.chart_err.append(worst)
     lesson_row["chart_max_err"] = round(worst, 3)
 
