@@ -344,7 +344,7 @@ copies one, is dropped from training (leak guard: {sm['data']['leak_guard']}).
 | true-positive rate / false-positive rate | {smile.true_positive_rate:.4f} / {smile.false_positive_rate:.4f} |
 | expected calibration error / Brier score | {smile.calibration.ece:.4f} / {smile.calibration.brier:.4f} |
 
-Calibration (the selection stage uses the probability itself; its default cut is 0.6):
+Calibration (the selection stage uses the probability itself; its default cut is 0.7):
 
 {_calibration_table(smile)}
 

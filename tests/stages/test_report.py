@@ -129,7 +129,7 @@ def test_report_structure(lesson):
     assert count(r'data-role="student"', html) == 1 and count(r'data-role="teacher"', html) == 1
     # Lesson bounds, threshold, both cameras, presence strips.
     assert count(r'class="lesson-bound"', html) == 2
-    assert 'class="threshold"' in html and "min_smile 0.6" in html
+    assert 'class="threshold"' in html and "min_smile 0.7" in html
     assert 'class="online online-student"' in html and 'class="online online-teacher"' in html
     for row in ("sampled", "child", "adult"):
         assert f'class="presence presence-{row}"' in html

@@ -196,7 +196,7 @@ def test_blurred_dark_small_and_not_smiling_faces_are_rejected():
         dict(smile_prob=math.nan),
     ]
     rows = [face_row(i, t=60.0 * i, **({"smile_prob": 0.99} | over)) for i, over in enumerate(bad)]
-    rows += [face_row(100 + i, t=1000.0 + 60 * i, smile_prob=0.65) for i in range(3)]
+    rows += [face_row(100 + i, t=1000.0 + 60 * i, smile_prob=0.75) for i in range(3)]
     sel = select_highlights(table(rows))
     assert sel.status == "ok"
     assert {p.ref.index for p in sel.picks} == {100, 101, 102}
