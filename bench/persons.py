@@ -60,8 +60,8 @@ job's sampled seconds, i.e. rows of ``scores.csv``; truth is the lesson's second
   sibling's face box within 1 s): all must be 0. **Of them, GIF frame shows the adult**: the
   pick's crop (the square ``build_gif`` cuts, :func:`highlights.stages.gif.gif_square`) overlaps,
   in the pick's own second, the box of every pixel the parent is drawn on (face, hair, shoulder or
-  arm; the truth's ``adult_drawn_box``, persons lessons; the face box on webcam and plain
-  lessons): whether an adult reached the GIF itself, not only its second.
+  arm; the truth's ``adult_drawn_box``; on webcam and plain lessons, whose truth this bench
+  derives from their plan, the face box): whether an adult reached the GIF itself, not only its second.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -129,7 +130,7 @@ def persons_lesson(cache: Path, seed: int, force: bool = False) -> Lesson:
     truth = folder / "truth.csv"
     # A lesson cached by an older builder lacks truth columns added since: built again (the
     # builder is deterministic: the same frames, the new columns filled in).
-    outdated = truth.is_file() and not set(pl.TRUTH_COLUMNS) <= set(truth.open(encoding="utf-8").readline().strip().split(","))
+    outdated = truth.is_file() and not set(pl.TRUTH_COLUMNS) <= set(truth.read_text(encoding="utf-8").partition("\n")[0].split(","))
     if force or outdated or not (folder / ".built").is_file():
         started = time.perf_counter()
         pl.build_person_lesson(SHARED_DATA, folder, seed=seed, fps=BUILD_FPS)
@@ -164,7 +165,7 @@ def real_face_truth(segments, variant: str) -> dict[int, dict]:
                 "segment": index, "kind": segment.kind, "condition": segment.condition,
                 "offline": segment.kind == "offline", "student": child, "student_face": child,
                 "student_smiling": bool(child and smiling), "student_box": child_box, "adult": adult,
-                "adult_box": adult_box, "sibling": False, "sibling_box": None, "poster": False,
+                "adult_box": adult_box, "adult_drawn_box": adult_box, "sibling": False, "sibling_box": None, "poster": False,
                 "poster_box": None, "poster_frame_box": None, "poster_visible": 0.0,
                 "nobody": segment.kind in ("nobody", "offline"),
             }  # fmt: skip
@@ -243,11 +244,6 @@ def judge(out: Path):
 
 def _centre(row) -> tuple[float, float]:
     return (float(row["x1"]) + float(row["x2"])) / 2, (float(row["y1"]) + float(row["y2"])) / 2
-
-
-def _overlap(a, b) -> bool:
-    """Whether boxes ``a`` and ``b`` (x1, y1, x2, y2) share any area."""
-    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 
 
 def _inside(point: tuple[float, float], box, widen: float = 0.0) -> bool:
@@ -445,8 +441,7 @@ def evaluate(lesson: Lesson, out: Path, figures: Figures, recognise: Callable) -
     picks = selection.get("picks", [])
     figures.fills.append(len(picks) / min(MAX_FRAMES, lesson.moments))
     figures.picks += len(picks)
-    from types import SimpleNamespace
-
+    from highlights.core.boxes import box_cover
     from highlights.stages.gif import GifOptions, crop_side, gif_square
 
     # The GIF's frames as build_gif cuts them: one square side for all, each centred on its face.
@@ -462,10 +457,9 @@ def evaluate(lesson: Lesson, out: Path, figures: Figures, recognise: Callable) -
             if lesson.near(t, lambda r, v=view: r["adult"] == v):
                 figures.picks_adult[view] = figures.picks_adult.get(view, 0) + 1
         at = lesson.truth.get(int(round(t)))  # the pick's own frame: does its crop show the adult?
-        if at and at["adult"]:
-            drawn = at.get("adult_drawn_box") or at["adult_box"]
+        if at and at["adult"] and at["adult_drawn_box"] is not None:
             square = gif_square(box, side, *pl.SIZE)  # the lessons' camera: width, height
-            if drawn is not None and _overlap(square, drawn):
+            if box_cover(np.array([square], float), np.array([at["adult_drawn_box"]], float))[0, 0] > 0:
                 figures.picks_adult_shown[at["adult"]] = figures.picks_adult_shown.get(at["adult"], 0) + 1
         figures.picks_poster += bool(at and _inside(centre, at["poster_frame_box"]))
         figures.picks_sibling += any(_inside(centre, r["sibling_box"], widen=0.25) for r in lesson.near(t, lambda r: r["sibling"]))

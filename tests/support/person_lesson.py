@@ -721,9 +721,9 @@ def render_student(
         for figure in figures:
             _draw(canvas, figure, squeeze, shade)
         if k % step == 0:
-            truth[int(round(t))] = _truth_row(segment, index, figures, scene, canvas, empty, x0, y0)
-            truth[int(round(t))]["adult_drawn_box"] = _box_text(_drawn_box(
-                next((f for f in figures if f.role == "parent"), None), empty, squeeze, shade))
+            parent = next((f for f in figures if f.role == "parent"), None)
+            truth[int(round(t))] = _truth_row(segment, index, figures, scene, canvas, empty, x0, y0,
+                                              _drawn_box(parent, empty, squeeze, shade))  # fmt: skip
         gain = 0.9 + 0.12 * np.sin(t / 13.0)
         warmth = 0.04 * np.sin(t / 17.0 + tint_phase)
         canvas *= gain * np.array([1.0 + warmth, 1.0, 1.0 - warmth], np.float32)
@@ -755,7 +755,7 @@ def _box_text(box: Sequence[float] | None) -> str:
 
 
 def _truth_row(segment: Segment, index: int, figures: list[_Figure], scene: _Scene, canvas: np.ndarray,
-               empty: np.ndarray, x0: float, y0: float) -> dict:  # fmt: skip
+               empty: np.ndarray, x0: float, y0: float, adult_drawn: Sequence[float] | None) -> dict:  # fmt: skip
     by_role = {f.role: f for f in figures}
     student = by_role.get("student")
     student_face = student is not None and student.arm is None and student.body is None \
@@ -793,6 +793,7 @@ def _truth_row(segment: Segment, index: int, figures: list[_Figure], scene: _Sce
         "poster_frame_box": _box_text(poster_frame),
         "poster_visible": round(visible, 3),
         "nobody": not seen,
+        "adult_drawn_box": _box_text(adult_drawn),
     }
 
 
@@ -877,8 +878,7 @@ def read_person_lesson(folder: Path) -> PersonLesson:
     truth: dict[int, dict] = {}
     with open(folder / "truth.csv", newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            # A lesson built before a column was added reads it as empty (no box).
-            parsed = {c: _parse(row.get(c) or "", c) for c in TRUTH_COLUMNS}
+            parsed = {c: _parse(row[c], c) for c in TRUTH_COLUMNS}
             truth[parsed.pop("t")] = parsed
     return PersonLesson(
         folder, folder / "manifest.csv", folder / "lessons.csv", info["lesson_id"], datetime.fromisoformat(info["start"]),
